@@ -1,0 +1,65 @@
+# The course's two commands: `make book` builds the HTML book, `make test` runs every test.
+# Each sets itself up first (a virtual environment, MathJax, system packages) and does nothing
+# the second time round unless pyproject.toml or package-lock.json changed.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+VENV_STAMP    := $(VENV)/.installed
+MATHJAX_STAMP := book/assets/mathjax/es5/tex-mml-chtml.js
+
+.PHONY: help setup mathjax system-deps book test test-fast lab release clean clean-book
+
+help:
+	@echo "make book        build the HTML book into _build/html (executes every chapter)"
+	@echo "make test        build the book, then run all tests (unit, autograder, leak scan, browser)"
+	@echo "make test-fast   unit tests only (no book build, no browser, no slow tests)"
+	@echo "make setup       create $(VENV) with the pinned dependencies"
+	@echo "make lab         open JupyterLab for the assignments"
+	@echo "VITCOURSE_PROFILE=quick|full chooses how much the chapters train (default: full on a CUDA GPU, quick otherwise)"
+
+setup: $(VENV_STAMP)
+
+# pip install runs only when pyproject.toml changed since the last install.
+$(VENV_STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[book,course,dev]"
+	@touch $@
+
+mathjax: $(MATHJAX_STAMP)
+
+# MathJax is served by the book itself so equations render offline. Only the combined
+# component and its woff-v2 fonts are needed (about 1.6 MB).
+$(MATHJAX_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	rm -rf book/assets/mathjax
+	mkdir -p book/assets/mathjax/es5/output/chtml/fonts
+	cp node_modules/mathjax/es5/tex-mml-chtml.js book/assets/mathjax/es5/
+	cp -r node_modules/mathjax/es5/output/chtml/fonts/woff-v2 book/assets/mathjax/es5/output/chtml/fonts/
+	@touch $@
+
+# Debian packages the tests need: chromium (browser check) and bubblewrap (autograder sandbox).
+system-deps:
+	@bash tools/system_deps.sh
+
+book: setup mathjax
+	$(PY) tools/build_book.py
+
+test: setup mathjax system-deps book
+	$(PY) -m pytest
+
+test-fast: setup
+	$(PY) -m pytest -m "not browser and not slow"
+
+lab: setup
+	$(VENV)/bin/jupyter lab exercises/
+
+release: setup
+	$(PY) -m autograder release --all
+
+clean-book:
+	rm -rf _build
+
+clean: clean-book
+	rm -rf $(VENV) node_modules book/assets/mathjax

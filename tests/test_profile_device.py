@@ -1,0 +1,79 @@
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from vitcourse.device import get_device, seed_everything
+from vitcourse.profile import Profile, get_profile, run_label
+
+
+def test_profile_from_environment(monkeypatch):
+    monkeypatch.setenv("VITCOURSE_PROFILE", "full")
+    assert get_profile() == Profile("full", "set by VITCOURSE_PROFILE")
+    monkeypatch.setenv("VITCOURSE_PROFILE", " Quick ")
+    assert get_profile().quick
+
+
+def test_profile_default_follows_cuda(monkeypatch):
+    monkeypatch.delenv("VITCOURSE_PROFILE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert get_profile().name == "full"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert get_profile().name == "quick"
+
+
+def test_bad_profile_names_the_variable_and_the_choices(monkeypatch):
+    monkeypatch.setenv("VITCOURSE_PROFILE", "fast")
+    with pytest.raises(ValueError, match=r"VITCOURSE_PROFILE='fast'.*quick, full"):
+        get_profile()
+
+
+def test_pick_chooses_by_profile():
+    assert Profile("quick", "").pick(quick=1, full=2) == 1
+    assert Profile("full", "").pick(quick=1, full=2) == 2
+
+
+def test_run_label_names_profile_device_and_data():
+    assert run_label("synthetic-fashion", "cpu", Profile("quick", "x")) == \
+        "profile=quick · device=cpu · data=synthetic-fashion"
+
+
+def test_device_prefers_cuda_then_cpu(monkeypatch):
+    monkeypatch.delenv("VITCOURSE_DEVICE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert get_device() == torch.device("cpu")
+
+
+def test_asking_for_a_missing_device_says_what_is_available(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match=r"'cuda' was asked for.*available: .*cpu"):
+        get_device("cuda")
+
+
+def test_seed_everything_repeats_all_three_generators():
+    def draw():
+        seed_everything(123)
+        return random.random(), np.random.rand(), torch.rand(1).item()
+
+    assert draw() == draw()
+    seed_everything(124)
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) != draw()
+
+
+def test_seed_everything_returns_a_seeded_generator():
+    a = torch.rand(3, generator=seed_everything(5))
+    b = torch.rand(3, generator=seed_everything(5))
+    assert torch.equal(a, b)
+
+
+def test_deterministic_mode_is_switched_on_and_off():
+    seed_everything(0, deterministic=True)
+    assert torch.are_deterministic_algorithms_enabled()
+    seed_everything(0)
+    assert not torch.are_deterministic_algorithms_enabled()
+
+
+def test_seed_must_be_a_non_negative_int():
+    with pytest.raises(ValueError, match="non-negative int"):
+        seed_everything(-1)

@@ -1,0 +1,108 @@
+"""Build the HTML book: `make book` runs this with the course's virtual environment.
+
+Why a wrapper and not a bare `jupyter-book build`:
+* Jupyter Book 1 exits 0 when a notebook fails; we build with -W (warnings are errors) and
+  myst-nb's raise-on-error, so a failing cell fails the build.
+* The jupyter-cache only keys on a chapter's own cells. A change to the vitcourse library or to
+  the profile changes what a chapter computes, so the cache is cleared when either changes.
+* The raw failure is a long Sphinx traceback; we end with one short summary naming the chapter,
+  the line of the failing cell in its .md source, and the error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = ROOT / "_build"
+CACHE = BUILD / ".jupyter_cache"
+CACHE_KEY_FILE = BUILD / ".jupyter_cache.key"
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def library_cache_key() -> str:
+    """Hash of everything outside a chapter that changes what it computes."""
+    sys.path.insert(0, str(ROOT))
+    from vitcourse.profile import get_profile
+
+    digest = hashlib.sha256(get_profile().name.encode())
+    for path in sorted((ROOT / "vitcourse").rglob("*.py")):
+        digest.update(path.relative_to(ROOT).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def refresh_cache() -> None:
+    key = library_cache_key()
+    if CACHE.exists() and (not CACHE_KEY_FILE.exists() or CACHE_KEY_FILE.read_text() != key):
+        print("[build_book] library or profile changed since the last build: clearing the execution cache")
+        shutil.rmtree(CACHE)
+    BUILD.mkdir(exist_ok=True)
+    CACHE_KEY_FILE.write_text(key)
+
+
+def failing_cells(log: str) -> list[str]:
+    """One line per failed chapter: file, line of the cell in the .md source, and the error."""
+    log = ANSI.sub("", log)
+    summaries = []
+    pattern = re.compile(
+        r"(?P<path>\S+\.md): WARNING: Executing notebook failed.*?"
+        r"An error occurred while executing the following cell:\n-+\n(?P<source>.*?)\n-+\n(?P<rest>.*?)(?:\[mystnb\.exec\]|\Z)",
+        re.S,
+    )
+    for match in pattern.finditer(log):
+        path, source = Path(match["path"]), match["source"]
+        error = next((line for line in reversed(match["rest"].splitlines()) if re.match(r"^\w+(Error|Exception)\b", line)), "")
+        in_cell = re.search(r"^Cell In\[\d+\], line (\d+)", match["rest"], re.M)
+        where = "a cell"
+        if path.exists() and source.strip():
+            at = path.read_text().find(source.strip())
+            if at >= 0:
+                start = path.read_text().count("\n", 0, at) + 1
+                where = f"the cell at line {start}"
+                if in_cell:
+                    where += f" (error at line {start + int(in_cell[1]) - 1})"
+        rel = path.relative_to(ROOT) if path.is_absolute() and ROOT in path.parents else path
+        summaries.append(f"  {rel}: {where}: {error or 'see the log above'}")
+    return summaries
+
+
+def other_problems(log: str) -> list[str]:
+    """Warnings (errors under -W) and exceptions, when no notebook cell failed."""
+    lines = [line.strip() for line in ANSI.sub("", log).splitlines()]
+    found = [f"  {line}" for line in lines
+             if "WARNING:" in line or "ERROR:" in line or re.match(r"^\w+(Error|Exception):", line)]
+    return found[-10:] or ["  (no failing cell or warning found: see the log above)"]
+
+
+def main(argv: list[str]) -> int:
+    refresh_cache()
+    jupyter_book = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(jupyter_book), "build", str(ROOT), "-W", "--keep-going", *argv]
+    print("[build_book]", " ".join(cmd), flush=True)
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in proc.stdout:
+        sys.stdout.write(line)
+        lines.append(line)
+    code = proc.wait()
+    if code != 0:
+        log = "".join(lines)
+        print("\n[build_book] BUILD FAILED.", file=sys.stderr)
+        for summary in failing_cells(log) or other_problems(log):
+            print(summary, file=sys.stderr)
+        reports = BUILD / "html" / "reports"
+        if reports.exists():
+            print(f"  full tracebacks: {reports.relative_to(ROOT)}/", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    os.chdir(ROOT)
+    sys.exit(main(sys.argv[1:]))
