@@ -1,0 +1,149 @@
+"""Command line: python -m autograder COMMAND ... (see autograder/README.md)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+from .course import Course
+
+
+def _course(args) -> Course:
+    defaults = Course()
+    return Course(root=Path(args.course or defaults.root).resolve(),
+                  solutions=Path(args.solutions or defaults.solutions).resolve(),
+                  exercises=Path(args.exercises or defaults.exercises).resolve())
+
+
+def cmd_release(args) -> int:
+    from .release import release
+
+    course = _course(args)
+    if args.all == bool(args.assignment):
+        raise ValueError("give one ASSIGNMENT or --all")
+    names = (sorted(p.name for p in course.solutions.iterdir() if (p / f"{p.name}.md").is_file())
+             if args.all else [args.assignment])
+    for name in names:
+        for path in release(name, course):
+            print(f"wrote {path}")
+    return 0
+
+
+def cmd_collect(args) -> int:
+    from .collect import collect
+
+    report = collect(args.assignment, Path(args.inbox), _course(args), id_pattern=args.id_pattern)
+    print("\n".join(report.lines()))
+    return 0 if report.collected else 1
+
+
+def cmd_grade(args) -> int:
+    from .grade import grade, grade_overrides
+
+    overrides = grade_overrides(cell_timeout=args.cell_timeout, wall_clock=args.wall_clock,
+                                memory_mb=args.memory_mb, sandbox="none" if args.no_sandbox else None)
+    results = grade(args.assignment, _course(args), workers=args.workers, students=args.student or None,
+                    overrides=overrides)
+    failed = [r for r in results if r.status != "graded"]
+    flagged = [r for r in results if r.review_flags]
+    print(f"graded {len(results) - len(failed)} of {len(results)} submission(s)")
+    for result in flagged:
+        print(f"review {result.student}: its code touches {', '.join(result.review_flags)}")
+    return 0
+
+
+def cmd_feedback(args) -> int:
+    from .feedback import feedback
+
+    for page in feedback(args.assignment, _course(args), students=args.student or None):
+        print(f"wrote {page}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .export import export
+
+    for name, path in export(args.assignment, _course(args)).items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from .validate import describe, validate_notebook
+
+    results = validate_notebook(Path(args.notebook))
+    print("\n".join(describe(results)))
+    return 1 if results else 0
+
+
+def cmd_doctor(args) -> int:
+    from .doctor import doctor
+
+    return 0 if doctor(install_missing=args.install) else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
+    parser.add_argument("--course", help="nbgrader course folder (default: autograder/course)")
+    parser.add_argument("--solutions", help="instructor sources (default: solutions/)")
+    parser.add_argument("--exercises", help="student notebooks (default: exercises/)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("release", help="solutions/A/A.md -> exercises/A/A.ipynb (+ gradebook)")
+    p.add_argument("assignment", nargs="?")
+    p.add_argument("--all", action="store_true", help="every assignment in solutions/")
+    p.set_defaults(run=cmd_release)
+
+    p = sub.add_parser("collect", help="import submissions (notebooks, zips, folders, LMS downloads)")
+    p.add_argument("assignment")
+    p.add_argument("inbox", help="folder holding the submissions")
+    p.add_argument("--id-pattern", default="default",
+                   help="'default', 'moodle', or a regex with a (?P<student>...) group, matched to file names")
+    p.set_defaults(run=cmd_collect)
+
+    p = sub.add_parser("grade", help="autograde collected submissions in parallel, sandboxed")
+    p.add_argument("assignment")
+    p.add_argument("--workers", type=int, default=None, help="parallel workers (default: CPU cores)")
+    p.add_argument("--student", action="append", help="grade only this student (repeatable)")
+    p.add_argument("--cell-timeout", type=int, help="seconds per cell (default in nbgrader_config.py)")
+    p.add_argument("--wall-clock", type=int, help="seconds per notebook (default in nbgrader_config.py)")
+    p.add_argument("--memory-mb", type=int, help="address-space limit per kernel (MiB)")
+    p.add_argument("--no-sandbox", action="store_true",
+                   help="fallback without bubblewrap: resource limits only, NO file/network isolation")
+    p.set_defaults(run=cmd_grade)
+
+    p = sub.add_parser("feedback", help="per-student HTML feedback without hidden tests")
+    p.add_argument("assignment")
+    p.add_argument("--student", action="append", help="only this student (repeatable)")
+    p.set_defaults(run=cmd_feedback)
+
+    p = sub.add_parser("export", help="scores.csv, summary.csv, failure_reasons.csv, histogram.png")
+    p.add_argument("assignment")
+    p.set_defaults(run=cmd_export)
+
+    p = sub.add_parser("validate", help="student side: run a notebook and report failing visible tests")
+    p.add_argument("notebook")
+    p.set_defaults(run=cmd_validate)
+
+    p = sub.add_parser("doctor", help="check the OS packages the sandbox needs")
+    p.add_argument("--install", action="store_true", help="apt-get install what is missing (root)")
+    p.set_defaults(run=cmd_doctor)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # nbgrader's gradebook code triggers SQLAlchemy warnings that say nothing to a user.
+    warnings.filterwarnings("ignore", module="nbgrader")
+    warnings.filterwarnings("ignore", message=".*not in session.*")
+    try:
+        return args.run(args)
+    except (FileNotFoundError, ValueError, RuntimeError, PermissionError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""Assertions for hidden tests that student code cannot quietly switch off.
+
+The grader imports this module in every kernel *before* any student cell runs
+(SandboxedKernelManager.boot_modules), so the references below are the real
+numpy / torch / builtins objects, captured before a submission could replace them.
+A student cell that does `np.testing.assert_allclose = lambda *a, **k: None`,
+`torch.allclose = lambda *a, **k: True`, `builtins.AssertionError = object`, or
+silences IPython's traceback printing therefore has no effect on these checks.
+
+Usage in a hidden test (see autograder/README.md):
+
+    ### BEGIN HIDDEN TESTS
+    from autograder import checks
+    checks.restore()                      # undo monkeypatches for plain asserts too
+    checks.assert_close(softmax(x), expected, what="softmax(x)")
+    ### END HIDDEN TESTS
+
+Limits: code running in the same interpreter can always go deeper (rewrite
+sys.modules, the kernel's own execute loop, or memory via ctypes). The sandbox
+bounds what such code can reach, and `grade` flags submissions whose source
+touches these internals (see review_flags in grade.py) for a human to look at.
+"""
+
+from __future__ import annotations
+
+import builtins
+import sys
+
+import numpy
+
+_ORIGINAL_BUILTINS = dict(vars(builtins))
+_isinstance = builtins.isinstance
+_type = builtins.type
+_float = builtins.float
+_tuple = builtins.tuple
+_repr = builtins.repr
+_np_asarray = numpy.asarray
+_np_allclose = numpy.allclose
+_np_array_equal = numpy.array_equal
+_np_abs = numpy.abs
+_np_max = numpy.max
+_np_isnan = numpy.isnan
+_np_ndarray = numpy.ndarray
+_NUMPY_ORIGINALS = {
+    (numpy, name): getattr(numpy, name)
+    for name in ("allclose", "array_equal", "isclose", "asarray", "array", "all", "any")
+}
+_NUMPY_ORIGINALS.update({
+    (numpy.testing, name): getattr(numpy.testing, name)
+    for name in ("assert_allclose", "assert_array_equal", "assert_equal", "assert_array_almost_equal",
+                 "assert_almost_equal")
+})
+_TORCH_ORIGINALS: dict = {}
+_torch = sys.modules.get("torch")
+if _torch is not None:
+    _TORCH_ORIGINALS = {(_torch, name): getattr(_torch, name)
+                        for name in ("allclose", "equal", "isclose", "all", "any")}
+    _TORCH_ORIGINALS[(_torch.testing, "assert_close")] = _torch.testing.assert_close
+    _TORCH_ORIGINALS.update({(_torch.Tensor, name): getattr(_torch.Tensor, name)
+                             for name in ("detach", "cpu", "numpy", "tolist", "__eq__")})
+    _tensor_to_numpy = _torch.Tensor.numpy
+    _tensor_detach = _torch.Tensor.detach
+    _tensor_cpu = _torch.Tensor.cpu
+    _Tensor = _torch.Tensor
+
+_sys_excepthook = sys.excepthook
+
+
+def _ipython_shell():
+    getter = sys.modules.get("IPython")
+    return getter.get_ipython() if getter is not None else None
+
+
+_shell = _ipython_shell()
+_SHELL_ORIGINALS = {}
+if _shell is not None:
+    _SHELL_ORIGINALS = {name: getattr(_shell, name)
+                        for name in ("showtraceback", "_showtraceback", "showsyntaxerror", "CustomTB",
+                                     "custom_exceptions", "run_cell", "run_cell_async", "run_code",
+                                     "run_ast_nodes")}
+
+
+class CheckFailed(AssertionError):
+    """Raised by every check; derives from the real AssertionError, captured at import."""
+
+
+def _fail(message: str) -> None:
+    raise CheckFailed(message)
+
+
+def _as_array(value, what: str):
+    """A numpy copy of `value` made with the original conversion functions."""
+    if _TORCH_ORIGINALS and _isinstance(value, _Tensor):
+        return _tensor_to_numpy(_tensor_cpu(_tensor_detach(value))).copy()
+    try:
+        return _np_asarray(value)
+    except Exception as error:  # a student object that refuses conversion fails the check
+        _fail(f"{what}: cannot be read as an array ({_type(error).__name__}: {error})")
+
+
+def assert_shape(actual, shape, *, what: str = "value") -> None:
+    """Fail unless `actual` (array or tensor) has exactly `shape`."""
+    got = _tuple(_as_array(actual, what).shape)
+    if got != _tuple(shape):
+        _fail(f"{what}: expected shape {_tuple(shape)}, got {got}")
+
+
+def assert_close(actual, expected, *, rtol: float = 1e-5, atol: float = 1e-8, what: str = "value") -> None:
+    """Fail unless `actual` matches `expected` in shape and within rtol/atol elementwise."""
+    got = _as_array(actual, what)
+    want = _as_array(expected, "expected")
+    if _tuple(got.shape) != _tuple(want.shape):
+        _fail(f"{what}: expected shape {_tuple(want.shape)}, got {_tuple(got.shape)}")
+    if not _np_allclose(got, want, rtol=rtol, atol=atol, equal_nan=False):
+        if got.dtype.kind in "fciub" and want.dtype.kind in "fciub":
+            diff = _np_abs(got.astype(_float) - want.astype(_float))
+            detail = f"largest difference {_float(_np_max(diff)):.3g}"
+        else:
+            detail = "values differ"
+        _fail(f"{what}: not close to the expected values ({detail}; rtol={rtol}, atol={atol})")
+
+
+def assert_equal(actual, expected, *, what: str = "value") -> None:
+    """Fail unless `actual` equals `expected` exactly (strings, numbers, arrays, tensors)."""
+    if _isinstance(expected, str):
+        if _type(actual) is not str or actual != expected:
+            _fail(f"{what}: expected {_repr(expected)}, got {_repr(actual)[:200]}")
+        return
+    got = _as_array(actual, what)
+    want = _as_array(expected, "expected")
+    if _tuple(got.shape) != _tuple(want.shape) or not _np_array_equal(got, want):
+        _fail(f"{what}: expected {_repr(expected)[:200]}, got {_repr(actual)[:200]}")
+
+
+def assert_true(condition, message: str) -> None:
+    """Fail with `message` unless `condition` is the real True (not a truthy impostor)."""
+    if condition is not True and not (_isinstance(condition, numpy.bool_) and bool(condition)):
+        _fail(message)
+
+
+def restore() -> None:
+    """Put back everything captured at import: numpy/torch functions, builtins, IPython hooks.
+
+    Call it first in a hidden test so that plain `assert` and np.testing calls in the
+    rest of the cell see the original objects too.
+    """
+    for name, value in _ORIGINAL_BUILTINS.items():
+        if vars(builtins).get(name) is not value:
+            setattr(builtins, name, value)
+    for (owner, name), value in {**_NUMPY_ORIGINALS, **_TORCH_ORIGINALS}.items():
+        if getattr(owner, name, None) is not value:
+            setattr(owner, name, value)
+    sys.excepthook = _sys_excepthook
+    sys.settrace(None)
+    sys.setprofile(None)
+    for name, value in _SHELL_ORIGINALS.items():
+        if getattr(_shell, name, None) is not value:
+            setattr(_shell, name, value)

@@ -1,0 +1,134 @@
+"""`export`: scores per student and question (CSV), a summary, and a histogram (PNG).
+
+A question is the letters+number a grade id starts with (q1_tests, q4a_hidden -> q1, q4).
+Failure reasons come from the autograded notebooks: the error name of each grade
+cell that scored below its maximum (AssertionError, CellTimeoutError, KernelDied,
+NotExecuted, ...), or "cell deleted" when the student removed it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import nbformat  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from .course import Course, check_id  # noqa: E402
+from .execute import KERNEL_DIED, NOT_RUN, WALL_CLOCK  # noqa: E402
+from .grade import read_grading_log  # noqa: E402
+
+
+def question_of(grade_id: str) -> str:
+    """'q4a_hidden' -> 'q4': the letters and number a grade id starts with."""
+    match = re.match(r"[A-Za-z]+\d+", grade_id)
+    return match.group(0) if match else grade_id.split("_", 1)[0]
+
+
+def failure_reasons(autograded: Path) -> dict[str, str]:
+    """grade_id -> error name, for grade cells of an autograded notebook that raised."""
+    reasons = {}
+    nb = nbformat.read(autograded, as_version=4)
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("grade") and cell.cell_type == "code":
+            errors = [o for o in cell.get("outputs", []) if o.output_type == "error"]
+            if errors:
+                last = errors[-1]
+                # The grader's own errors say why the cell could not run: keep that.
+                own = last.ename in (NOT_RUN, KERNEL_DIED, WALL_CLOCK)
+                reasons[meta["grade_id"]] = f"{last.ename}: {last.evalue}" if own else last.ename
+    return reasons
+
+
+def score_table(assignment: str, course: Course) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(one row per student and grade cell, maximum points per question)."""
+    from nbgrader.api import Gradebook
+
+    rows, maxima, cells = [], {}, []
+    log = read_grading_log(course, assignment)
+    with Gradebook(course.db_url, "vitcourse") as gb:
+        assignment_row = gb.find_assignment(assignment)
+        for notebook in assignment_row.notebooks:
+            for cell in notebook.grade_cells:
+                q = question_of(cell.name)
+                maxima[q] = maxima.get(q, 0.0) + float(cell.max_score)
+                cells.append((cell.name, float(cell.max_score)))
+        for submission in sorted(gb.assignment_submissions(assignment), key=lambda s: s.student_id):
+            student = submission.student_id
+            status = log.get(student, {}).get("status", "graded")
+            for nb_submission in submission.notebooks:
+                path = course.autograded(student, assignment) / f"{nb_submission.name}.ipynb"
+                reasons = failure_reasons(path) if path.exists() else {}
+                for grade in nb_submission.grades:
+                    if grade.auto_score is None and grade.manual_score is None and status == "graded":
+                        reason = "cell deleted or not gradable"
+                    elif grade.score < grade.max_score:
+                        reason = reasons.get(grade.name) or log.get(student, {}).get("reason") or "no error"
+                    else:
+                        reason = ""
+                    rows.append({"student": student, "grade_id": grade.name, "question": question_of(grade.name),
+                                 "score": float(grade.score), "max_score": float(grade.max_score),
+                                 "reason": reason})
+    # Submissions nbgrader could not grade at all are not in the gradebook: 0 points each.
+    in_gradebook = {row["student"] for row in rows}
+    for student, entry in sorted(log.items()):
+        if student not in in_gradebook:
+            rows += [{"student": student, "grade_id": name, "question": question_of(name), "score": 0.0,
+                      "max_score": points, "reason": entry.get("reason") or entry.get("status", "")}
+                     for name, points in cells]
+    columns = ["student", "grade_id", "question", "score", "max_score", "reason"]
+    return pd.DataFrame(rows, columns=columns), pd.Series(maxima, name="max_score").sort_index()
+
+
+def export(assignment: str, course: Course | None = None) -> dict[str, Path]:
+    """Write scores.csv, summary.csv, failure_reasons.csv and histogram.png under reports/."""
+    course = course or Course()
+    check_id(assignment, "assignment")
+    cells, maxima = score_table(assignment, course)
+    if cells.empty:
+        raise ValueError(f"no graded submissions of {assignment} in the gradebook: run `grade` first")
+    out = course.reports(assignment)
+    out.mkdir(parents=True, exist_ok=True)
+    log = read_grading_log(course, assignment)
+
+    scores = cells.pivot_table(index="student", columns="question", values="score", aggfunc="sum")
+    scores["total"] = scores.sum(axis=1)
+    scores["status"] = [log.get(s, {}).get("status", "graded") for s in scores.index]
+    scores["review_flags"] = [";".join(log.get(s, {}).get("review_flags", [])) for s in scores.index]
+    scores.to_csv(out / "scores.csv")
+
+    per_question = scores[list(maxima.index)]
+    summary = pd.DataFrame({
+        "max_score": maxima,
+        "mean": per_question.mean(),
+        "median": per_question.median(),
+        "full_marks": (per_question >= maxima).sum(),
+        "students": per_question.count(),
+    })
+    summary.loc["total"] = [maxima.sum(), scores["total"].mean(), scores["total"].median(),
+                            int((scores["total"] >= maxima.sum()).sum()), len(scores)]
+    summary.index.name = "question"
+    summary.to_csv(out / "summary.csv")
+
+    failed = cells[cells["reason"] != ""]
+    reasons = (Counter(zip(failed["question"], failed["reason"])))
+    pd.DataFrame([{"question": q, "reason": r, "count": n} for (q, r), n in sorted(reasons.items())],
+                 columns=["question", "reason", "count"]).to_csv(out / "failure_reasons.csv", index=False)
+
+    figure, axes = plt.subplots(figsize=(6, 3.5))
+    axes.hist(scores["total"], bins=max(5, min(20, int(maxima.sum()) + 1)), range=(0, maxima.sum()),
+              color="#4c72b0", edgecolor="white")
+    axes.set_xlabel(f"total score (out of {maxima.sum():g})")
+    axes.set_ylabel("students")
+    axes.set_title(f"{assignment}: {len(scores)} submissions, median {scores['total'].median():g}")
+    figure.tight_layout()
+    figure.savefig(out / "histogram.png", dpi=120)
+    plt.close(figure)
+    return {"scores": out / "scores.csv", "summary": out / "summary.csv",
+            "failure_reasons": out / "failure_reasons.csv", "histogram": out / "histogram.png"}

@@ -1,0 +1,258 @@
+"""`grade`: autograde every collected submission with N parallel workers.
+
+Each worker process runs nbgrader's own Autograde converter (the course config:
+sandboxed GuardedExecute, SaveAutoGrades, ...) against a *private copy* of the
+gradebook, so scores are by construction what `nbgrader autograde` computes. The
+worker then reads the scores it wrote and returns them as plain data; only the
+parent process writes the shared gradebook, one submission at a time. sqlite is
+therefore never written concurrently, and re-grading a student simply overwrites
+that student's automatic scores (manual scores are kept, as nbgrader does).
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import re
+import shutil
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import nbformat
+from traitlets.config import Config
+
+from .course import Course, check_id
+
+# Student code touching these is not necessarily cheating, but deserves a look.
+TAMPER_PATTERNS = {
+    "sys.modules": r"\bsys\.modules\b",
+    "builtins": r"\b(__builtins__|builtins)\b",
+    "ctypes": r"\bctypes\b",
+    "AssertionError": r"\bAssertionError\s*=",
+    "numpy.testing": r"\b(np|numpy)\.testing\.\w+\s*=",
+    "torch comparisons": r"\btorch\.(allclose|equal|testing)\b[\w.]*\s*=",
+    "IPython internals": r"(showtraceback|set_custom_exc|run_cell|run_code|excepthook|get_ipython\(\)\.\w+\s*=)",
+    "tracing": r"\bsys\.(settrace|setprofile)\b",
+    "autograder": r"\bautograder\b",
+    "gc": r"\bgc\.get_(referrers|objects)\b",
+}
+
+
+@dataclass
+class GradeResult:
+    """Outcome of autograding one submission."""
+
+    student: str
+    status: str  # "graded" or "failed"
+    reason: str = ""
+    seconds: float = 0.0
+    review_flags: list[str] = field(default_factory=list)
+    scores: dict = field(default_factory=dict)  # notebook -> grade_id -> auto score
+
+
+def review_flags(notebook: Path) -> list[str]:
+    """Names of TAMPER_PATTERNS found in the student's own (unlocked) code cells."""
+    try:
+        nb = nbformat.read(notebook, as_version=4)
+    except Exception as error:
+        return [f"unreadable notebook: {type(error).__name__}"]
+    student_code = "\n".join(cell.source for cell in nb.cells if cell.cell_type == "code"
+                             and not cell.metadata.get("nbgrader", {}).get("locked"))
+    return [name for name, pattern in TAMPER_PATTERNS.items() if re.search(pattern, student_code)]
+
+
+def grade_overrides(*, cell_timeout: int | None = None, wall_clock: int | None = None,
+                    memory_mb: int | None = None, sandbox: str | None = None) -> Config:
+    """Config overriding the course defaults for one grading run."""
+    config = Config()
+    if cell_timeout is not None:
+        config.Execute.timeout = cell_timeout
+    if wall_clock is not None:
+        config.GuardedExecute.wall_clock_limit = wall_clock
+    if memory_mb is not None:
+        config.SandboxedKernelManager.memory_limit_mb = memory_mb
+    if sandbox is not None:
+        config.SandboxedKernelManager.sandbox = sandbox
+    return config
+
+
+# ---- worker side -----------------------------------------------------------------
+
+_worker_state: dict = {}
+
+
+def _init_worker(course: Course, snapshot: Path, overrides: Config) -> None:
+    """Give this worker process its own copy of the gradebook."""
+    private = Path(tempfile.mkdtemp(prefix="autograder-worker-")) / "gradebook.db"
+    shutil.copy2(snapshot, private)
+    config = Config(overrides)
+    config.CourseDirectory.db_url = f"sqlite:///{private}"
+    _worker_state.update(course=course, db_url=config.CourseDirectory.db_url, api=course.api(config))
+
+
+def _read_scores(db_url: str, assignment: str, student: str) -> dict:
+    """The automatic scores nbgrader just saved for one submission, as plain data."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(db_url, "vitcourse") as gb:
+        submission = gb.find_submission(assignment, student)
+        return {
+            "timestamp": submission.timestamp.isoformat() if submission.timestamp else None,
+            "notebooks": {
+                nb.name: {
+                    "grades": {g.name: g.auto_score for g in nb.grades},
+                    "comments": {c.name: c.auto_comment for c in nb.comments},
+                    "late_submission_penalty": nb.late_submission_penalty,
+                }
+                for nb in submission.notebooks
+            },
+        }
+
+
+def _last_error_line(text: str) -> str:
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    errors = [line for line in lines if "Error" in line or "Exception" in line]
+    return (errors or lines or ["unknown error"])[-1][:300]
+
+
+def _grade_in_worker(assignment: str, student: str) -> tuple[GradeResult, dict | None]:
+    start = time.monotonic()
+    api = _worker_state["api"]
+    try:
+        result = api.autograde(assignment, student, force=True, create=True)
+    except Exception as error:  # nbgrader normally reports failures in `result`
+        result = {"success": False, "error": f"{type(error).__name__}: {error}"}
+    seconds = time.monotonic() - start
+    if not result.get("success"):
+        reason = _last_error_line((result.get("error") or "") + "\n" + (result.get("log") or ""))
+        return GradeResult(student, "failed", f"nbgrader could not grade it: {reason}", seconds), None
+    data = _read_scores(_worker_state["db_url"], assignment, student)
+    scores = {nb: info["grades"] for nb, info in data["notebooks"].items()}
+    return GradeResult(student, "graded", "", seconds, scores=scores), data
+
+
+# ---- parent side -----------------------------------------------------------------
+
+def merge_scores(course: Course, assignment: str, student: str, data: dict) -> None:
+    """Write one worker's scores into the shared gradebook (single writer)."""
+    from datetime import datetime
+
+    from nbgrader.api import Gradebook
+
+    timestamp = datetime.fromisoformat(data["timestamp"]) if data["timestamp"] else None
+    with Gradebook(course.db_url, "vitcourse") as gb:
+        gb.update_or_create_student(student)
+        submission = gb.update_or_create_submission(assignment, student, timestamp=timestamp)
+        for nb in submission.notebooks:
+            info = data["notebooks"].get(nb.name)
+            if info is None:
+                continue
+            for grade in nb.grades:
+                grade.auto_score = info["grades"].get(grade.name)
+                # nbgrader's rule (SaveAutoGrades): a manual score or no automatic
+                # score means a human has to look at the cell.
+                grade.needs_manual_grade = grade.manual_score is not None or grade.auto_score is None
+            for comment in nb.comments:
+                comment.auto_comment = info["comments"].get(comment.name)
+            nb.late_submission_penalty = info["late_submission_penalty"]
+        gb.db.commit()
+
+
+def _log_path(course: Course, assignment: str) -> Path:
+    return course.reports(assignment) / "grading_log.json"
+
+
+def read_grading_log(course: Course, assignment: str) -> dict[str, dict]:
+    path = _log_path(course, assignment)
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _write_grading_log(course: Course, assignment: str, results: list[GradeResult]) -> None:
+    log = read_grading_log(course, assignment)
+    for result in results:
+        entry = asdict(result)
+        entry.pop("student")
+        log[result.student] = entry
+    path = _log_path(course, assignment)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(log, indent=1, sort_keys=True) + "\n")
+
+
+def _check_sandbox(course: Course, overrides: Config) -> None:
+    from .sandbox import check_bwrap
+
+    sandbox = course.config(overrides).SandboxedKernelManager.get("sandbox", "bwrap")
+    if sandbox == "bwrap":
+        problem = check_bwrap()
+        if problem:
+            raise RuntimeError(f"{problem}. Install it with `python -m autograder doctor --install`, "
+                               "or grade with --no-sandbox (resource limits only, no file or network "
+                               "isolation: see autograder/README.md).")
+
+
+def grade(assignment: str, course: Course | None = None, *, workers: int | None = None,
+          students: list[str] | None = None, overrides: Config | None = None,
+          progress=print) -> list[GradeResult]:
+    """Autograde the collected submissions of `assignment` (all, or only `students`)."""
+    course = course or Course()
+    check_id(assignment, "assignment")
+    overrides = overrides or Config()
+    if not course.gradebook.exists():
+        raise FileNotFoundError(f"no gradebook at {course.gradebook}: run `python -m autograder release "
+                                f"{assignment}` first")
+    todo = students or course.students_submitted(assignment)
+    missing = [s for s in todo if not course.submitted(check_id(s, "student"), assignment).is_dir()]
+    if missing:
+        raise FileNotFoundError(f"no collected submission of {assignment} for {missing}: run `collect` first")
+    if not todo:
+        progress(f"no submissions of {assignment} in {course.root / 'submitted'}")
+        return []
+    workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
+    _check_sandbox(course, overrides)
+    # Seen by every kernel manager: thread count per kernel, and the folder to hide.
+    os.environ["AUTOGRADER_WORKERS"] = str(workers)
+    os.environ["AUTOGRADER_COURSE_ROOT"] = str(course.root.resolve())
+
+    with tempfile.TemporaryDirectory(prefix="autograder-snapshot-") as tmp:
+        snapshot = Path(tmp) / "gradebook.db"
+        shutil.copy2(course.gradebook, snapshot)
+        results = _run_pool(course, assignment, todo, workers, snapshot, overrides, progress)
+    for result in results:
+        notebook_dir = course.submitted(result.student, assignment)
+        result.review_flags = sorted({flag for nb in sorted(notebook_dir.glob("*.ipynb"))
+                                      for flag in review_flags(nb)})
+    _write_grading_log(course, assignment, results)
+    return sorted(results, key=lambda r: r.student)
+
+
+def _run_pool(course, assignment, todo, workers, snapshot, overrides, progress) -> list[GradeResult]:
+    results: list[GradeResult] = []
+    pending = list(todo)
+    context = multiprocessing.get_context("fork")
+    while pending:
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                                 initargs=(course, snapshot, overrides)) as pool:
+            futures = {pool.submit(_grade_in_worker, assignment, s): s for s in pending}
+            try:
+                for future in as_completed(futures):
+                    student = futures[future]
+                    result, data = future.result()
+                    if data is not None:
+                        merge_scores(course, assignment, student, data)
+                    results.append(result)
+                    pending.remove(student)
+                    progress(f"{student}: {result.status} in {result.seconds:.1f} s"
+                             + (f" ({result.reason})" if result.reason else ""))
+            except BrokenProcessPool:
+                # A worker process itself died (not a kernel: those are handled inside).
+                # Record the submission it was on as failed and carry on with a fresh pool.
+                unfinished = [s for f, s in futures.items() if s in pending and not f.done()]
+                culprit = unfinished[0] if unfinished else pending[0]
+                results.append(GradeResult(culprit, "failed", "the grading worker process died"))
+                pending.remove(culprit)
+    return results

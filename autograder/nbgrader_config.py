@@ -1,0 +1,50 @@
+# nbgrader configuration of the ViT course (the single copy).
+#
+# The generated course folder (autograder/course/ by default) holds a two-line
+# nbgrader_config.py that loads this file, so `nbgrader ...` run by hand inside the
+# course folder behaves exactly like `python -m autograder ...`.
+
+c = get_config()  # noqa: F821  (provided by traitlets when it loads this file)
+
+c.CourseDirectory.course_id = "vitcourse"
+
+# Autograding: nbgrader's own pipeline with the execute step replaced by the hardened
+# one (sandboxed kernel, wall-clock budget, dead-kernel recovery, output cap).
+c.Autograde.autograde_preprocessors = [
+    "autograder.execute.GuardedExecute",
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+c.Execute.timeout = 120                 # seconds per cell, then the cell is interrupted
+c.GuardedExecute.wall_clock_limit = 600  # seconds per notebook
+c.GuardedExecute.max_output_chars = 2_000_000
+c.SandboxedKernelManager.sandbox = "bwrap"  # "none": documented fallback, see README
+c.SandboxedKernelManager.memory_limit_mb = 4096
+c.SandboxedKernelManager.cpu_limit_s = 900
+c.SandboxedKernelManager.file_size_limit_mb = 256
+
+# Feedback: hidden tests stripped, hidden-test tracebacks reduced, math rendered offline.
+c.GenerateFeedback.preprocessors = [
+    "nbgrader.preprocessors.GetGrades",
+    "autograder.feedback.RedactHiddenTests",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+]
+# autograder/templates/feedback_offline extends nbgrader's feedback page, swapping the
+# CDN MathJax 2 loader for a local MathJax 3 copy placed next to each page.
+_templates = __import__("pathlib").Path(__file__).resolve().parent / "templates"
+_nbgrader_templates = (__import__("pathlib").Path(__import__("nbgrader").__file__).parent
+                       / "server_extensions" / "formgrader" / "templates")
+# (nbgrader forces HTMLExporter.template_name = "feedback"; settings for the subclass win.)
+c.GenerateFeedback.exporter_class = "autograder.feedback.OfflineFeedbackExporter"
+c.OfflineFeedbackExporter.template_name = "feedback_offline"
+c.OfflineFeedbackExporter.extra_template_basedirs = [str(_templates), str(_nbgrader_templates)]
+# nbgrader's templates root lets `{% extends 'feedback/index.html.j2' %}` name its page
+# unambiguously; the bootstrap folder is the one nbgrader itself adds for its CSS.
+c.OfflineFeedbackExporter.extra_template_paths = [
+    str(_nbgrader_templates),
+    str(_nbgrader_templates.parent / "static" / "node_modules" / "bootstrap" / "dist" / "css"),
+]

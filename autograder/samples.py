@@ -1,0 +1,215 @@
+"""Sample submissions built from the released notebook, so they never go stale.
+
+A sample starts from the student notebook in exercises/ with every answer cell
+filled from the instructor source ("correct"), then applies one disruption. The
+disruptions that break a cell go into the *last* answer cell, so the expected
+score is known for any assignment: the points of grade cells before that cell.
+
+Used by tests/test_autograder*.py and bench/grading_speed.py.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import nbformat
+
+from .release import read_source
+
+SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
+
+
+def _meta(cell) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def strip_solution_markers(source: str) -> str:
+    return "\n".join(line for line in source.splitlines() if line.strip() not in SOLUTION_MARKERS)
+
+
+def answer_ids(nb) -> list[str]:
+    """grade_ids of the code cells students write in, in notebook order."""
+    return [_meta(c)["grade_id"] for c in nb.cells if c.cell_type == "code" and _meta(c).get("solution")]
+
+
+def grade_points(nb) -> list[tuple[str, float]]:
+    """(grade_id, points) of every autograded cell, in notebook order."""
+    return [(_meta(c)["grade_id"], float(_meta(c).get("points", 0))) for c in nb.cells if _meta(c).get("grade")]
+
+
+def points_before(nb, grade_id: str) -> float:
+    """Total points of the grade cells above the cell `grade_id`."""
+    total = 0.0
+    for cell in nb.cells:
+        if _meta(cell).get("grade_id") == grade_id:
+            return total
+        if _meta(cell).get("grade"):
+            total += float(_meta(cell).get("points", 0))
+    raise KeyError(f"no cell with grade_id {grade_id!r}")
+
+
+def cell_by_id(nb, grade_id: str):
+    for cell in nb.cells:
+        if _meta(cell).get("grade_id") == grade_id:
+            return cell
+    raise KeyError(f"no cell with grade_id {grade_id!r}")
+
+
+def correct_submission(student_nb, instructor_nb):
+    """The released notebook with every answer cell filled with the instructor's solution."""
+    nb = copy.deepcopy(student_nb)
+    solutions = {_meta(c)["grade_id"]: strip_solution_markers(c.source)
+                 for c in instructor_nb.cells if _meta(c).get("solution")}
+    for cell in nb.cells:
+        if _meta(cell).get("solution"):
+            cell.source = solutions[_meta(cell)["grade_id"]]
+    return nb
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A named way to break a correct submission, and the score it should then get."""
+
+    name: str
+    build: Callable  # (correct nb) -> submission nb (edits a copy)
+    expected: Callable  # (released nb) -> expected total score
+
+
+def _with_last_answer(code: str, *, keep_solution: bool):
+    def build(nb):
+        nb = copy.deepcopy(nb)
+        cell = cell_by_id(nb, answer_ids(nb)[-1])
+        cell.source = (cell.source + "\n" if keep_solution else "") + code
+        return nb
+    return build
+
+
+def _total(nb) -> float:
+    return sum(points for _, points in grade_points(nb))
+
+
+def _before_last_answer(nb) -> float:
+    return points_before(nb, answer_ids(nb)[-1])
+
+
+def _delete_last_grade_cell(nb):
+    nb = copy.deepcopy(nb)
+    last = grade_points(nb)[-1][0]
+    nb.cells = [c for c in nb.cells if _meta(c).get("grade_id") != last]
+    return nb
+
+
+def _retype_last_grade_cell(nb):
+    nb = _with_last_answer("raise ValueError('wrong on purpose')", keep_solution=False)(nb)
+    cell = cell_by_id(nb, grade_points(nb)[-1][0])
+    cell.cell_type = "markdown"
+    for key in ("outputs", "execution_count"):
+        cell.pop(key, None)
+    return nb
+
+
+def _edit_locked_tests(nb):
+    """A wrong last answer, with every test cell after it replaced by `pass`."""
+    nb = _with_last_answer("raise ValueError('wrong on purpose')", keep_solution=False)(nb)
+    last_answer = answer_ids(nb)[-1]
+    seen = False
+    for cell in nb.cells:
+        seen = seen or _meta(cell).get("grade_id") == last_answer
+        if seen and _meta(cell).get("grade"):
+            cell.source = "pass"
+    return nb
+
+
+TAMPER_CODE = """
+import builtins, numpy
+numpy.testing.assert_allclose = lambda *args, **kwargs: None
+numpy.allclose = lambda *args, **kwargs: True
+builtins.AssertionError = type("AssertionError", (Exception,), {})
+try:
+    import torch
+    torch.allclose = lambda *args, **kwargs: True
+    torch.testing.assert_close = lambda *args, **kwargs: None
+except ImportError:
+    pass
+get_ipython().showtraceback = lambda *args, **kwargs: None
+"""
+
+
+def _tamper_then_fail(nb):
+    """Monkeypatch the comparison helpers in the first answer, then answer the last one wrong."""
+    nb = _with_last_answer("raise ValueError('wrong on purpose')", keep_solution=False)(nb)
+    first = cell_by_id(nb, answer_ids(nb)[0])
+    first.source = first.source + "\n" + TAMPER_CODE
+    return nb
+
+
+def hostile_code(read_targets: list[str], write_targets: list[str]) -> str:
+    """Student code that tries to read/list secrets, write outside its scratch folder, and
+    reach the network; it prints what succeeded on lines starting with HOSTILE-."""
+    return f"""
+import os, socket
+readable = []
+for target in {read_targets!r}:
+    try:
+        if os.path.isdir(target):
+            readable += [target + '/' + name for name in os.listdir(target)]
+        else:
+            with open(target, 'rb') as handle:
+                handle.read(1)
+            readable.append(target)
+    except OSError:
+        pass
+print('HOSTILE-READ', readable)
+written = []
+for target in {write_targets!r}:
+    try:
+        with open(target, 'w') as handle:
+            handle.write('x')
+        written.append(target)
+    except OSError:
+        pass
+print('HOSTILE-WROTE', written)
+try:
+    socket.create_connection(('1.1.1.1', 53), timeout=2)
+    print('HOSTILE-NET open')
+except OSError:
+    print('HOSTILE-NET blocked')
+"""
+
+
+def hostile_sample(read_targets: list[str], write_targets: list[str]) -> Sample:
+    """A correct submission that also probes the sandbox (see hostile_code)."""
+    return Sample("hostile", _with_last_answer(hostile_code(read_targets, write_targets), keep_solution=True),
+                  _total)
+
+
+GENERIC_SAMPLES = [
+    Sample("correct", lambda nb: copy.deepcopy(nb), _total),
+    Sample("exception_in_cell", _with_last_answer("raise RuntimeError('student bug')", keep_solution=False),
+           _before_last_answer),
+    Sample("infinite_loop", _with_last_answer("while True:\n    pass", keep_solution=False), _before_last_answer),
+    Sample("stubborn_loop", _with_last_answer(
+        "while True:\n    try:\n        while True:\n            pass\n    except BaseException:\n        pass",
+        keep_solution=False), _before_last_answer),
+    Sample("memory_bomb", _with_last_answer("hog = bytearray(64 * 1024 ** 3)", keep_solution=False),
+           _before_last_answer),
+    Sample("os_exit", _with_last_answer("import os\nos._exit(3)", keep_solution=False), _before_last_answer),
+    Sample("sys_exit", _with_last_answer("import sys\nsys.exit(1)", keep_solution=False), _before_last_answer),
+    Sample("huge_output", _with_last_answer("for i in range(300_000):\n    print('spam' * 10, i)",
+                                            keep_solution=True), _total),
+    Sample("edited_locked_cell", _edit_locked_tests, _before_last_answer),
+    Sample("deleted_grade_cell", _delete_last_grade_cell, lambda nb: _total(nb) - grade_points(nb)[-1][1]),
+    Sample("retyped_grade_cell", _retype_last_grade_cell, _before_last_answer),
+    Sample("tamper", _tamper_then_fail, _before_last_answer),
+]
+
+
+def build_samples(exercises: Path, solutions: Path, assignment: str, samples=GENERIC_SAMPLES) -> dict:
+    """{sample name: (submission notebook, expected score)} for one assignment."""
+    student_nb = nbformat.read(exercises / assignment / f"{assignment}.ipynb", as_version=4)
+    instructor_nb = read_source(solutions / assignment / f"{assignment}.md")
+    correct = correct_submission(student_nb, instructor_nb)
+    return {sample.name: (sample.build(correct), sample.expected(student_nb)) for sample in samples}

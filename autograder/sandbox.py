@@ -1,0 +1,285 @@
+"""Run student kernels inside a bubblewrap sandbox with resource limits.
+
+`SandboxedKernelManager` is a drop-in jupyter_client kernel manager: nbgrader's
+Execute preprocessor starts every kernel through it (see nbgrader_config.py), so
+the same isolation applies to `python -m autograder grade` and to a plain
+`nbgrader autograde` run with this course's config.
+
+What the kernel sees:
+  * read-only: the OS (/usr, /etc), the Python installation, the virtualenv and
+    the course's own packages (vitcourse/, autograder/ minus the course folder);
+  * read-write: a fresh scratch folder holding a copy of the submission's files
+    (never the notebook, which carries the restored hidden tests) -- its cwd and $HOME;
+  * a private /tmp, /proc and /dev; no network (own net namespace); own pid
+    namespace (it cannot signal the grader); uid `nobody` when the grader is root;
+  * prlimit: address space, CPU seconds, file size, open files (and processes
+    when it runs as its own uid).
+
+The kernel talks to the grader over ZeroMQ `ipc` (Unix sockets in a private
+runtime folder bound into the sandbox): TCP would need the host network, and
+Unix sockets also remove the port clashes of many kernels starting at once.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from jupyter_client.manager import AsyncKernelManager
+from traitlets import Bool, CaselessStrEnum, Integer, List, Unicode
+
+SANDBOX_HOME = "/home/student"
+NOBODY_UID = 65534
+# Environment variables the kernel may see; everything else is cleared.
+PASSED_ENV_PREFIXES = ("VITCOURSE_", "NBGRADER_", "LANG", "LC_")
+
+
+class SandboxUnavailableError(RuntimeError):
+    """bubblewrap is missing or cannot create namespaces here."""
+
+
+@dataclass(frozen=True)
+class ResourceLimits:
+    """Per-kernel limits applied with prlimit (inherited by every child process)."""
+
+    memory_mb: int = 4096
+    cpu_seconds: int = 900
+    file_size_mb: int = 256
+    open_files: int = 1024
+    processes: int = 512
+
+    def prlimit_argv(self, *, limit_processes: bool) -> list[str]:
+        mib = 1024 * 1024
+        argv = [
+            "prlimit",
+            f"--as={self.memory_mb * mib}",
+            f"--cpu={self.cpu_seconds}",
+            f"--fsize={self.file_size_mb * mib}",
+            f"--nofile={self.open_files}",
+            "--core=0",
+        ]
+        # RLIMIT_NPROC counts every process of the real uid: only meaningful (and
+        # only harmless) when the kernel runs under a uid of its own.
+        if limit_processes:
+            argv.append(f"--nproc={self.processes}")
+        return argv + ["--"]
+
+
+def _ancestors(path: Path) -> list[Path]:
+    """Parents of `path` from the top down, excluding '/' and `path` itself."""
+    return list(reversed(path.parents))[1:]
+
+
+def _is_within(path: Path, folder: Path) -> bool:
+    try:
+        path.relative_to(folder)
+    except ValueError:
+        return False
+    return True
+
+
+def package_dirs() -> list[Path]:
+    """Source folders of the course packages the kernel must import (editable installs)."""
+    dirs = []
+    for name in ("vitcourse", "autograder"):
+        try:
+            module = __import__(name)
+        except ImportError:
+            continue
+        dirs.append(Path(list(module.__path__)[0]).resolve())
+    return dirs
+
+
+def secret_dirs() -> list[Path]:
+    """Folders hidden inside otherwise visible trees: the generated course (gradebook)."""
+    course = Path(__file__).resolve().parent / "course"
+    extra = os.environ.get("AUTOGRADER_COURSE_ROOT")
+    return [course] + ([Path(extra).resolve()] if extra else [])
+
+
+def read_only_dirs() -> list[Path]:
+    """Host folders the kernel may read: Python, the virtualenv and the course packages."""
+    candidates = [Path(sys.base_prefix), Path(sys.prefix), *package_dirs()]
+    unique: list[Path] = []
+    for path in (p.resolve() for p in candidates):
+        if not any(_is_within(path, kept) for kept in unique):
+            unique = [kept for kept in unique if not _is_within(kept, path)] + [path]
+    return unique
+
+
+def bwrap_argv(scratch: Path, runtime: Path, env: dict[str, str], *, drop_to_nobody: bool) -> list[str]:
+    """The bubblewrap command line that confines one kernel.
+
+    scratch: host folder mounted read-write as the kernel's cwd and $HOME.
+    runtime: host folder with the connection file and ipc sockets (same path inside).
+    """
+    argv = ["bwrap", "--die-with-parent", "--new-session",
+            "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
+    if os.geteuid() != 0:
+        argv += ["--unshare-user", "--cap-drop", "ALL"]
+    # Mount order matters: later mounts go on top, so the private /tmp comes first.
+    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+             "--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc"]
+    for name in ("bin", "lib", "lib64", "sbin"):
+        top = Path("/") / name
+        if top.is_symlink():
+            argv += ["--symlink", os.readlink(top), str(top)]
+        elif top.is_dir():
+            argv += ["--ro-bind", str(top), str(top)]
+    made: set[Path] = set()
+    secrets = secret_dirs()
+    for folder in [*read_only_dirs(), runtime]:
+        # bwrap creates missing parents as 0700; the kernel may run as nobody.
+        for parent in _ancestors(folder):
+            if parent not in made:
+                made.add(parent)
+                argv += ["--perms", "0755", "--dir", str(parent)]
+        mode = "--bind" if folder == runtime else "--ro-bind"
+        argv += [mode, str(folder), str(folder)]
+        for secret in secrets:
+            if secret.exists() and _is_within(secret, folder) and secret != folder:
+                argv += ["--tmpfs", str(secret)]
+    argv += ["--perms", "0755", "--dir", "/home",
+             "--bind", str(scratch), SANDBOX_HOME, "--chdir", SANDBOX_HOME, "--clearenv"]
+    for key, value in sorted(env.items()):
+        argv += ["--setenv", key, value]
+    argv.append("--")
+    if drop_to_nobody:
+        argv += ["setpriv", f"--reuid={NOBODY_UID}", f"--regid={NOBODY_UID}", "--clear-groups",
+                 "--inh-caps=-all", "--bounding-set=-all"]
+    return argv
+
+
+def kernel_env(threads: int) -> dict[str, str]:
+    """The whole environment of a sandboxed kernel."""
+    env = {
+        "HOME": SANDBOX_HOME,
+        "PATH": f"{Path(sys.prefix) / 'bin'}:/usr/local/bin:/usr/bin:/bin",
+        "MPLBACKEND": "Agg",
+        "MPLCONFIGDIR": "/tmp/matplotlib",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "OMP_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
+        "OPENBLAS_NUM_THREADS": str(threads),
+        "AUTOGRADER_SANDBOX": "bwrap",
+    }
+    env.update({k: v for k, v in os.environ.items() if k.startswith(PASSED_ENV_PREFIXES)})
+    return env
+
+
+def check_bwrap() -> str | None:
+    """None when bubblewrap can build a sandbox here, else why not."""
+    if shutil.which("bwrap") is None:
+        return "bubblewrap is not installed (Debian: apt-get install bubblewrap)"
+    if shutil.which("prlimit") is None:
+        return "prlimit is not installed (Debian: apt-get install util-linux)"
+    with tempfile.TemporaryDirectory() as scratch, tempfile.TemporaryDirectory() as runtime:
+        os.chmod(scratch, 0o777)
+        argv = bwrap_argv(Path(scratch), Path(runtime), kernel_env(1), drop_to_nobody=os.geteuid() == 0)
+        probe = subprocess.run(argv + [sys.executable, "-c", "import os; print(os.getcwd())"],
+                               capture_output=True, text=True, timeout=60)
+    if probe.returncode != 0 or probe.stdout.strip() != SANDBOX_HOME:
+        return f"bubblewrap cannot create a sandbox here: {probe.stderr.strip() or probe.stdout.strip()}"
+    return None
+
+
+def _copy_submission_files(notebook_dir: Path, scratch: Path) -> None:
+    """Copy the submission's data files (never notebooks) into the scratch folder."""
+    for source in notebook_dir.rglob("*"):
+        relative = source.relative_to(notebook_dir)
+        if source.suffix == ".ipynb" or ".ipynb_checkpoints" in relative.parts or source.is_symlink():
+            continue
+        target = scratch / relative
+        if source.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+
+
+class SandboxedKernelManager(AsyncKernelManager):
+    """An AsyncKernelManager whose kernels run confined (see module docstring)."""
+
+    sandbox = CaselessStrEnum(
+        ["bwrap", "none"], default_value="bwrap",
+        help="'bwrap': bubblewrap namespaces + prlimit. 'none': prlimit only, no file or "
+             "network isolation -- the documented fallback where bubblewrap cannot run.",
+    ).tag(config=True)
+    memory_limit_mb = Integer(4096, help="Address-space limit of the kernel (MiB).").tag(config=True)
+    cpu_limit_s = Integer(900, help="CPU-seconds limit of the kernel process.").tag(config=True)
+    file_size_limit_mb = Integer(256, help="Largest file the kernel may write (MiB).").tag(config=True)
+    drop_privileges = Bool(True, help="When the grader runs as root, run kernels as nobody.").tag(config=True)
+    threads = Integer(0, help="Math-library threads per kernel; 0 = CPU cores / "
+                              "$AUTOGRADER_WORKERS.").tag(config=True)
+    boot_modules = List(Unicode(), ["autograder.checks"],
+                        help="Imported in the kernel before any cell runs.").tag(config=True)
+
+    _scratch: Path | None = None
+    _runtime: Path | None = None
+
+    def _limits(self) -> ResourceLimits:
+        return ResourceLimits(memory_mb=self.memory_limit_mb, cpu_seconds=self.cpu_limit_s,
+                              file_size_mb=self.file_size_limit_mb)
+
+    def _threads(self) -> int:
+        if self.threads > 0:
+            return self.threads
+        workers = int(os.environ.get("AUTOGRADER_WORKERS", "1"))
+        return max(1, (os.cpu_count() or 1) // max(1, workers))
+
+    async def _async_pre_start_kernel(self, **kw):
+        # A private runtime folder: connection file and ipc sockets live there.
+        self._runtime = Path(tempfile.mkdtemp(prefix="autograder-kernel-"))
+        os.chmod(self._runtime, 0o755)
+        self.transport = "ipc"
+        self.ip = str(self._runtime / "ipc")
+        self.connection_file = str(self._runtime / "connection.json")
+        return await super()._async_pre_start_kernel(**kw)
+
+    def format_kernel_cmd(self, extra_arguments=None):
+        cmd = super().format_kernel_cmd(extra_arguments)
+        boot = ";".join(f"import {name}" for name in self.boot_modules)
+        return cmd + ([f"--IPKernelApp.exec_lines={boot}"] if boot else [])
+
+    async def _async_launch_kernel(self, kernel_cmd, **kw):
+        drop = self.drop_privileges and os.geteuid() == 0
+        notebook_dir = Path(kw.get("cwd") or os.getcwd())
+        self._scratch = Path(tempfile.mkdtemp(prefix="autograder-scratch-"))
+        _copy_submission_files(notebook_dir, self._scratch)
+        if drop:
+            for path in [self._scratch, *self._scratch.rglob("*")]:
+                os.chown(path, NOBODY_UID, NOBODY_UID)
+            os.chmod(self._runtime / "connection.json", 0o644)
+            os.chown(self._runtime, NOBODY_UID, NOBODY_UID)
+        # The kernel's own stdout/stderr (not cell output) would flood the grader's log.
+        kw["stdout"] = kw["stderr"] = subprocess.DEVNULL
+        limits = self._limits().prlimit_argv(limit_processes=drop)
+        env = kernel_env(self._threads())
+        if self.sandbox == "bwrap":
+            wrapped = limits + bwrap_argv(self._scratch, self._runtime, env, drop_to_nobody=drop) + kernel_cmd
+        else:
+            wrapped = limits + kernel_cmd
+            kw["cwd"] = str(self._scratch)
+            kw["env"] = {**env, "HOME": str(self._scratch), "AUTOGRADER_SANDBOX": "none"}
+        self.log.debug("Sandboxed kernel command: %s", wrapped)
+        await super()._async_launch_kernel(wrapped, **kw)
+
+    @property
+    def kernel_spec(self):
+        spec = super().kernel_spec
+        # SIGINT would reach bwrap, not the kernel: interrupt over the control channel.
+        if spec is not None and self.sandbox == "bwrap":
+            spec.interrupt_mode = "message"
+        return spec
+
+    async def _async_cleanup_resources(self, restart: bool = False) -> None:
+        await super()._async_cleanup_resources(restart=restart)
+        for folder in (self._scratch, self._runtime):
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
+        self._scratch = self._runtime = None
