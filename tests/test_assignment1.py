@@ -19,6 +19,10 @@ import jupytext
 import numpy as np
 import pytest
 
+# The grader imports the hidden tests' check helpers into every kernel before any student cell
+# runs, so they capture the real numpy/builtins; importing it here first does the same.
+import autograder.checks  # noqa: F401
+
 SOURCE = Path(__file__).resolve().parents[1] / "solutions" / "assignment1" / "assignment1.md"
 SOLUTION_REGION = re.compile(r"( *)### BEGIN SOLUTION\n.*?### END SOLUTION", re.S)
 
@@ -36,12 +40,10 @@ def _release(source: str) -> str:
     return SOLUTION_REGION.sub(lambda m: f"{m.group(1)}# YOUR CODE HERE\n{m.group(1)}raise NotImplementedError()", source)
 
 
-def run_assignment(answers: dict[str, str] | None = None, before: str | None = None,
-                   release: bool = False) -> dict[str, bool]:
+def run_assignment(answers: dict[str, str] | None = None, release: bool = False) -> dict[str, bool]:
     """Run every code cell; return {grade_id: passed} for the graded cells.
 
     answers: grade_id → replacement source for that answer cell.
-    before: student code run right after the setup cell (e.g. sabotage).
     release: blank every solution region, as the student version has it.
     """
     answers = answers or {}
@@ -51,11 +53,11 @@ def run_assignment(answers: dict[str, str] | None = None, before: str | None = N
         warnings.simplefilter("ignore", RuntimeWarning)  # wrong answers overflow on purpose
         for cell in _cells():
             if cell.cell_type == "code":
-                _run_cell(cell, answers, before, release, namespace, results)
+                _run_cell(cell, answers, release, namespace, results)
     return results
 
 
-def _run_cell(cell, answers, before, release, namespace, results) -> None:
+def _run_cell(cell, answers, release, namespace, results) -> None:
     meta = _meta(cell)
     source = answers.get(meta.get("grade_id"), cell.source)
     if release and meta.get("solution"):
@@ -67,8 +69,6 @@ def _run_cell(cell, answers, before, release, namespace, results) -> None:
         passed = False
     if meta.get("grade"):
         results[meta["grade_id"]] = passed
-    if meta.get("grade_id") == "setup" and before:
-        exec(compile(before, "student_sabotage", "exec"), namespace)
 
 
 UNSTABLE_SOFTMAX = '''
@@ -133,6 +133,7 @@ import builtins, numpy
 numpy.allclose = lambda *a, **k: True
 numpy.array_equal = lambda *a, **k: True
 numpy.testing.assert_allclose = lambda *a, **k: None
+numpy.testing.assert_array_equal = lambda *a, **k: None
 class _Harmless(Exception):
     pass
 builtins.AssertionError = _Harmless
@@ -162,6 +163,17 @@ def test_untouched_release_scores_zero_without_crashing():
     assert not any(results.values()), results
 
 
+def test_every_hidden_region_restores_the_originals_before_checking():
+    hidden = [c.source for c in _cells() if "### BEGIN HIDDEN TESTS" in c.source]
+    assert len(hidden) == 6
+    for source in hidden:
+        region = source.split("### BEGIN HIDDEN TESTS\n", 1)[1]
+        before_restore = region.split("checks.restore()", 1)[0]
+        assert "from autograder import checks" in before_restore
+        assert all(line.startswith(("import ", "from ")) or not line.strip() for line in before_restore.splitlines())
+        assert "assert " not in region.replace("checks.assert_", ""), "use checks.* so sabotage cannot skip a check"
+
+
 def test_release_keeps_no_solution_or_hidden_test_markers_in_answer_cells():
     for cell in _cells():
         if _meta(cell).get("solution"):
@@ -188,11 +200,12 @@ def test_wrong_answer_loses_the_hidden_points(grade_id, wrong_answer, question, 
                                               monkeypatch):
     with monkeypatch.context() as patch:
         # The sabotage really patches numpy and builtins in this process: undo it afterwards.
-        for module, names in ((np, ("allclose", "array_equal")), (np.testing, ("assert_allclose",)),
+        for module, names in ((np, ("allclose", "array_equal")), (np.testing, ("assert_allclose", "assert_array_equal")),
                               (builtins, ("AssertionError", "abs"))):
             for name in names:
                 patch.setattr(module, name, getattr(module, name))
-        results = run_assignment({grade_id: wrong_answer}, before=SABOTAGE if sabotaged else None)
+        # A cheating student sabotages the checking tools in the same answer cell.
+        results = run_assignment({grade_id: (SABOTAGE if sabotaged else "") + wrong_answer})
     hidden = [k for k in results if k.startswith(question) and k.endswith("_hidden")]
     visible = [k for k in results if k.startswith(question) and k.endswith("_visible")]
     if passes_visible or sabotaged:  # sabotage makes np.allclose-based visible tests pass anyway
