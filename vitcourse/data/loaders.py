@@ -1,0 +1,217 @@
+"""The loaders the chapters and assignments call: real data when it is there (fetching it
+if allowed), the labelled offline stand-in where the caller allows it, an error with
+placement instructions otherwise."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from vitcourse.data import formats
+from vitcourse.data.download import fetch
+from vitcourse.data.errors import DataUnavailableError, DownloadError
+from vitcourse.data.sources import (
+    OFFLINE_ENV, Source, expected_md5, get_source, offline_requested, placement_instructions, source_dir,
+)
+from vitcourse.data.synthetic import synthetic_split
+from vitcourse.profile import get_profile
+
+# Stand-in sizes (train, test).  The quick profile uses a subset so chapters train in
+# seconds on a CPU; it is the first images of the full-size stand-in.
+STANDIN_SIZES = {
+    "synthetic-fashion": {"quick": (12_000, 2_000), "full": (60_000, 10_000)},
+    "synthetic-cifar": {"quick": (10_000, 2_000), "full": (50_000, 10_000)},
+}
+STANDIN_OF = {"fashion-mnist": "synthetic-fashion", "cifar10": "synthetic-cifar"}
+REAL_OF = {standin: real for real, standin in STANDIN_OF.items()}
+
+
+class SyntheticDataWarning(UserWarning):
+    """Emitted when a loader returns the offline stand-in instead of the real data set."""
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """A train/test split of images with integer labels.
+
+    Attributes:
+        x_train: uint8 (N_train, H, W) grey or (N_train, H, W, 3) colour images, 0..255.
+        y_train: int64 (N_train,) class indices 0..9.
+        x_test: uint8 (N_test, ...) like ``x_train``.
+        y_test: int64 (N_test,).
+        class_names: the 10 class names; ``class_names[y]`` names label ``y``.
+        name: ``"fashion-mnist"``, ``"cifar10"``, ``"synthetic-fashion"`` or ``"synthetic-cifar"``;
+            print it next to every result (see ``vitcourse.profile.run_label``).
+        synthetic: True for the offline stand-ins.
+        note: one line on where the data came from, e.g. that a stand-in is not the real set.
+
+    ``x_train, y_train, x_test, y_test = ds.arrays()`` unpacks the four arrays.  Every call
+    of a loader returns fresh, writable arrays.
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: tuple[str, ...]
+    name: str
+    synthetic: bool
+    note: str
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(x_train, y_train, x_test, y_test)."""
+        return self.x_train, self.y_train, self.x_test, self.y_test
+
+    def take(self, n_train: int, n_test: int) -> "Dataset":
+        """The first ``n_train`` training and ``n_test`` test examples (a quick subset)."""
+        for label, n, available in (("n_train", n_train, len(self.y_train)), ("n_test", n_test, len(self.y_test))):
+            if not isinstance(n, int) or not 0 < n <= available:
+                raise ValueError(f"{label} must be an int in 1..{available} for {self.name}, got {n!r}.")
+        return replace(self, x_train=self.x_train[:n_train], y_train=self.y_train[:n_train],
+                       x_test=self.x_test[:n_test], y_test=self.y_test[:n_test],
+                       note=f"{self.note} (first {n_train} train / {n_test} test examples)")
+
+    def __repr__(self) -> str:
+        return (f"Dataset(name={self.name!r}, x_train={self.x_train.dtype}{self.x_train.shape}, "
+                f"x_test={self.x_test.dtype}{self.x_test.shape}, synthetic={self.synthetic})")
+
+
+def load_fashion_mnist(root: str | os.PathLike | None = None, download: bool = True,
+                       allow_synthetic: bool | None = None) -> Dataset:
+    """Fashion-MNIST: x (N, 28, 28) uint8, y (N,) int64; 60,000 train and 10,000 test.
+
+    Args:
+        root: data folder (default ``$VITCOURSE_DATA`` or the user cache, see ``data_root``).
+        download: fetch missing files from the official mirrors.
+        allow_synthetic: whether the offline stand-in ``synthetic-fashion`` may be returned
+            when the real files are absent and cannot be fetched.  ``None``: only in the
+            quick profile.  The quick stand-in has 12,000 train / 2,000 test images.
+
+    Raises:
+        DataUnavailableError: no real files, no download, stand-in not allowed; the message
+            says which files to put where.
+        DataFileError: a file is there but bad (names the file and the fix); the stand-in is
+            never used to paper over a corrupt file.
+    """
+    return _load(get_source("fashion-mnist"), _read_fashion_mnist, root, download, allow_synthetic)
+
+
+def load_cifar10(root: str | os.PathLike | None = None, download: bool = True,
+                 allow_synthetic: bool | None = None) -> Dataset:
+    """CIFAR-10: x (N, 32, 32, 3) uint8 channels-last, y (N,) int64; 50,000 train and 10,000 test.
+
+    Arguments and errors as :func:`load_fashion_mnist`; the stand-in is ``synthetic-cifar``
+    (10,000 train / 2,000 test images in the quick profile).
+    """
+    return _load(get_source("cifar10"), _read_cifar10, root, download, allow_synthetic)
+
+
+def _load(source: Source, read_real: Callable[..., Dataset], root, download: bool,
+          allow_synthetic: bool | None) -> Dataset:
+    """Real data if its files are there (or can be fetched), else the stand-in if allowed."""
+    allowed, why = _standin_allowed(allow_synthetic)
+    folder = source_dir(source, root)
+    missing_reason = _ensure_files(source, root, download)
+    if missing_reason is None:
+        return read_real(source, folder, root)
+    if not allowed:
+        raise DataUnavailableError(
+            f"{source.title} is not in {folder} and was not downloaded ({missing_reason}); "
+            f"the offline stand-in is not allowed here ({why}).\n\n{placement_instructions(source, root)}"
+        )
+    standin = load_standin(STANDIN_OF[source.key])
+    warnings.warn(f"{source.title} is not available ({missing_reason}); using the offline "
+                  f"stand-in {standin.name!r} ({why}): results on it say nothing about "
+                  f"{source.title}.", SyntheticDataWarning, stacklevel=3)
+    return standin
+
+
+def _ensure_files(source: Source, root, download: bool) -> str | None:
+    """None when every file of ``source`` is on disk (fetching them if allowed), else why not."""
+    folder = source_dir(source, root)
+    missing = [name for name in source.files if not (folder / name).exists()]
+    if not missing:
+        return None
+    what = f"missing {', '.join(missing)}"
+    if not download:
+        return f"{what}; download=False"
+    if offline_requested():
+        return f"{what}; ${OFFLINE_ENV} is set"
+    try:
+        fetch(source, root)
+    except DownloadError as err:
+        return f"{what}; download failed: {err.reasons[-1]}"
+    return None
+
+
+def _standin_allowed(allow_synthetic: bool | None) -> tuple[bool, str]:
+    """Whether the stand-in may be returned, and why (for the messages)."""
+    if allow_synthetic is not None:
+        if not isinstance(allow_synthetic, bool):
+            raise TypeError(f"allow_synthetic must be True, False or None, got {allow_synthetic!r}.")
+        return allow_synthetic, f"allow_synthetic={allow_synthetic}"
+    profile = get_profile()
+    return profile.quick, f"{profile.name} profile"
+
+
+def load_standin(name: str, size: str | None = None) -> Dataset:
+    """The offline stand-in ``"synthetic-fashion"`` or ``"synthetic-cifar"`` as a Dataset.
+
+    Args:
+        size: ``"quick"`` (subset) or ``"full"`` (real split sizes); default the profile's.
+    """
+    if name not in STANDIN_SIZES:
+        raise ValueError(f"unknown stand-in {name!r}; choose one of {', '.join(STANDIN_SIZES)}.")
+    size = size or get_profile().name
+    if size not in STANDIN_SIZES[name]:
+        raise ValueError(f"size must be 'quick' or 'full', got {size!r}.")
+    n_train, n_test = STANDIN_SIZES[name][size]
+    x_train, y_train = synthetic_split(name, "train", n_train)
+    x_test, y_test = synthetic_split(name, "test", n_test)
+    real = get_source(REAL_OF[name])
+    return Dataset(x_train.copy(), y_train.copy(), x_test.copy(), y_test.copy(),
+                   class_names=real.class_names, name=name, synthetic=True,
+                   note=(f"offline stand-in: not the real {real.title} ({n_train:,} train / "
+                         f"{n_test:,} test synthetic images); accuracies on it say nothing "
+                         f"about {real.title}"))
+
+
+def _refetch_hint(source: Source, root) -> str:
+    return (f"delete it and run `{source.fetch_command(Path(root) if root is not None else None)}` "
+            f"(or copy the official file there by hand)")
+
+
+def _read_fashion_mnist(source: Source, folder: Path, root) -> Dataset:
+    fix = _refetch_hint(source, root)
+    arrays = []
+    # files: train images, train labels, test images, test labels
+    for (image_name, label_name), count in ((source.files[0:2], source.train_size),
+                                            (source.files[2:4], source.test_size)):
+        image_path, label_path = folder / image_name, folder / label_name
+        for path in (image_path, label_path):
+            formats.verify_md5(path, expected_md5(path.name), fix)
+        images = formats.read_idx(image_path, formats.IDX_IMAGES_MAGIC, fix)
+        labels = formats.read_idx(label_path, formats.IDX_LABELS_MAGIC, fix).astype(np.int64)
+        formats.check_images(image_path, images, count, source.image_shape, fix)
+        formats.check_labels(label_path, labels, count, fix)
+        arrays += [images, labels]
+    return Dataset(*arrays, class_names=source.class_names, name=source.key, synthetic=False,
+                   note=f"the real {source.title}, checksum-verified, from {folder}")
+
+
+def _read_cifar10(source: Source, folder: Path, root) -> Dataset:
+    path = folder / source.files[0]
+    fix = _refetch_hint(source, root)
+    x_train, y_train, x_test, y_test = formats.read_cifar_tarball(path, expected_md5(path.name), fix)
+    formats.check_images(path, x_train, source.train_size, source.image_shape, fix)
+    formats.check_labels(path, y_train, source.train_size, fix)
+    formats.check_images(path, x_test, source.test_size, source.image_shape, fix)
+    formats.check_labels(path, y_test, source.test_size, fix)
+    return Dataset(x_train, y_train, x_test, y_test, class_names=source.class_names,
+                   name=source.key, synthetic=False,
+                   note=f"the real {source.title}, checksum-verified, from {folder}")
