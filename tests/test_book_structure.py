@@ -1,0 +1,52 @@
+"""The book's sources hang together: every chapter is in the table of contents, the home page's
+chapter map links every page, and every "wrong turn" box uses the one course style."""
+
+import re
+from pathlib import Path
+
+import yaml
+
+from book_pages import ROOT, toc_files
+
+BOOK = ROOT / "book"
+REFERENCE_PAGES = {"book/intro", "book/glossary", "book/bibliography"}
+
+
+def test_every_book_page_is_in_the_toc_and_exists():
+    listed = set(toc_files())
+    on_disk = {p.relative_to(ROOT).with_suffix("").as_posix() for p in BOOK.glob("*.md")}
+    assert listed - on_disk == set(), f"_toc.yml lists missing pages: {listed - on_disk}"
+    assert on_disk - listed == set(), f"pages not in _toc.yml (never built): {on_disk - listed}"
+
+
+def test_home_page_chapter_map_links_every_chapter():
+    intro = (BOOK / "intro.md").read_text()
+    linked = {f"book/{name}" for name in re.findall(r"\{doc\}`([^`<]+)`", intro)}
+    missing = set(toc_files()) - REFERENCE_PAGES - linked
+    assert not missing, f"book/intro.md's chapter map does not link: {sorted(missing)}"
+
+
+def test_wrong_turn_boxes_share_one_style():
+    boxes = 0
+    for page in BOOK.glob("*.md"):
+        text = page.read_text()
+        for match in re.finditer(r"^(:{3,})\{admonition\} Wrong turn:.*\n(?P<options>(?::\w+:.*\n)*)", text, re.M):
+            boxes += 1
+            assert ":class: wrong-turn" in match["options"], f"{page.name}: wrong-turn box without :class: wrong-turn"
+        stray = re.findall(r"^.*\{(?:warning|caution|danger)\}.*[Ww]rong turn.*$", text, re.M)
+        assert not stray, f"{page.name}: a wrong turn in another admonition style: {stray}"
+    assert boxes >= 4, f"expected the by-hand chapters' wrong-turn boxes, found {boxes}"
+
+
+def test_chapters_are_jupytext_myst_notebooks():
+    for page in BOOK.glob("*.md"):
+        text = page.read_text()
+        if "{code-cell}" not in text:
+            continue
+        front = yaml.safe_load(text.split("---", 2)[1])
+        assert front["jupytext"]["text_representation"]["format_name"] == "myst", page.name
+        assert front["kernelspec"]["name"] == "python3", page.name
+
+
+def test_the_wrong_turn_style_exists_in_the_book_css():
+    assert "div.admonition.wrong-turn" in (BOOK / "assets" / "course.css").read_text()
