@@ -1,11 +1,10 @@
 """Data for the course: real Fashion-MNIST and CIFAR-10, checksum-verified and cached, and
 an honest offline stand-in.
 
-    >>> from vitcourse.data import load_fashion_mnist
-    >>> ds = load_fashion_mnist()                 # real data, fetched on first use
-    >>> x_train, y_train, x_test, y_test = ds.arrays()
-    >>> ds.name                                   # print it next to every result
-    'fashion-mnist'
+    from vitcourse.data import load_fashion_mnist
+    ds = load_fashion_mnist()                  # real data, fetched on first use
+    x_train, y_train, x_test, y_test = ds.arrays()
+    print(ds.name)                             # 'fashion-mnist' -- show it next to every result
 
 Where the real files cannot be fetched (offline CI, the book build) the loaders return the
 deterministic stand-in ``synthetic-fashion`` / ``synthetic-cifar`` -- but only where the
