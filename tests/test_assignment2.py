@@ -1,0 +1,103 @@
+"""Assignment 2's graded cells judge right and wrong answers as intended.
+
+The reference solution trains both models for real (quick profile: about 30 s on 2 cores), so
+each scenario runs the notebook once, module-scoped.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from assignment_runner import cells_of, meta, points, release, run_assignment
+
+ASSIGNMENT = "assignment2"
+
+UNTRAINED_WITH_CLAIMED_ACCURACY = {
+    # A real model, never trained, with a made-up accuracy: the visible test cannot tell.
+    "q7_train": "q7_val_acc = 0.99",
+    "q8_cnn": ("model_cnn = nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 26 * 26, 10)).to(device)\n"
+               "q8_val_acc = 0.99"),
+}
+
+NO_MEAN_POOLING = '''
+class FirstViT(nn.Module):
+    """Forgets to average the 49 tokens: one answer per patch, (B, 49, 10)."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Linear(16, 64)
+        self.positions = nn.Parameter(torch.zeros(49, 64))
+        self.attention = nn.MultiheadAttention(64, 4, batch_first=True)
+        self.norm1, self.norm2 = nn.LayerNorm(64), nn.LayerNorm(64)
+        self.feed_forward = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 64))
+        self.head = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Dropout(0.3), nn.Linear(64, 10))
+
+    def forward(self, patches, return_attention=False):
+        x = self.embed(patches) + self.positions
+        mixed, weights = self.attention(x, x, x, average_attn_weights=False)
+        x = self.norm2(self.norm1(x + mixed) + self.feed_forward(self.norm1(x + mixed)))
+        return (self.head(x), weights) if return_attention else self.head(x)
+
+
+model_vit = FirstViT().to(device)
+'''
+
+
+@pytest.fixture(scope="module")
+def reference():
+    namespace: dict = {}
+    return run_assignment(ASSIGNMENT, namespace=namespace), namespace
+
+
+def test_points_add_up_to_the_intro_table():
+    per_cell = points(ASSIGNMENT)
+    assert sum(per_cell.values()) == 20
+    intro = cells_of(ASSIGNMENT)[0].source
+    for question in ("q6", "q7", "q8", "q9", "q10"):
+        total = per_cell[f"{question}_visible"] + per_cell[f"{question}_hidden"]
+        assert re.search(rf"^\| {question} \|.*\| {total} \|$", intro, re.M), f"{question}: {total} points"
+
+
+def test_reference_solution_gets_every_point(reference):
+    results, namespace = reference
+    assert results and all(results.values()), {k: v for k, v in results.items() if not v}
+    assert namespace["q10_vit_params"] == 42_506
+    assert namespace["data"].name in ("fashion-mnist", "synthetic-fashion")
+
+
+def test_reference_accuracies_clear_the_thresholds_with_room(reference):
+    from vitcourse.assignment2 import threshold
+
+    _, namespace = reference
+    name = namespace["data"].name
+    assert namespace["q7_val_acc"] >= threshold(name, "ViT") + 0.05
+    assert namespace["q8_val_acc"] >= threshold(name, "CNN") + 0.05
+    assert namespace["q7_val_acc"] < 0.95, "the stand-in must stay below 100 % for the ViT"
+
+
+def test_untouched_release_scores_zero_without_crashing():
+    results = run_assignment(ASSIGNMENT, released=True)
+    assert set(results) == set(points(ASSIGNMENT))
+    assert not any(results.values()), {k: v for k, v in results.items() if v}
+
+
+def test_claimed_accuracy_of_an_untrained_model_loses_the_hidden_points():
+    results = run_assignment(ASSIGNMENT, UNTRAINED_WITH_CLAIMED_ACCURACY)
+    assert results["q7_visible"] and results["q8_visible"], "the made-up numbers look plausible to the visible tests"
+    assert not results["q7_hidden"] and not results["q8_hidden"]
+    assert results["q6_hidden"], "q6 is about the architecture, which is right"
+
+
+def test_wrong_output_shape_loses_q6():
+    results = run_assignment(ASSIGNMENT, {"q6_model": NO_MEAN_POOLING, "q7_train": "q7_val_acc = 0.5",
+                                          "q8_cnn": "model_cnn = None\nq8_val_acc = 0.5"})
+    assert not results["q6_visible"] and not results["q6_hidden"]
+
+
+def test_release_blanks_every_answer():
+    for cell in cells_of(ASSIGNMENT):
+        if meta(cell).get("solution") and cell.cell_type == "code":
+            blank = release(cell.source)
+            assert "BEGIN SOLUTION" not in blank and "raise NotImplementedError()" in blank

@@ -1,0 +1,130 @@
+"""The data budget and grading rules of assignment 2 (q6–q10: the first ViT races a CNN).
+
+One copy, used by the assignment's setup cell and by its hidden tests, so the student's
+notebook and the grader always agree on which images are the test split.
+
+Accuracy thresholds are a table per data set:
+
+* ``fashion-mnist`` (real data, full profile: 60,000 train / 10,000 test, 3 epochs): the
+  literature has a one-layer ViT at about 85 % and a small CNN at about 90 % after 3 epochs;
+  the thresholds keep a safety margin of 5 points below those.
+* ``synthetic-fashion`` (the offline stand-in, quick profile: 12,000 / 2,000, 3 epochs):
+  calibrated by running the reference solution with 5 seeds
+  (``python bench/calibrate_assignment2.py``); the figures it printed are in
+  ``CALIBRATION`` and each threshold sits well below the lowest seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from vitcourse.data import Dataset, load_fashion_mnist
+from vitcourse.patches import extract_patches
+from vitcourse.profile import Profile, get_profile
+
+PATCH_SIZE = 4
+BATCH_SIZE = 64
+
+# Reference solution, test accuracy for seeds 0-4 (bench/calibrate_assignment2.py, quick profile,
+# 2-core CPU, 2026-11-22). Chance is 0.10; an untrained model scores about that.
+CALIBRATION = {
+    "synthetic-fashion": {"ViT": (0.653, 0.684, 0.704, 0.703, 0.703),
+                          "CNN": (0.920, 0.909, 0.913, 0.915, 0.888)},
+}
+
+# Minimum test accuracy a submission's models must reach, per data set.
+THRESHOLDS = {
+    "fashion-mnist": {"ViT": 0.80, "CNN": 0.85},
+    # About 0.10 below the worst of the 5 calibration seeds.
+    "synthetic-fashion": {"ViT": 0.55, "CNN": 0.80},
+}
+# A reported accuracy must agree with the one the grader recomputes to within this.
+AGREEMENT = 0.01
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much the assignment trains: examples and epochs."""
+
+    n_train: int
+    n_test: int
+    epochs: int
+
+
+def budget(profile: Profile | None = None) -> Budget:
+    """Quick: 12,000 / 2,000 examples and 3 epochs (a 2-core CPU in minutes); full: all of it."""
+    profile = profile or get_profile()
+    return profile.pick(quick=Budget(12_000, 2_000, 3), full=Budget(60_000, 10_000, 3))
+
+
+@dataclass(frozen=True)
+class Split:
+    """The assignment's data: images scaled to [0, 1] as float32 tensors.
+
+    x_train: (N, 28, 28) — the ViT's input before patching; the CNN adds a channel axis.
+    y_train: (N,) int64.  x_test, y_test likewise.  name: the data set's name.
+    """
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    name: str
+    class_names: tuple[str, ...]
+
+
+def load_split(profile: Profile | None = None, dataset: Dataset | None = None) -> Split:
+    """The assignment's train and test examples, the first ``budget().n_*`` of each split."""
+    plan = budget(profile)
+    data = dataset if dataset is not None else load_fashion_mnist()
+    data = data.take(min(plan.n_train, len(data.y_train)), min(plan.n_test, len(data.y_test)))
+
+    def scaled(images: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(images.astype(np.float32) / 255.0)
+
+    return Split(scaled(data.x_train), torch.from_numpy(data.y_train), scaled(data.x_test),
+                 torch.from_numpy(data.y_test), data.name, data.class_names)
+
+
+def vit_inputs(images: torch.Tensor) -> torch.Tensor:
+    """(N, 28, 28) images → (N, 49, 16) patches, the ViT's input."""
+    return extract_patches(images, PATCH_SIZE).contiguous()
+
+
+def cnn_inputs(images: torch.Tensor) -> torch.Tensor:
+    """(N, 28, 28) images → (N, 1, 28, 28): convolutions want a channel axis."""
+    return images.unsqueeze(1)
+
+
+@torch.inference_mode()
+def heldout_accuracy(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor) -> float:
+    """Accuracy of ``model`` (eval mode, no gradient) on ``inputs``; restores its train/eval mode.
+
+    Deliberately not ``vitcourse.training.evaluate``: hidden tests reload this module to get
+    code a student's notebook cannot have replaced, so it depends on nothing a cell could patch.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        correct = 0
+        for start in range(0, len(labels), 1000):
+            scores = model(inputs[start:start + 1000])
+            correct += int((scores.argmax(dim=-1) == labels[start:start + 1000]).sum())
+    finally:
+        model.train(was_training)
+    return correct / len(labels)
+
+
+def threshold(dataset_name: str, model: str) -> float:
+    """The minimum accuracy for ``model`` ('ViT' or 'CNN') on ``dataset_name``."""
+    try:
+        value = THRESHOLDS[dataset_name][model]
+    except KeyError:
+        raise ValueError(f"no assignment-2 threshold for data set {dataset_name!r} and model {model!r}; "
+                         f"known: {sorted(THRESHOLDS)} × ['ViT', 'CNN']") from None
+    if value is None:
+        raise ValueError(f"the {dataset_name} threshold for {model} has not been calibrated yet")
+    return value

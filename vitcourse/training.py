@@ -1,0 +1,158 @@
+"""One training loop and one evaluation, shared by every chapter and assignment of the course.
+
+Built for small models on a laptop CPU as much as for a GPU:
+
+* the whole data set sits in one tensor on the device, and a batch is an index slice of a
+  per-epoch random permutation: no DataLoader, no worker processes, no per-batch copies;
+* Adam uses PyTorch's fused (multi-tensor, one kernel) update where the device supports it;
+* evaluation runs under ``torch.inference_mode`` in large batches, in eval mode (no dropout),
+  and puts the model back in the mode it was in.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from vitcourse.device import get_device
+
+
+@dataclass
+class History:
+    """Per-epoch metrics of one :func:`fit` call; ``to_frame()`` gives a pandas table."""
+
+    train_loss: list[float] = field(default_factory=list)
+    train_acc: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_acc: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+
+    def to_frame(self) -> pd.DataFrame:
+        columns = {"train_loss": self.train_loss, "train_acc": self.train_acc,
+                   "val_loss": self.val_loss, "val_acc": self.val_acc, "seconds": self.seconds}
+        frame = pd.DataFrame({k: v for k, v in columns.items() if v})
+        frame.index = pd.RangeIndex(1, len(frame) + 1, name="epoch")
+        return frame
+
+
+def _as_tensors(x, y, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    x = torch.as_tensor(x)
+    y = torch.as_tensor(y)
+    if not torch.is_floating_point(x):
+        raise TypeError(f"inputs must be floating point (scale images to [0, 1] first), got {x.dtype}")
+    if y.dtype != torch.int64:
+        y = y.long()
+    if len(x) != len(y):
+        raise ValueError(f"{len(x)} inputs but {len(y)} labels: they must pair up one to one")
+    return x.to(device), y.to(device)
+
+
+def _make_adam(model: torch.nn.Module, lr: float, device: torch.device) -> torch.optim.Adam:
+    params = [p for p in model.parameters() if p.requires_grad]
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except (RuntimeError, TypeError, ValueError):  # a device without a fused kernel
+        return torch.optim.Adam(params, lr=lr, foreach=device.type != "cpu")
+
+
+def fit(model: torch.nn.Module, x_train, y_train, x_val=None, y_val=None, *, epochs: int,
+        batch_size: int = 64, lr: float = 1e-3, device: torch.device | str | None = None,
+        seed: int | None = None, progress: bool = True, max_steps: int | None = None) -> History:
+    """Train ``model`` with Adam and cross-entropy on integer labels; return the history.
+
+    Args:
+        model: maps a batch of inputs (B, ...) to logits (B, C).
+        x_train: (N, ...) float inputs; y_train: (N,) class indices.
+        x_val, y_val: optional held-out split, evaluated after every epoch.
+        epochs: passes over the training data; ``max_steps`` stops earlier (quick runs).
+        seed: seeds the order of the batches; None draws it from torch's global generator,
+            so one ``seed_everything`` call fixes the whole run.
+    """
+    if epochs < 1:
+        raise ValueError(f"epochs must be at least 1, got {epochs}")
+    device = torch.device(device) if device is not None else get_device()
+    model.to(device)
+    x_train, y_train = _as_tensors(x_train, y_train, device)
+    has_val = x_val is not None and y_val is not None
+    if has_val:
+        x_val, y_val = _as_tensors(x_val, y_val, device)
+    optimizer = _make_adam(model, lr, device)
+    if seed is None:
+        seed = int(torch.randint(0, 2**31 - 1, ()))
+    order = torch.Generator().manual_seed(seed)
+    history = History()
+    steps_per_epoch = -(-len(x_train) // batch_size)
+    total = steps_per_epoch * epochs if max_steps is None else min(max_steps, steps_per_epoch * epochs)
+    bar = tqdm(total=total, desc=type(model).__name__, unit="step", disable=not progress, leave=False)
+    step = 0
+    for _ in range(epochs):
+        start = time.perf_counter()
+        model.train()
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.int64)
+        seen = 0
+        for idx in torch.randperm(len(x_train), generator=order).to(device).split(batch_size):
+            inputs, labels = x_train[idx], y_train[idx]
+            logits = model(inputs)
+            loss = F.cross_entropy(logits, labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            # Accumulate on the device: .item() every step would stall a GPU.
+            loss_sum += loss.detach() * len(idx)
+            correct += (logits.detach().argmax(dim=-1) == labels).sum()
+            seen += len(idx)
+            step += 1
+            bar.update()
+            if step >= total:
+                break
+        history.train_loss.append(float(loss_sum) / seen)
+        history.train_acc.append(float(correct) / seen)
+        if has_val:
+            val_loss, val_acc = evaluate(model, x_val, y_val)
+            history.val_loss.append(val_loss)
+            history.val_acc.append(val_acc)
+            bar.set_postfix(val_acc=f"{val_acc:.3f}")
+        history.seconds.append(time.perf_counter() - start)
+        if step >= total:
+            break
+    bar.close()
+    return history
+
+
+@torch.inference_mode()
+def evaluate(model: torch.nn.Module, x, y, batch_size: int = 1000) -> tuple[float, float]:
+    """(mean cross-entropy loss, accuracy) of ``model`` on ``x``, ``y``, in eval mode."""
+    device = next(model.parameters()).device
+    x, y = _as_tensors(x, y, device)
+    was_training = model.training
+    model.eval()
+    try:
+        loss_sum, correct = 0.0, 0
+        for start in range(0, len(x), batch_size):
+            logits = model(x[start:start + batch_size])
+            labels = y[start:start + batch_size]
+            loss_sum += float(F.cross_entropy(logits, labels, reduction="sum"))
+            correct += int((logits.argmax(dim=-1) == labels).sum())
+    finally:
+        model.train(was_training)
+    return loss_sum / len(x), correct / len(x)
+
+
+@torch.inference_mode()
+def predict(model: torch.nn.Module, x, batch_size: int = 1000) -> torch.Tensor:
+    """Predicted class indices (N,) for inputs ``x`` (N, ...), in eval mode, on the CPU."""
+    device = next(model.parameters()).device
+    x = torch.as_tensor(x)
+    was_training = model.training
+    model.eval()
+    try:
+        return torch.cat([model(x[s:s + batch_size].to(device)).argmax(dim=-1).cpu()
+                          for s in range(0, len(x), batch_size)])
+    finally:
+        model.train(was_training)
