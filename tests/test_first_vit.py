@@ -1,0 +1,177 @@
+import pytest
+import torch
+from torch import nn
+
+from vitcourse.first_vit import (FashionCNN, FirstViT, FirstViTConfig, SelfAttention, count_parameters,
+                                 parameter_table)
+from vitcourse.training import evaluate, fit, predict
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    return FirstViT()
+
+
+def test_first_vit_has_the_course_parameter_count(model):
+    # embed 16·64+64, positions 49·64, qkv 64·192+192, proj 64·64+64, 2 LayerNorms 2·128,
+    # feed-forward 64·128+128 + 128·64+64, head 64·64+64 + 64·10+10
+    by_hand = 1088 + 3136 + 12480 + 4160 + 256 + 8320 + 8256 + 4160 + 650
+    assert by_hand == 42_506
+    assert count_parameters(model) == 42_506
+    table = parameter_table(model)
+    assert table["params"].sum() == 42_506
+    assert table.loc["(model)", "shapes"] == "49×64"          # the position table
+    assert table.loc["encoder.attention.qkv", "params"] == 12_480
+
+
+@pytest.mark.parametrize("batch", [1, 5, 64])
+def test_logits_shape(model, batch):
+    assert model(torch.rand(batch, 49, 16)).shape == (batch, 10)
+
+
+def test_attention_weights_are_softmax_rows(model):
+    weights = model.attention_maps(torch.rand(3, 49, 16))
+    assert weights.shape == (3, 4, 49, 49)
+    assert torch.allclose(weights.sum(-1), torch.ones(3, 4, 49), atol=1e-6)
+    assert (weights >= 0).all()
+
+
+def test_weights_path_and_fused_path_agree(model):
+    model.eval()
+    x = torch.rand(4, 49, 16)
+    logits, _ = model(x, return_attention=True)
+    assert torch.allclose(logits, model(x), atol=1e-5)
+
+
+def test_attention_equals_hand_written_reference():
+    torch.manual_seed(1)
+    attention = SelfAttention(64, 4)
+    x = torch.randn(2, 49, 64)
+    out, weights = attention(x, return_weights=True)
+    q, k, v = attention.qkv(x).split(64, dim=-1)
+    heads = lambda t: t.view(2, 49, 4, 16).transpose(1, 2)          # (B, H, L, 16)
+    scores = heads(q) @ heads(k).transpose(-2, -1) / 4.0              # √16 = 4
+    reference_weights = torch.exp(scores - scores.amax(-1, keepdim=True))
+    reference_weights = reference_weights / reference_weights.sum(-1, keepdim=True)
+    mixed = (reference_weights @ heads(v)).transpose(1, 2).reshape(2, 49, 64)
+    assert torch.allclose(weights, reference_weights, atol=1e-6)
+    assert torch.allclose(out, attention.proj(mixed), atol=1e-5)
+
+
+def test_attention_equals_nn_multihead_attention_with_the_same_weights():
+    torch.manual_seed(2)
+    ours = SelfAttention(64, 4)
+    theirs = nn.MultiheadAttention(64, 4, batch_first=True)
+    with torch.no_grad():
+        theirs.in_proj_weight.copy_(ours.qkv.weight)
+        theirs.in_proj_bias.copy_(ours.qkv.bias)
+        theirs.out_proj.weight.copy_(ours.proj.weight)
+        theirs.out_proj.bias.copy_(ours.proj.bias)
+    x = torch.randn(3, 49, 64)
+    out, weights = ours(x, return_weights=True)
+    expected, expected_weights = theirs(x, x, x, average_attn_weights=False)
+    assert torch.allclose(ours(x)[0], expected, atol=1e-5)
+    assert torch.allclose(weights, expected_weights, atol=1e-6)
+
+
+def test_position_table_trains(model):
+    before = model.positions.detach().clone()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    loss = nn.functional.cross_entropy(model(torch.rand(8, 49, 16)), torch.randint(0, 10, (8,)))
+    loss.backward()
+    assert model.positions.grad is not None and model.positions.grad.abs().sum() > 0
+    optimizer.step()
+    assert not torch.equal(before, model.positions.detach())
+
+
+def test_dropout_only_in_train_mode(model):
+    x = torch.rand(16, 49, 16)
+    model.eval()
+    assert torch.equal(model(x), model(x))
+    model.train()
+    assert not torch.equal(model(x), model(x))
+
+
+@pytest.mark.parametrize("shape, hint", [((2, 28, 28, 1), "extract_patches"), ((2, 49, 15), r"\(B, 49, 16\)")])
+def test_wrong_input_shape_says_what_was_expected(model, shape, hint):
+    with pytest.raises(ValueError, match=hint):
+        model(torch.rand(*shape))
+
+
+def test_config_rejects_sizes_that_do_not_fit():
+    with pytest.raises(ValueError, match="must divide"):
+        FirstViTConfig(patch_size=5)
+    with pytest.raises(ValueError, match="heads"):
+        FirstViTConfig(heads=5)
+
+
+def test_cnn_shapes_count_and_error():
+    cnn = FashionCNN()
+    assert cnn(torch.rand(3, 1, 28, 28)).shape == (3, 10)
+    # conv 1·32·9+32, conv 32·64·9+64, dense 1600·64+64, dense 64·10+10
+    assert count_parameters(cnn) == 320 + 18_496 + 102_464 + 650 == 121_930
+    with pytest.raises(ValueError, match="unsqueeze"):
+        cnn(torch.rand(3, 28, 28))
+
+
+def _separable_problem(n=512, seed=0):
+    """Class = which of 4 quadrants is bright: a small model learns it in a few epochs."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 4, (n,), generator=g)
+    images = torch.rand(n, 28, 28, generator=g) * 0.2
+    for i, label in enumerate(labels.tolist()):
+        r, c = divmod(label, 2)
+        images[i, r * 14:(r + 1) * 14, c * 14:(c + 1) * 14] += 0.8
+    return images.unsqueeze(1), labels
+
+
+def test_fit_learns_and_history_records_every_epoch():
+    torch.manual_seed(0)
+    x, y = _separable_problem()
+    model = FashionCNN(channels=(4, 8), hidden=16, classes=4)
+    history = fit(model, x[:384], y[:384], x[384:], y[384:], epochs=6, lr=3e-3, batch_size=32,
+                  progress=False, device="cpu")
+    frame = history.to_frame()
+    assert list(frame.index) == [1, 2, 3, 4, 5, 6]
+    assert frame["train_loss"].iloc[-1] < frame["train_loss"].iloc[0]
+    assert frame["val_acc"].iloc[-1] > 0.9
+
+
+def test_fit_is_repeatable_with_a_seed():
+    x, y = _separable_problem(128)
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(3)
+        model = FashionCNN(channels=(4, 8), hidden=16, classes=4)
+        runs.append(fit(model, x, y, epochs=1, seed=7, progress=False, device="cpu").train_loss)
+    assert runs[0] == runs[1]
+
+
+def test_max_steps_stops_early():
+    x, y = _separable_problem(640)
+    history = fit(FashionCNN(channels=(4, 8), hidden=16, classes=4), x, y, epochs=5, batch_size=64,
+                  max_steps=3, progress=False, device="cpu")
+    assert len(history.train_loss) == 1
+
+
+def test_evaluate_and_predict_match_a_hand_count():
+    model = nn.Linear(2, 3)
+    with torch.no_grad():
+        model.weight.copy_(torch.eye(3, 2))
+        model.bias.zero_()
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0], [-1.0, -1.0]])
+    y = torch.tensor([0, 1, 0, 2])
+    assert predict(model, x).tolist() == [0, 1, 1, 2]
+    loss, accuracy = evaluate(model, x, y)
+    assert accuracy == 3 / 4
+    expected = nn.functional.cross_entropy(model(x), y).item()
+    assert loss == pytest.approx(expected, rel=1e-6)
+
+
+def test_fit_rejects_integer_images_and_mismatched_labels():
+    model = nn.Linear(4, 2)
+    with pytest.raises(TypeError, match="scale images"):
+        fit(model, torch.zeros(8, 4, dtype=torch.uint8), torch.zeros(8), epochs=1, progress=False)
+    with pytest.raises(ValueError, match="8 inputs but 7 labels"):
+        fit(model, torch.zeros(8, 4), torch.zeros(7), epochs=1, progress=False)

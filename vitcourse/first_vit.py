@@ -1,0 +1,189 @@
+"""The course's first Vision Transformer, and the small CNN it races, in PyTorch.
+
+The ViT follows the course's first lesson exactly (42,506 parameters):
+
+    patches (B, 49, 16)
+      → Linear 16→64                       patch embedding
+      → + learned position table (49, 64)  an nn.Parameter: it trains
+      → one post-norm encoder layer:       x = LN(x + MHSA(x));  x = LN(x + FF(x))
+            MHSA: 4 heads × 16, one fused qkv Linear 64→192, output Linear 64→64
+            FF:   Linear 64→128, ReLU, Linear 128→64
+      → mean over the 49 tokens            (B, 64)
+      → Linear 64→64, ReLU, Dropout(0.3), Linear 64→10   logits (B, 10)
+
+The forward pass returns **logits**; ``F.cross_entropy`` applies the softmax itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class FirstViTConfig:
+    """Sizes of the first ViT; the defaults are the course's."""
+
+    image_size: int = 28
+    patch_size: int = 4
+    channels: int = 1
+    width: int = 64
+    heads: int = 4
+    mlp_width: int = 128
+    head_width: int = 64
+    classes: int = 10
+    dropout: float = 0.3
+
+    def __post_init__(self):
+        if self.image_size % self.patch_size:
+            raise ValueError(f"patch_size={self.patch_size} must divide image_size={self.image_size}")
+        if self.width % self.heads:
+            raise ValueError(f"width={self.width} must split evenly into heads={self.heads}")
+
+    @property
+    def n_patches(self) -> int:
+        return (self.image_size // self.patch_size) ** 2
+
+    @property
+    def patch_dim(self) -> int:
+        return self.patch_size * self.patch_size * self.channels
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with one fused query/key/value projection.
+
+    x (B, L, D) → (B, L, D). One Linear D→3D makes all heads' queries, keys and values at
+    once (one matrix product instead of three); ``F.scaled_dot_product_attention`` runs the
+    fused softmax(QKᵀ/√d)V kernel. ``return_weights=True`` computes the same thing step by
+    step and also returns the weights (B, H, L, L), for pictures.
+    """
+
+    def __init__(self, width: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(width, 3 * width)
+        self.proj = nn.Linear(width, width)
+
+    def forward(self, x: torch.Tensor, return_weights: bool = False):
+        batch, length, width = x.shape
+        head_dim = width // self.heads
+        # (B, L, 3D) → (3, B, H, L, d): queries, keys and values of every head.
+        q, k, v = self.qkv(x).view(batch, length, 3, self.heads, head_dim).permute(2, 0, 3, 1, 4)
+        weights = None
+        if return_weights:
+            weights = torch.softmax(q @ k.transpose(-2, -1) / head_dim**0.5, dim=-1)
+            mixed = weights @ v
+        else:
+            mixed = F.scaled_dot_product_attention(q, k, v)
+        mixed = mixed.transpose(1, 2).reshape(batch, length, width)  # heads side by side again
+        return self.proj(mixed), weights
+
+
+class PostNormEncoderLayer(nn.Module):
+    """x (B, L, D) → (B, L, D): attention, add & norm; feed-forward, add & norm."""
+
+    def __init__(self, width: int, heads: int, mlp_width: int):
+        super().__init__()
+        self.attention = SelfAttention(width, heads)
+        self.norm1 = nn.LayerNorm(width)
+        self.feed_forward = nn.Sequential(nn.Linear(width, mlp_width), nn.ReLU(), nn.Linear(mlp_width, width))
+        self.norm2 = nn.LayerNorm(width)
+
+    def forward(self, x: torch.Tensor, return_weights: bool = False):
+        mixed, weights = self.attention(x, return_weights)
+        x = self.norm1(x + mixed)
+        x = self.norm2(x + self.feed_forward(x))
+        return x, weights
+
+
+class FirstViT(nn.Module):
+    """The first ViT: patches (B, 49, 16) → logits (B, 10). See the module docstring."""
+
+    def __init__(self, config: FirstViTConfig | None = None):
+        super().__init__()
+        self.config = config = config or FirstViTConfig()
+        self.embed = nn.Linear(config.patch_dim, config.width)
+        self.positions = nn.Parameter(torch.randn(config.n_patches, config.width) * 0.02)
+        self.encoder = PostNormEncoderLayer(config.width, config.heads, config.mlp_width)
+        self.head = nn.Sequential(
+            nn.Linear(config.width, config.head_width), nn.ReLU(), nn.Dropout(config.dropout),
+            nn.Linear(config.head_width, config.classes),
+        )
+
+    def _check(self, patches: torch.Tensor) -> None:
+        want = (self.config.n_patches, self.config.patch_dim)
+        if patches.dim() != 3 or tuple(patches.shape[1:]) != want:
+            raise ValueError(
+                f"FirstViT wants patches of shape (B, {want[0]}, {want[1]}), got {tuple(patches.shape)}; "
+                f"cut (B, {self.config.image_size}, {self.config.image_size}) images with "
+                f"vitcourse.patches.extract_patches(images, {self.config.patch_size})."
+            )
+
+    def forward(self, patches: torch.Tensor, return_attention: bool = False):
+        """patches (B, L, P·P) → logits (B, classes); with ``return_attention`` also (B, H, L, L)."""
+        self._check(patches)
+        x = self.embed(patches) + self.positions
+        x, weights = self.encoder(x, return_attention)
+        logits = self.head(x.mean(dim=1))
+        return (logits, weights) if return_attention else logits
+
+    @torch.no_grad()
+    def attention_maps(self, patches: torch.Tensor) -> torch.Tensor:
+        """Attention weights (B, H, L, L) of the encoder layer, in eval mode; rows add up to 1."""
+        was_training = self.training
+        self.eval()
+        try:
+            return self(patches, return_attention=True)[1]
+        finally:
+            self.train(was_training)
+
+
+class FashionCNN(nn.Module):
+    """The CNN rival: images (B, 1, 28, 28) → logits (B, 10).
+
+    Two rounds of 3×3 convolution, ReLU and 2×2 max-pooling (28 → 26 → 13 → 11 → 5), then
+    flatten and two linear layers.
+    """
+
+    def __init__(self, channels: tuple[int, int] = (32, 64), hidden: int = 64, classes: int = 10):
+        super().__init__()
+        first, second = channels
+        self.features = nn.Sequential(
+            nn.Conv2d(1, first, kernel_size=3), nn.ReLU(), nn.MaxPool2d(2),       # (B, 32, 13, 13)
+            nn.Conv2d(first, second, kernel_size=3), nn.ReLU(), nn.MaxPool2d(2),  # (B, 64, 5, 5)
+        )
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(second * 5 * 5, hidden), nn.ReLU(),
+                                        nn.Linear(hidden, classes))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if images.dim() != 4 or images.shape[1:] != (1, 28, 28):
+            raise ValueError(f"FashionCNN wants images of shape (B, 1, 28, 28), got {tuple(images.shape)}; "
+                             f"add the channel axis with images.unsqueeze(1).")
+        return self.classifier(self.features(images))
+
+
+def parameter_table(model: nn.Module) -> pd.DataFrame:
+    """One row per layer that owns parameters: its name, type, parameter shapes and count.
+
+    The ``params`` column sums to the model's trainable parameter count.
+    """
+    rows = []
+    for name, module in model.named_modules():
+        own = [p for p in module.parameters(recurse=False) if p.requires_grad]
+        if own:
+            rows.append({
+                "layer": name or "(model)",
+                "type": type(module).__name__,
+                "shapes": " + ".join("×".join(map(str, p.shape)) for p in own),
+                "params": sum(p.numel() for p in own),
+            })
+    return pd.DataFrame(rows).set_index("layer")
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Trainable parameters of ``model``."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
