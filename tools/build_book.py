@@ -3,8 +3,9 @@
 Why a wrapper and not a bare `jupyter-book build`:
 * Jupyter Book 1 exits 0 when a notebook fails; we build with -W (warnings are errors) and
   myst-nb's raise-on-error, so a failing cell fails the build.
-* The jupyter-cache only keys on a chapter's own cells. A change to the vitcourse library or to
-  the profile changes what a chapter computes, so the cache is cleared when either changes.
+* The jupyter-cache only keys on a chapter's own cells, and Sphinx only re-reads a page whose
+  source changed. A change to the vitcourse library or to the profile changes what a chapter
+  computes, so both the execution cache and Sphinx's saved environment are cleared then.
 * The raw failure is a long Sphinx traceback; we end with one short summary naming the chapter,
   the line of the failing cell in its .md source, and the error.
 """
@@ -22,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "_build"
 CACHE = BUILD / ".jupyter_cache"
+DOCTREES = BUILD / ".doctrees"
 CACHE_KEY_FILE = BUILD / ".jupyter_cache.key"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -40,9 +42,11 @@ def library_cache_key() -> str:
 
 def refresh_cache() -> None:
     key = library_cache_key()
-    if CACHE.exists() and (not CACHE_KEY_FILE.exists() or CACHE_KEY_FILE.read_text() != key):
-        print("[build_book] library or profile changed since the last build: clearing the execution cache")
-        shutil.rmtree(CACHE)
+    stale = not CACHE_KEY_FILE.exists() or CACHE_KEY_FILE.read_text() != key
+    if stale and (CACHE.exists() or DOCTREES.exists()):
+        print("[build_book] library or profile changed since the last build: re-executing every chapter")
+        for folder in (CACHE, DOCTREES):
+            shutil.rmtree(folder, ignore_errors=True)
     BUILD.mkdir(exist_ok=True)
     CACHE_KEY_FILE.write_text(key)
 

@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+# Plain-text bars: they render in a terminal, in JupyterLab and in the built HTML book alike
+# (tqdm.auto's widget needs JavaScript from a CDN, which the offline book does not load).
+from tqdm import tqdm
 
 from vitcourse.device import get_device
 
@@ -88,7 +90,8 @@ def fit(model: torch.nn.Module, x_train, y_train, x_val=None, y_val=None, *, epo
     history = History()
     steps_per_epoch = -(-len(x_train) // batch_size)
     total = steps_per_epoch * epochs if max_steps is None else min(max_steps, steps_per_epoch * epochs)
-    bar = tqdm(total=total, desc=type(model).__name__, unit="step", disable=not progress, leave=False)
+    bar = tqdm(total=total, desc=f"training {type(model).__name__}", unit="step", disable=not progress,
+               mininterval=5.0, ncols=100)  # few lines in a notebook's saved output
     step = 0
     for _ in range(epochs):
         start = time.perf_counter()
