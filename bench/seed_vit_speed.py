@@ -1,0 +1,124 @@
+"""How fast does the course's first ViT train on a CPU, next to the seed's own Keras model?
+
+Both train the same 42,506-parameter model (see vitcourse/first_vit.py) on the same random data —
+60,000 × 49 × 16 patches, 10 classes, fixed seed — with Adam and batches of 64. The PyTorch side
+runs here; the Keras side runs ../shared/peers/seed_keras_vit.py in another interpreter (one with
+TensorFlow, given by --keras-python), on an .npz of the same images. Prints seconds per epoch for
+both and their ratio; the last line is `keras_over_torch=<ratio>` (or `keras_over_torch=skipped`
+when no Keras interpreter was given or it has no TensorFlow).
+
+    python bench/seed_vit_speed.py --keras-python /path/to/tf-venv/bin/python
+    python bench/seed_vit_speed.py --samples 6000 --epochs 2      # a quick look, PyTorch only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vitcourse.first_vit import FirstViT, count_parameters
+from vitcourse.training import _make_adam
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_PEER = ROOT.parent / "shared" / "peers" / "seed_keras_vit.py"
+
+
+def random_images(samples: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """uint8 (N, 28, 28) images and labels; the Keras peer cuts them into patches itself."""
+    rng = np.random.default_rng(seed)
+    n_test = max(samples // 6, 64)
+    return {"x_train": rng.integers(0, 256, (samples, 28, 28), dtype=np.uint8),
+            "y_train": rng.integers(0, 10, samples).astype(np.int64),
+            "x_test": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+            "y_test": rng.integers(0, 10, n_test).astype(np.int64)}
+
+
+def torch_epoch_seconds(data: dict[str, np.ndarray], epochs: int, batch_size: int = 64) -> list[float]:
+    """Seconds per training epoch of the course's model, timed epoch by epoch."""
+    from vitcourse.patches import extract_patches
+
+    torch.manual_seed(0)
+    model = FirstViT()
+    x = extract_patches(torch.from_numpy(data["x_train"]).float() / 255.0, 4).contiguous()
+    y = torch.from_numpy(data["y_train"])
+    optimizer = _make_adam(model, 1e-3, torch.device("cpu"))
+    order = torch.Generator().manual_seed(0)
+    times = []
+    model.train()
+    for _ in range(epochs):
+        start = time.perf_counter()
+        for idx in torch.randperm(len(x), generator=order).split(batch_size):
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def keras_result(python: str, peer: Path, data: dict[str, np.ndarray], epochs: int) -> dict | None:
+    check = subprocess.run([python, "-c", "import tensorflow"], capture_output=True, text=True)
+    if check.returncode != 0:
+        print(f"Keras side skipped: {python} cannot import tensorflow "
+              f"({check.stderr.strip().splitlines()[-1] if check.stderr.strip() else 'no message'}). "
+              f"Create a separate venv with `pip install tensorflow-cpu` and pass its python.")
+        return None
+    with tempfile.TemporaryDirectory() as folder:
+        npz = Path(folder) / "data.npz"
+        np.savez(npz, **data)
+        run = subprocess.run([python, str(peer), str(npz), str(epochs)], capture_output=True, text=True,
+                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    lines = [line for line in run.stdout.splitlines() if line.startswith("{")]
+    if run.returncode != 0 or not lines:
+        print("Keras side failed:\n" + run.stderr[-2000:])
+        return None
+    return json.loads(lines[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=60_000)
+    parser.add_argument("--epochs", type=int, default=3, help="the first epoch is a warm-up; the median of the rest counts")
+    parser.add_argument("--keras-python", help="a Python interpreter with TensorFlow, for the seed's Keras model")
+    parser.add_argument("--peer", type=Path, default=DEFAULT_PEER, help="path of seed_keras_vit.py")
+    args = parser.parse_args()
+    if args.epochs < 2:
+        parser.error("--epochs must be at least 2: the first epoch is a warm-up")
+
+    data = random_images(args.samples)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu; "
+          f"{args.samples:,} random images, batch 64, {args.epochs} epochs; "
+          f"model parameters: {count_parameters(FirstViT()):,}")
+    keras = None
+    if args.keras_python:
+        if not args.peer.exists():
+            sys.exit(f"the Keras peer {args.peer} does not exist; pass --peer PATH")
+        keras = keras_result(args.keras_python, args.peer, data, args.epochs)
+        if keras:
+            print(f"keras (seed model, TF {keras['tf']}): {keras['epoch_s_median_rest']:.2f} s/epoch "
+                  f"(first epoch {keras['epoch_s_first']:.2f} s), count_params()={keras['params']:,}")
+    else:
+        print("Keras side skipped: no --keras-python given.")
+
+    times = torch_epoch_seconds(data, args.epochs)
+    torch_s = statistics.median(times[1:])
+    print(f"torch (vitcourse.first_vit): {torch_s:.2f} s/epoch (first epoch {times[0]:.2f} s)")
+    if keras:
+        print(f"keras_over_torch={keras['epoch_s_median_rest'] / torch_s:.2f}")
+    else:
+        print("keras_over_torch=skipped")
+
+
+if __name__ == "__main__":
+    main()
