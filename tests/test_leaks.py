@@ -22,17 +22,30 @@ def instructor_sources() -> list[Path]:
     return sorted((ROOT / "solutions").glob("*/*.md"))
 
 
-def secret_lines(source: Path) -> set[str]:
-    """Lines inside solution/hidden regions that appear nowhere else in the source.
+def _meaningful(line: str) -> bool:
+    return len(line) >= 8 and not line.startswith("#") and re.search(r"[A-Za-z]", line) is not None
 
-    Lines the visible part of the assignment also contains (a shared import, `return out`) are
-    not secrets; everything else is.
+
+def secrets(source: Path) -> set[str]:
+    """Snippets that must never reach a student, each one or more whole lines.
+
+    * Hidden tests: every distinctive line (30+ characters, not also in the visible part).
+    * Solutions: every run of 3 consecutive lines (a whole short region), because the chapters
+      legitimately teach the same one-liners (`weights = softmax(scores, axis=-1)`) that an
+      answer uses; a leak is the answer itself, several lines of it in a row.
     """
     text = source.read_text()
-    inside = {line.strip() for _, body in REGION.findall(text) for line in body.splitlines()}
     outside = {line.strip() for line in REGION.sub("", text).splitlines()}
-    return {line for line in inside - outside
-            if len(line) >= 12 and not line.startswith("#") and re.search(r"[A-Za-z]", line)}
+    found = set()
+    for kind, body in REGION.findall(text):
+        lines = [line.strip() for line in body.splitlines() if _meaningful(line.strip())]
+        if kind == "HIDDEN TESTS":
+            found |= {line for line in lines if len(line) >= 30 and line not in outside}
+        elif len(lines) >= 3:
+            found |= {"\n".join(lines[i:i + 3]) for i in range(len(lines) - 2)}
+        elif lines and sum(map(len, lines)) >= 40:
+            found.add("\n".join(lines))
+    return found
 
 
 def student_visible_texts() -> dict[str, str]:
@@ -61,22 +74,37 @@ def test_no_marker_in_student_visible_files():
     assert not leaks, f"nbgrader solution/hidden-test markers found in: {leaks}"
 
 
-def test_secret_lines_are_found_by_the_scanner(tmp_path):
-    """The scanner itself works: a planted hidden line is a secret, a shared line is not."""
+def test_the_scanner_finds_planted_secrets(tmp_path):
+    """A distinctive hidden line and a run of solution lines are secrets; shared lines are not."""
     source = tmp_path / "a.md"
-    source.write_text("import numpy as np\n### BEGIN HIDDEN TESTS\nassert np.isclose(f(3), 9.0)\n"
-                      "import numpy as np\n### END HIDDEN TESTS\n")
-    assert secret_lines(source) == {"assert np.isclose(f(3), 9.0)"}
+    source.write_text("import numpy as np\n### BEGIN HIDDEN TESTS\nassert np.isclose(square(3.0), 9.0), 'nine'\n"
+                      "import numpy as np\n### END HIDDEN TESTS\n### BEGIN SOLUTION\nx = np.asarray(x)\n"
+                      "y = x * x  # square\nreturn y.astype(float)\n### END SOLUTION\n")
+    assert secrets(source) == {"assert np.isclose(square(3.0), 9.0), 'nine'",
+                               "x = np.asarray(x)\ny = x * x  # square\nreturn y.astype(float)"}
+    assert _leaks({"page.html": "<pre>x = np.asarray(x)\n  y = x * x  # square\n return y.astype(float)</pre>"},
+                  secrets(source))
+    assert not _leaks({"page.html": "<pre>x = np.asarray(x)\nreturn y.astype(float)</pre>"}, secrets(source))
+
+
+def _normalised(text: str) -> str:
+    return "\n".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _leaks(texts: dict[str, str], snippets: set[str]) -> list[str]:
+    found = []
+    for name, text in texts.items():
+        plain = _normalised(_unescape_html(text) if name.endswith(".html") else text)
+        found += [f"{name}: {snippet!r}" for snippet in snippets if snippet in plain]
+    return found
 
 
 @pytest.mark.parametrize("source", instructor_sources(), ids=lambda p: p.parent.name)
 def test_no_solution_or_hidden_test_text_reaches_students(source):
-    secrets = secret_lines(source)
-    assert secrets, f"{source}: no solution or hidden-test region found"
+    snippets = secrets(source)
+    assert snippets, f"{source}: no solution or hidden-test region found"
     texts = student_visible_texts()
-    assert any(name.startswith("exercises/") for name in texts), "exercises/ has no notebook: run make release"
-    leaks = []
-    for name, text in texts.items():
-        plain = _unescape_html(text) if name.endswith(".html") else text
-        leaks += [f"{name}: {line}" for line in secrets if line in text or line in plain]
+    assert any(name.startswith(f"exercises/{source.parent.name}/") for name in texts), \
+        f"exercises/{source.parent.name}/ has no notebook: run make release"
+    leaks = _leaks(texts, snippets)
     assert not leaks, "solution or hidden-test text visible to students:\n" + "\n".join(leaks[:20])
