@@ -52,23 +52,33 @@ def refresh_cache() -> None:
 
 
 def failing_cells(log: str) -> list[str]:
-    """One line per failed chapter: file, line of the cell in the .md source, and the error."""
+    """One line per failed chapter: file, line of the cell in the .md source, and the error.
+
+    Works on both of myst-nb's reports: in cache mode a "<file>: WARNING: Executing notebook
+    failed" line comes before the cell; otherwise an "ExecutionError: <file>" line after it.
+    """
     log = ANSI.sub("", log)
-    summaries = []
-    pattern = re.compile(
-        r"(?P<path>\S+\.md): WARNING: Executing notebook failed.*?"
-        r"An error occurred while executing the following cell:\n-+\n(?P<source>.*?)\n-+\n(?P<rest>.*?)(?:\[mystnb\.exec\]|\Z)",
-        re.S,
-    )
-    for match in pattern.finditer(log):
-        path, source = Path(match["path"]), match["source"]
-        error = next((line for line in reversed(match["rest"].splitlines()) if re.match(r"^\w+(Error|Exception)\b", line)), "")
-        in_cell = re.search(r"^Cell In\[\d+\], line (\d+)", match["rest"], re.M)
+    block = re.compile(
+        r"An error occurred while executing the following cell:\n-+\n(?P<source>.*?)\n-+\n"
+        r"(?P<rest>.*?)(?:\[mystnb\.exec\]|\nThe above exception|\Z)", re.S)
+    summaries, seen = [], set()
+    for match in block.finditer(log):
+        before = re.findall(r"(\S+\.md): WARNING: Executing notebook failed", log[:match.start()])
+        after = re.search(r"ExecutionError: (\S+\.md)", log[match.end():])
+        path = Path(before[-1] if before else after[1] if after else "?")
+        source, rest = match["source"], match["rest"]
+        if (path, source) in seen:  # Sphinx repeats the traceback at the end of the log
+            continue
+        seen.add((path, source))
+        error = next((line for line in reversed(rest.splitlines())
+                      if re.match(r"^\w+(Error|Exception|Interrupt)\b", line)), "")
+        in_cell = re.search(r"^Cell In\[\d+\], line (\d+)", rest, re.M)
         where = "a cell"
         if path.exists() and source.strip():
-            at = path.read_text().find(source.strip())
+            text = path.read_text()
+            at = text.find(source.strip())
             if at >= 0:
-                start = path.read_text().count("\n", 0, at) + 1
+                start = text.count("\n", 0, at) + 1
                 where = f"the cell at line {start}"
                 if in_cell:
                     where += f" (error at line {start + int(in_cell[1]) - 1})"
