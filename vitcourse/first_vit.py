@@ -71,8 +71,9 @@ class SelfAttention(nn.Module):
     def forward(self, x: torch.Tensor, return_weights: bool = False):
         batch, length, width = x.shape
         head_dim = width // self.heads
-        # (B, L, 3D) → (3, B, H, L, d): queries, keys and values of every head.
-        q, k, v = self.qkv(x).view(batch, length, 3, self.heads, head_dim).permute(2, 0, 3, 1, 4)
+        # (B, L, 3D) → three (B, H, L, d) views: queries, keys and values of every head. Views, not a
+        # permuted copy: in the backward pass the three gradients then land in qkv's layout directly.
+        q, k, v = (t.transpose(1, 2) for t in self.qkv(x).view(batch, length, 3, self.heads, head_dim).unbind(2))
         weights = None
         if return_weights:
             weights = torch.softmax(q @ k.transpose(-2, -1) / head_dim**0.5, dim=-1)
