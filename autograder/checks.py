@@ -34,12 +34,16 @@ _type = builtins.type
 _float = builtins.float
 _tuple = builtins.tuple
 _repr = builtins.repr
+# Comparisons use ufuncs and ndarray methods only (C code): numpy's Python-level helpers
+# such as allclose/isclose call builtins like abs() that a student can replace.
 _np_asarray = numpy.asarray
-_np_allclose = numpy.allclose
-_np_array_equal = numpy.array_equal
 _np_abs = numpy.abs
-_np_max = numpy.max
-_np_isnan = numpy.isnan
+_np_subtract = numpy.subtract
+_np_add = numpy.add
+_np_multiply = numpy.multiply
+_np_less_equal = numpy.less_equal
+_np_equal = numpy.equal
+_np_float64 = numpy.float64
 _np_ndarray = numpy.ndarray
 _NUMPY_ORIGINALS = {
     (numpy, name): getattr(numpy, name)
@@ -111,13 +115,14 @@ def assert_close(actual, expected, *, rtol: float = 1e-5, atol: float = 1e-8, wh
     want = _as_array(expected, "expected")
     if _tuple(got.shape) != _tuple(want.shape):
         _fail(f"{what}: expected shape {_tuple(want.shape)}, got {_tuple(got.shape)}")
-    if not _np_allclose(got, want, rtol=rtol, atol=atol, equal_nan=False):
-        if got.dtype.kind in "fciub" and want.dtype.kind in "fciub":
-            diff = _np_abs(got.astype(_float) - want.astype(_float))
-            detail = f"largest difference {_float(_np_max(diff)):.3g}"
-        else:
-            detail = "values differ"
-        _fail(f"{what}: not close to the expected values ({detail}; rtol={rtol}, atol={atol})")
+    if got.dtype.kind not in "fiub" or want.dtype.kind not in "fiub":
+        _fail(f"{what}: expected real numbers, got dtype {got.dtype}")
+    got, want = got.astype(_np_float64), want.astype(_np_float64)
+    diff = _np_abs(_np_subtract(got, want))
+    bound = _np_add(atol, _np_multiply(rtol, _np_abs(want)))
+    if not _np_less_equal(diff, bound).all():  # NaN compares False: it fails too
+        _fail(f"{what}: not close to the expected values (largest difference {_float(diff.max()):.3g}; "
+              f"rtol={rtol}, atol={atol})")
 
 
 def assert_equal(actual, expected, *, what: str = "value") -> None:
@@ -128,7 +133,7 @@ def assert_equal(actual, expected, *, what: str = "value") -> None:
         return
     got = _as_array(actual, what)
     want = _as_array(expected, "expected")
-    if _tuple(got.shape) != _tuple(want.shape) or not _np_array_equal(got, want):
+    if _tuple(got.shape) != _tuple(want.shape) or not _np_equal(got, want).all():
         _fail(f"{what}: expected {_repr(expected)[:200]}, got {_repr(actual)[:200]}")
 
 

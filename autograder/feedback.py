@@ -16,6 +16,7 @@ import shutil
 from pathlib import Path
 
 from nbconvert.exporters import HTMLExporter
+from nbformat.v4 import new_output
 from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor
 
 from .course import REPO_ROOT, Course, check_id, run_api
@@ -79,7 +80,7 @@ class RedactHiddenTests(NbGraderPreprocessor):
             if had_hidden and output.get("output_type") == "error":
                 output.traceback = [f"{output.ename}: {output.evalue}", HIDDEN_TRACEBACK_NOTE]
             if any(secret in _output_text(output) for secret in self._secrets):
-                cell.outputs[position] = {"output_type": "stream", "name": "stderr", "text": REDACTED_OUTPUT}
+                cell.outputs[position] = new_output("stream", name="stderr", text=REDACTED_OUTPUT)
         return cell, resources
 
 

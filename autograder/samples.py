@@ -78,6 +78,15 @@ class Sample:
     expected: Callable  # (released nb) -> expected total score
 
 
+def with_answer(grade_id: str, source: str):
+    """A build step that replaces the answer cell `grade_id` with `source`."""
+    def build(nb):
+        nb = copy.deepcopy(nb)
+        cell_by_id(nb, grade_id).source = source
+        return nb
+    return build
+
+
 def _with_last_answer(code: str, *, keep_solution: bool):
     def build(nb):
         nb = copy.deepcopy(nb)

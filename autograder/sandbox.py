@@ -123,7 +123,7 @@ def bwrap_argv(scratch: Path, runtime: Path, env: dict[str, str], *, drop_to_nob
     if os.geteuid() != 0:
         argv += ["--unshare-user", "--cap-drop", "ALL"]
     # Mount order matters: later mounts go on top, so the private /tmp comes first.
-    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+    argv += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp",
              "--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc"]
     for name in ("bin", "lib", "lib64", "sbin"):
         top = Path("/") / name
