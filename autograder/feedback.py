@@ -53,7 +53,10 @@ def hidden_lines(sources: list[str]) -> set[str]:
                 inside = False
             elif stripped:
                 (hidden if inside else visible).add(stripped)
-    return {line for line in hidden - visible if len(line) >= MIN_SECRET_LINE}
+    # A hidden line that a visible line contains (say, the student's own code with a comment)
+    # is not secret on that page.
+    visible_text = "\n".join(visible)
+    return {line for line in hidden if len(line) >= MIN_SECRET_LINE and line not in visible_text}
 
 
 def _output_text(output) -> str:
@@ -119,12 +122,12 @@ def copy_mathjax(folder: Path) -> bool:
     return True
 
 
-def _gradebook_secrets(course: Course, assignment: str) -> set[str]:
-    """Hidden-test lines of every grade cell of `assignment`, from the gradebook."""
+def _student_secrets(course: Course, student: str, assignment: str) -> set[str]:
+    """Hidden-test lines of the student's autograded notebooks, minus lines the student wrote."""
     import nbformat
 
     sources = []
-    for notebook in sorted((course.root / "source" / assignment).glob("*.ipynb")):
+    for notebook in sorted(course.autograded(student, assignment).glob("*.ipynb")):
         sources += [cell.source for cell in nbformat.read(notebook, as_version=4).cells]
     return hidden_lines(sources)
 
@@ -137,7 +140,6 @@ def feedback(assignment: str, course: Course | None = None, students: list[str] 
     graded = sorted(p.parent.name for p in (course.root / "autograded").glob(f"*/{assignment}"))
     todo = students or graded
     api = course.api()
-    secrets = _gradebook_secrets(course, assignment)
     pages: list[Path] = []
     have_mathjax = mathjax_source() is not None
     if not have_mathjax:
@@ -147,6 +149,7 @@ def feedback(assignment: str, course: Course | None = None, students: list[str] 
             raise FileNotFoundError(f"{student} has no autograded {assignment}: run `grade` first")
         run_api(api.generate_feedback(assignment, student, force=True), f"feedback for {student}")
         folder = course.feedback(student, assignment)
+        secrets = _student_secrets(course, student, assignment)
         for page in sorted(folder.glob("*.html")):
             leaks = leaked_lines(page.read_text(encoding="utf-8"), secrets)
             if leaks:

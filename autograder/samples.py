@@ -87,10 +87,11 @@ def with_answer(grade_id: str, source: str):
     return build
 
 
-def _with_last_answer(code: str, *, keep_solution: bool):
+def with_code(code: str, *, keep_solution: bool, answer: int = -1):
+    """A build step that writes `code` into answer cell number `answer` (default: the last)."""
     def build(nb):
         nb = copy.deepcopy(nb)
-        cell = cell_by_id(nb, answer_ids(nb)[-1])
+        cell = cell_by_id(nb, answer_ids(nb)[answer])
         cell.source = (cell.source + "\n" if keep_solution else "") + code
         return nb
     return build
@@ -100,8 +101,8 @@ def _total(nb) -> float:
     return sum(points for _, points in grade_points(nb))
 
 
-def _before_last_answer(nb) -> float:
-    return points_before(nb, answer_ids(nb)[-1])
+def _before_answer(answer: int):
+    return lambda nb: points_before(nb, answer_ids(nb)[answer])
 
 
 def _delete_last_grade_cell(nb):
@@ -111,24 +112,26 @@ def _delete_last_grade_cell(nb):
     return nb
 
 
-def _retype_last_grade_cell(nb):
-    nb = _with_last_answer("raise ValueError('wrong on purpose')", keep_solution=False)(nb)
-    cell = cell_by_id(nb, grade_points(nb)[-1][0])
+def _retype_grade_cell(nb, answer: int):
+    """A wrong answer, and the first grade cell after it turned into markdown."""
+    nb = with_code("raise ValueError('wrong on purpose')", keep_solution=False, answer=answer)(nb)
+    cell = _grade_cells_after(nb, answer_ids(nb)[answer])[0]
     cell.cell_type = "markdown"
     for key in ("outputs", "execution_count"):
         cell.pop(key, None)
     return nb
 
 
-def _edit_locked_tests(nb):
-    """A wrong last answer, with every test cell after it replaced by `pass`."""
-    nb = _with_last_answer("raise ValueError('wrong on purpose')", keep_solution=False)(nb)
-    last_answer = answer_ids(nb)[-1]
-    seen = False
-    for cell in nb.cells:
-        seen = seen or _meta(cell).get("grade_id") == last_answer
-        if seen and _meta(cell).get("grade"):
-            cell.source = "pass"
+def _grade_cells_after(nb, grade_id: str) -> list:
+    cells = nb.cells[[_meta(c).get("grade_id") for c in nb.cells].index(grade_id):]
+    return [cell for cell in cells if _meta(cell).get("grade")]
+
+
+def _edit_locked_tests(nb, answer: int):
+    """A wrong answer, with every test cell after it replaced by `pass`."""
+    nb = with_code("raise ValueError('wrong on purpose')", keep_solution=False, answer=answer)(nb)
+    for cell in _grade_cells_after(nb, answer_ids(nb)[answer]):
+        cell.source = "pass"
     return nb
 
 
@@ -147,11 +150,11 @@ get_ipython().showtraceback = lambda *args, **kwargs: None
 """
 
 
-def _tamper_then_fail(nb):
-    """Monkeypatch the comparison helpers in the first answer, then answer the last one wrong."""
-    nb = _with_last_answer("raise ValueError('wrong on purpose')", keep_solution=False)(nb)
+def _tamper_then_fail(nb, answer: int):
+    """Answer `answer` wrong, with every comparison helper monkeypatched by the first answer cell."""
+    nb = with_code("raise ValueError('wrong on purpose')", keep_solution=False, answer=answer)(nb)
     first = cell_by_id(nb, answer_ids(nb)[0])
-    first.source = first.source + "\n" + TAMPER_CODE
+    first.source = TAMPER_CODE + "\n" + first.source  # before any failure in that cell
     return nb
 
 
@@ -191,29 +194,38 @@ except OSError:
 
 def hostile_sample(read_targets: list[str], write_targets: list[str]) -> Sample:
     """A correct submission that also probes the sandbox (see hostile_code)."""
-    return Sample("hostile", _with_last_answer(hostile_code(read_targets, write_targets), keep_solution=True),
+    return Sample("hostile", with_code(hostile_code(read_targets, write_targets), keep_solution=True),
                   _total)
 
 
-GENERIC_SAMPLES = [
-    Sample("correct", lambda nb: copy.deepcopy(nb), _total),
-    Sample("exception_in_cell", _with_last_answer("raise RuntimeError('student bug')", keep_solution=False),
-           _before_last_answer),
-    Sample("infinite_loop", _with_last_answer("while True:\n    pass", keep_solution=False), _before_last_answer),
-    Sample("stubborn_loop", _with_last_answer(
-        "while True:\n    try:\n        while True:\n            pass\n    except BaseException:\n        pass",
-        keep_solution=False), _before_last_answer),
-    Sample("memory_bomb", _with_last_answer("hog = bytearray(64 * 1024 ** 3)", keep_solution=False),
-           _before_last_answer),
-    Sample("os_exit", _with_last_answer("import os\nos._exit(3)", keep_solution=False), _before_last_answer),
-    Sample("sys_exit", _with_last_answer("import sys\nsys.exit(1)", keep_solution=False), _before_last_answer),
-    Sample("huge_output", _with_last_answer("for i in range(300_000):\n    print('spam' * 10, i)",
-                                            keep_solution=True), _total),
-    Sample("edited_locked_cell", _edit_locked_tests, _before_last_answer),
-    Sample("deleted_grade_cell", _delete_last_grade_cell, lambda nb: _total(nb) - grade_points(nb)[-1][1]),
-    Sample("retyped_grade_cell", _retype_last_grade_cell, _before_last_answer),
-    Sample("tamper", _tamper_then_fail, _before_last_answer),
-]
+def generic_samples(answer: int = -1) -> list[Sample]:
+    """Samples that work for any assignment; the breaking ones hit answer cell `answer`.
+
+    With the default (the last answer) the points of every earlier question must survive.
+    A long assignment can use answer=0 to keep them cheap (nothing to train before it).
+    """
+    def breaking(name: str, code: str) -> Sample:
+        return Sample(name, with_code(code, keep_solution=False, answer=answer), _before_answer(answer))
+
+    return [
+        Sample("correct", lambda nb: copy.deepcopy(nb), _total),
+        breaking("exception_in_cell", "raise RuntimeError('student bug')"),
+        breaking("infinite_loop", "while True:\n    pass"),
+        breaking("stubborn_loop",
+                 "while True:\n    try:\n        while True:\n            pass\n    except BaseException:\n        pass"),
+        breaking("memory_bomb", "hog = bytearray(64 * 1024 ** 3)"),
+        breaking("os_exit", "import os\nos._exit(3)"),
+        breaking("sys_exit", "import sys\nsys.exit(1)"),
+        Sample("huge_output", with_code("for i in range(300_000):\n    print('spam' * 10, i)",
+                                                keep_solution=True, answer=answer), _total),
+        Sample("edited_locked_cell", lambda nb: _edit_locked_tests(nb, answer), _before_answer(answer)),
+        Sample("deleted_grade_cell", _delete_last_grade_cell, lambda nb: _total(nb) - grade_points(nb)[-1][1]),
+        Sample("retyped_grade_cell", lambda nb: _retype_grade_cell(nb, answer), _before_answer(answer)),
+        Sample("tamper", lambda nb: _tamper_then_fail(nb, answer), _before_answer(answer)),
+    ]
+
+
+GENERIC_SAMPLES = generic_samples()
 
 
 def build_samples(exercises: Path, solutions: Path, assignment: str, samples=GENERIC_SAMPLES) -> dict:

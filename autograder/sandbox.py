@@ -102,9 +102,24 @@ def secret_dirs() -> list[Path]:
     return [course] + ([Path(extra).resolve()] if extra else [])
 
 
+def course_data_dir() -> Path | None:
+    """The grader's course data folder ($VITCOURSE_DATA or the user cache), if it exists.
+
+    The kernel gets it read-only (and $VITCOURSE_DATA pointing at it): assignments that
+    train on real data must see the same files as the grader's own checks.
+    """
+    try:
+        from vitcourse.data.sources import data_root
+    except ImportError:
+        return None
+    root = data_root().resolve()
+    return root if root.is_dir() else None
+
+
 def read_only_dirs() -> list[Path]:
-    """Host folders the kernel may read: Python, the virtualenv and the course packages."""
-    candidates = [Path(sys.base_prefix), Path(sys.prefix), *package_dirs()]
+    """Host folders the kernel may read: Python, the virtualenv, the course packages and data."""
+    data = course_data_dir()
+    candidates = [Path(sys.base_prefix), Path(sys.prefix), *package_dirs(), *([data] if data else [])]
     unique: list[Path] = []
     for path in (p.resolve() for p in candidates):
         if not any(_is_within(path, kept) for kept in unique):
@@ -169,6 +184,9 @@ def kernel_env(threads: int) -> dict[str, str]:
         "AUTOGRADER_SANDBOX": "bwrap",
     }
     env.update({k: v for k, v in os.environ.items() if k.startswith(PASSED_ENV_PREFIXES)})
+    data = course_data_dir()
+    if data is not None:
+        env["VITCOURSE_DATA"] = str(data)
     return env
 
 

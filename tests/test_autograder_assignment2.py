@@ -1,0 +1,94 @@
+"""Assignment 2 (q6-q10) sample submissions, graded in one parallel batch, each score asserted.
+
+A correct notebook trains two models (~30 s in the quick profile on 2 cores), so the generic
+breaking samples hit the *first* answer cell (nothing trained yet: cheap, and 0 points is
+then the right score); assignment 1 and the demo show points kept before a late failure.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from autograder.course import REPO_ROOT
+from autograder.samples import Sample, build_samples, generic_samples, with_answer, with_code
+from autograder_support import cli, gradebook_totals, temp_course, write_inbox
+
+pytestmark = pytest.mark.slow
+ASSIGNMENT = "assignment2"
+# A training cell takes ~15 s on an idle 2-core machine; the infinite loop costs one worker the
+# 60 s cell timeout while the other grades the rest.
+LIMITS = ["--cell-timeout", "60", "--wall-clock", "600", "--memory-mb", "4096"]
+# The CNN (q8) needs only the setup cell, so it still scores when q6 is broken and the kernel lives.
+CNN_ONLY = 4.0
+KERNEL_SURVIVES = {"exception_in_cell", "infinite_loop", "memory_bomb", "edited_locked_cell"}
+# Tampering, retyped cells, sys.exit and interrupt-proof loops are covered by assignment 1 and the demo.
+GENERIC = KERNEL_SURVIVES | {"correct", "os_exit", "deleted_grade_cell"}
+# Megabytes of output instead of a q6 answer (cheaper than after a full training run).
+HUGE_OUTPUT = "for i in range(300_000):\n    print('spam' * 10, i)"
+
+TRAIN_VIT = """history_vit = fit(model_vit, patches_train, data.y_train, patches_test, data.y_test,
+                  epochs=plan.epochs, batch_size=64, lr=1e-3, device=device)
+"""
+HARD_CODED_ACCURACY = TRAIN_VIT + "q7_val_acc = 0.99  # looks great, is not what the model scores\n"
+UNTRAINED_MODEL = "q7_val_acc = round(evaluate(model_vit, patches_test, data.y_test)[1], 3)  # no fit()\n"
+# Per-patch logits (B, 49, 10) instead of pooled (B, 10).
+WRONG_SHAPES_FORWARD = '''class FirstViT(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Linear(16, 64)
+        self.head = nn.Linear(64, 10)
+
+    def forward(self, patches, return_attention=False):
+        return self.head(self.embed(patches))
+
+
+model_vit = FirstViT().to(device)
+'''
+
+def assignment2_samples() -> list[Sample]:
+    """The issue's list for assignment 2: generic breakers at q6, then the specific ones."""
+    chosen = [sample for sample in generic_samples(answer=0) if sample.name in GENERIC]
+    return [Sample(s.name, s.build, lambda nb: CNN_ONLY) if s.name in KERNEL_SURVIVES else s
+            for s in chosen] + [Sample("huge_output", with_code(HUGE_OUTPUT, keep_solution=False, answer=0),
+                                       lambda nb: CNN_ONLY)] + SPECIFIC_SAMPLES
+
+
+SPECIFIC_SAMPLES = [
+    # q7's hidden tests recompute the accuracy: 0.99 disagrees with the model (-3).
+    Sample("hard_coded_accuracy", with_answer("q7_train", HARD_CODED_ACCURACY), lambda nb: 17.0),
+    # Honest accuracy of an untrained model: agrees, but is far below the threshold (q7 -3),
+    # and its attention heads have learned nothing (q9 hidden -3).
+    Sample("untrained_model", with_answer("q7_train", UNTRAINED_MODEL), lambda nb: 14.0),
+    # Wrong output shape: q6 fails, training it fails (q7), it has no attention to show (q9),
+    # and q10 cannot report q7's accuracy; only the CNN (q8) scores.
+    Sample("wrong_shapes", with_answer("q6_model", WRONG_SHAPES_FORWARD), lambda nb: 4.0),
+]
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("assignment2")
+    course = temp_course(tmp, REPO_ROOT / "solutions")
+    cli(course, "release", ASSIGNMENT)
+    built = build_samples(course.exercises, course.solutions, ASSIGNMENT, assignment2_samples())
+    write_inbox(tmp / "inbox", ASSIGNMENT, built)
+    cli(course, "collect", ASSIGNMENT, str(tmp / "inbox"))
+    cli(course, "grade", ASSIGNMENT, "--workers", "2", *LIMITS)
+    expected = {name.replace("_", "-"): score for name, (_nb, score) in built.items()}
+    return course, expected
+
+
+def test_every_assignment2_sample_gets_its_expected_score(graded):
+    course, expected = graded
+    assert expected["correct"] == 20.0
+    totals = gradebook_totals(course, ASSIGNMENT)
+    assert totals == pytest.approx(expected), {s: (totals.get(s), want) for s, want in expected.items()
+                                               if totals.get(s) != want}
+
+
+def test_assignment2_export_names_the_failures(graded):
+    course, _expected = graded
+    cli(course, "export", ASSIGNMENT)
+    reasons = (course.reports(ASSIGNMENT) / "failure_reasons.csv").read_text()
+    assert "q7,CheckFailed" in reasons
+    assert "not executed: the kernel died" in reasons
