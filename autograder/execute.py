@@ -16,6 +16,7 @@ cell scores 0 exactly when it has an error output):
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 
 from nbclient.exceptions import DeadKernelError
@@ -39,9 +40,9 @@ def error_output(ename: str, evalue: str) -> NotebookNode:
 
 
 def _uses_torch(nb: NotebookNode) -> bool:
-    """Whether the instructor's (locked) cells use torch, directly or through vitcourse."""
-    return any(cell.get("metadata", {}).get("nbgrader", {}).get("locked")
-               and ("torch" in cell.source or "vitcourse" in cell.source)
+    """Whether the instructor's locked code cells import torch, directly or through vitcourse."""
+    return any(cell.cell_type == "code" and cell.get("metadata", {}).get("nbgrader", {}).get("locked")
+               and re.search(r"^\s*(import|from)\s+(torch|vitcourse)\b", cell.source, re.M)
                for cell in nb.cells)
 
 

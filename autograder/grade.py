@@ -138,29 +138,26 @@ def _grade_in_worker(assignment: str, student: str) -> tuple[GradeResult, dict |
 
 # ---- parent side -----------------------------------------------------------------
 
-def merge_scores(course: Course, assignment: str, student: str, data: dict) -> None:
-    """Write one worker's scores into the shared gradebook (single writer)."""
+def merge_scores(gb, assignment: str, student: str, data: dict) -> None:
+    """Write one worker's scores into the shared gradebook `gb` (the single writer)."""
     from datetime import datetime
 
-    from nbgrader.api import Gradebook
-
     timestamp = datetime.fromisoformat(data["timestamp"]) if data["timestamp"] else None
-    with Gradebook(course.db_url, "vitcourse") as gb:
-        gb.update_or_create_student(student)
-        submission = gb.update_or_create_submission(assignment, student, timestamp=timestamp)
-        for nb in submission.notebooks:
-            info = data["notebooks"].get(nb.name)
-            if info is None:
-                continue
-            for grade in nb.grades:
-                grade.auto_score = info["grades"].get(grade.name)
-                # nbgrader's rule (SaveAutoGrades): a manual score or no automatic
-                # score means a human has to look at the cell.
-                grade.needs_manual_grade = grade.manual_score is not None or grade.auto_score is None
-            for comment in nb.comments:
-                comment.auto_comment = info["comments"].get(comment.name)
-            nb.late_submission_penalty = info["late_submission_penalty"]
-        gb.db.commit()
+    gb.update_or_create_student(student)
+    submission = gb.update_or_create_submission(assignment, student, timestamp=timestamp)
+    for nb in submission.notebooks:
+        info = data["notebooks"].get(nb.name)
+        if info is None:
+            continue
+        for grade in nb.grades:
+            grade.auto_score = info["grades"].get(grade.name)
+            # nbgrader's rule (SaveAutoGrades): a manual score or no automatic
+            # score means a human has to look at the cell.
+            grade.needs_manual_grade = grade.manual_score is not None or grade.auto_score is None
+        for comment in nb.comments:
+            comment.auto_comment = info["comments"].get(comment.name)
+        nb.late_submission_penalty = info["late_submission_penalty"]
+    gb.db.commit()
 
 
 def _log_path(course: Course, assignment: str) -> Path:
@@ -230,20 +227,40 @@ def grade(assignment: str, course: Course | None = None, *, workers: int | None 
     return sorted(results, key=lambda r: r.student)
 
 
+def _preload_grading_modules() -> None:
+    """Import nbgrader's grading stack once, before the workers fork, so none pays it again."""
+    import nbgrader.api  # noqa: F401
+    import nbgrader.apps  # noqa: F401
+    import nbgrader.converters  # noqa: F401
+
+    from . import execute  # noqa: F401
+
+
 def _run_pool(course, assignment, todo, workers, snapshot, overrides, progress) -> list[GradeResult]:
+    _preload_grading_modules()
     results: list[GradeResult] = []
     pending = list(todo)
-    context = multiprocessing.get_context("fork")
     while pending:
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                                 initargs=(course, snapshot, overrides)) as pool:
-            futures = {pool.submit(_grade_in_worker, assignment, s): s for s in pending}
+        _run_pool_once(course, assignment, workers, snapshot, overrides, progress, pending, results)
+    return results
+
+
+def _run_pool_once(course, assignment, workers, snapshot, overrides, progress, pending, results) -> None:
+    """Grade `pending` until done or a worker process dies (then the caller starts a new pool)."""
+    from nbgrader.api import Gradebook
+
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                             initargs=(course, snapshot, overrides)) as pool:
+        futures = {pool.submit(_grade_in_worker, assignment, s): s for s in pending}
+        # Opened after the workers forked: they never inherit the shared gradebook's connection.
+        with Gradebook(course.db_url, "vitcourse") as gb:
             try:
                 for future in as_completed(futures):
                     student = futures[future]
                     result, data = future.result()
                     if data is not None:
-                        merge_scores(course, assignment, student, data)
+                        merge_scores(gb, assignment, student, data)
                     results.append(result)
                     pending.remove(student)
                     progress(f"{student}: {result.status} in {result.seconds:.1f} s"
@@ -255,4 +272,3 @@ def _run_pool(course, assignment, todo, workers, snapshot, overrides, progress) 
                 culprit = unfinished[0] if unfinished else pending[0]
                 results.append(GradeResult(culprit, "failed", "the grading worker process died"))
                 pending.remove(culprit)
-    return results

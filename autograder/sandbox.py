@@ -22,6 +22,8 @@ Unix sockets also remove the port clashes of many kernels starting at once.
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -84,14 +86,13 @@ def _is_within(path: Path, folder: Path) -> bool:
 
 
 def package_dirs() -> list[Path]:
-    """Source folders of the course packages the kernel must import (editable installs)."""
+    """Source folders of the course packages the kernel must import (found, not imported:
+    importing vitcourse would import torch, seconds of start-up for nothing)."""
     dirs = []
     for name in ("vitcourse", "autograder"):
-        try:
-            module = __import__(name)
-        except ImportError:
-            continue
-        dirs.append(Path(list(module.__path__)[0]).resolve())
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.submodule_search_locations:
+            dirs.append(Path(list(spec.submodule_search_locations)[0]).resolve())
     return dirs
 
 
@@ -102,17 +103,24 @@ def secret_dirs() -> list[Path]:
     return [course] + ([Path(extra).resolve()] if extra else [])
 
 
+@functools.cache
 def course_data_dir() -> Path | None:
     """The grader's course data folder ($VITCOURSE_DATA or the user cache), if it exists.
 
     The kernel gets it read-only (and $VITCOURSE_DATA pointing at it): assignments that
     train on real data must see the same files as the grader's own checks.
     """
-    try:
-        from vitcourse.data.sources import data_root
-    except ImportError:
+    # vitcourse.data.sources is stdlib-only; loading the file alone skips vitcourse/__init__
+    # (which imports torch) while keeping its data_root() the one definition of the rule.
+    packages = [p for p in package_dirs() if p.name == "vitcourse"]
+    sources = packages[0] / "data" / "sources.py" if packages else None
+    if sources is None or not sources.is_file():
         return None
-    root = data_root().resolve()
+    spec = importlib.util.spec_from_file_location("_vitcourse_data_sources", sources)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    root = module.data_root().resolve()
     return root if root.is_dir() else None
 
 
