@@ -3,8 +3,10 @@
 Both train the same 42,506-parameter model (see vitcourse/first_vit.py) on the same random data —
 60,000 × 49 × 16 patches, 10 classes, fixed seed — with Adam and batches of 64. The PyTorch side
 runs here; the Keras side runs ../shared/peers/seed_keras_vit.py in another interpreter (one with
-TensorFlow, given by --keras-python), on an .npz of the same images. Prints seconds per epoch for
-both and their ratio; the last line is `keras_over_torch=<ratio>` (or `keras_over_torch=skipped`
+TensorFlow, given by --keras-python), on an .npz of the same images. The PyTorch side is trained by
+the course's own loop (vitcourse.training.fit), once with torch's default thread count and once with
+the course's setting for small models (--cpu-threads, 1). Prints seconds per epoch for each and the
+ratio of Keras to the course's setting; the last line is `keras_over_torch=<ratio>` (or `keras_over_torch=skipped`
 when no Keras interpreter was given or it has no TensorFlow).
 
     python bench/seed_vit_speed.py --keras-python /path/to/tf-venv/bin/python
@@ -25,10 +27,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from vitcourse.first_vit import FirstViT, count_parameters
-from vitcourse.training import _make_adam
+from vitcourse.training import fit
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PEER = ROOT.parent / "shared" / "peers" / "seed_keras_vit.py"
@@ -44,27 +45,18 @@ def random_images(samples: int, seed: int = 0) -> dict[str, np.ndarray]:
             "y_test": rng.integers(0, 10, n_test).astype(np.int64)}
 
 
-def torch_epoch_seconds(data: dict[str, np.ndarray], epochs: int, batch_size: int = 64) -> list[float]:
-    """Seconds per training epoch of the course's model, timed epoch by epoch."""
+def torch_epoch_seconds(data: dict[str, np.ndarray], epochs: int, cpu_threads: int | None,
+                        batch_size: int = 64) -> list[float]:
+    """Seconds per training epoch of the course's model, trained by the course's own loop."""
     from vitcourse.patches import extract_patches
 
     torch.manual_seed(0)
     model = FirstViT()
     x = extract_patches(torch.from_numpy(data["x_train"]).float() / 255.0, 4).contiguous()
     y = torch.from_numpy(data["y_train"])
-    optimizer = _make_adam(model, 1e-3, torch.device("cpu"))
-    order = torch.Generator().manual_seed(0)
-    times = []
-    model.train()
-    for _ in range(epochs):
-        start = time.perf_counter()
-        for idx in torch.randperm(len(x), generator=order).split(batch_size):
-            loss = F.cross_entropy(model(x[idx]), y[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        times.append(time.perf_counter() - start)
-    return times
+    history = fit(model, x, y, epochs=epochs, batch_size=batch_size, lr=1e-3, device="cpu", seed=0,
+                  progress=False, cpu_threads=cpu_threads)
+    return history.seconds
 
 
 def keras_result(python: str, peer: Path, data: dict[str, np.ndarray], epochs: int) -> dict | None:
@@ -91,6 +83,8 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=60_000)
     parser.add_argument("--epochs", type=int, default=3, help="the first epoch is a warm-up; the median of the rest counts")
     parser.add_argument("--keras-python", help="a Python interpreter with TensorFlow, for the seed's Keras model")
+    parser.add_argument("--cpu-threads", type=int, default=1,
+                        help="torch's threads for the measured run (the course trains small models on 1)")
     parser.add_argument("--peer", type=Path, default=DEFAULT_PEER, help="path of seed_keras_vit.py")
     args = parser.parse_args()
     if args.epochs < 2:
@@ -111,9 +105,13 @@ def main() -> None:
     else:
         print("Keras side skipped: no --keras-python given.")
 
-    times = torch_epoch_seconds(data, args.epochs)
-    torch_s = statistics.median(times[1:])
-    print(f"torch (vitcourse.first_vit): {torch_s:.2f} s/epoch (first epoch {times[0]:.2f} s)")
+    # torch's default thread count first, then the course's setting for small models (1 thread).
+    default_threads = torch.get_num_threads()
+    for threads in dict.fromkeys([default_threads, args.cpu_threads]):
+        times = torch_epoch_seconds(data, args.epochs, threads)
+        torch_s = statistics.median(times[1:])
+        print(f"torch (vitcourse.first_vit, {threads} thread{'s' * (threads > 1)}): {torch_s:.2f} s/epoch "
+              f"(first epoch {times[0]:.2f} s)")
     if keras:
         print(f"keras_over_torch={keras['epoch_s_median_rest'] / torch_s:.2f}")
     else:

@@ -77,3 +77,45 @@ def test_deterministic_mode_is_switched_on_and_off():
 def test_seed_must_be_a_non_negative_int():
     with pytest.raises(ValueError, match="non-negative int"):
         seed_everything(-1)
+
+
+def test_cpu_threads_sets_and_restores_the_thread_count():
+    from vitcourse.device import cpu_threads
+
+    before = torch.get_num_threads()
+    with cpu_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError), cpu_threads(1):   # restored after an error too
+        raise RuntimeError("boom")
+    assert torch.get_num_threads() == before
+    with cpu_threads(None):
+        assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5, "2"])
+def test_cpu_threads_rejects_a_bad_count(bad):
+    from vitcourse.device import cpu_threads
+
+    with pytest.raises(ValueError, match="cpu_threads must be a positive int"), cpu_threads(bad):
+        pass
+
+
+def test_fit_trains_on_the_given_threads_and_restores_them():
+    from vitcourse.training import fit
+
+    seen = []
+
+    class Probe(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(3, 2)
+
+        def forward(self, x):
+            seen.append(torch.get_num_threads())
+            return self.layer(x)
+
+    before = torch.get_num_threads()
+    fit(Probe(), torch.rand(8, 3), torch.tensor([0, 1] * 4), epochs=1, batch_size=4, device="cpu",
+        seed=0, progress=False, cpu_threads=1)
+    assert seen == [1, 1] and torch.get_num_threads() == before

@@ -1,9 +1,11 @@
-"""Device choice (cuda > mps > cpu) and seeding of every random source the course uses."""
+"""Device choice (cuda > mps > cpu), CPU thread count, and seeding of every random source the course uses."""
 
 from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -53,3 +55,24 @@ def seed_everything(seed: int = 0, deterministic: bool = False) -> torch.Generat
     else:
         torch.use_deterministic_algorithms(False)
     return torch.Generator().manual_seed(seed)
+
+
+@contextmanager
+def cpu_threads(count: int | None) -> Iterator[None]:
+    """Run the block with ``count`` intra-op CPU threads, then restore torch's setting.
+
+    Small models gain from *fewer* threads: at batch 64 the first ViT's matrix products are
+    a few hundred kilobytes each, and splitting one over two cores costs more in hand-offs
+    than it saves (bench/seed_vit_speed.py measures it). ``None`` leaves the setting alone.
+    """
+    if count is None:
+        yield
+        return
+    if not isinstance(count, int) or count < 1:
+        raise ValueError(f"cpu_threads must be a positive int or None, got {count!r}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -5,6 +5,8 @@ Built for small models on a laptop CPU as much as for a GPU:
 * the whole data set sits in one tensor on the device, and a batch is an index slice of a
   per-epoch random permutation: no DataLoader, no worker processes, no per-batch copies;
 * Adam uses PyTorch's fused (multi-tensor, one kernel) update where the device supports it;
+* ``cpu_threads`` can pin the CPU's thread count for the loop: one thread trains a tiny model
+  faster than two (see :func:`vitcourse.device.cpu_threads`);
 * evaluation runs under ``torch.inference_mode`` in large batches, in eval mode (no dropout),
   and puts the model back in the mode it was in.
 """
@@ -21,6 +23,7 @@ import torch.nn.functional as F
 # (tqdm.auto's widget needs JavaScript from a CDN, which the offline book does not load).
 from tqdm import tqdm
 
+from vitcourse.device import cpu_threads as _cpu_threads
 from vitcourse.device import get_device
 
 
@@ -64,7 +67,8 @@ def _make_adam(model: torch.nn.Module, lr: float, device: torch.device) -> torch
 
 def fit(model: torch.nn.Module, x_train, y_train, x_val=None, y_val=None, *, epochs: int,
         batch_size: int = 64, lr: float = 1e-3, device: torch.device | str | None = None,
-        seed: int | None = None, progress: bool = True, max_steps: int | None = None) -> History:
+        seed: int | None = None, progress: bool = True, max_steps: int | None = None,
+        cpu_threads: int | None = None) -> History:
     """Train ``model`` with Adam and cross-entropy on integer labels; return the history.
 
     Args:
@@ -74,6 +78,8 @@ def fit(model: torch.nn.Module, x_train, y_train, x_val=None, y_val=None, *, epo
         epochs: passes over the training data; ``max_steps`` stops earlier (quick runs).
         seed: seeds the order of the batches; None draws it from torch's global generator,
             so one ``seed_everything`` call fixes the whole run.
+        cpu_threads: intra-op threads while training (None: torch's current setting); 1 is
+            fastest for the course's small models on a CPU.
     """
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
@@ -93,37 +99,38 @@ def fit(model: torch.nn.Module, x_train, y_train, x_val=None, y_val=None, *, epo
     bar = tqdm(total=total, desc=f"training {type(model).__name__}", unit="step", disable=not progress,
                mininterval=5.0, ncols=100)  # few lines in a notebook's saved output
     step = 0
-    for _ in range(epochs):
-        start = time.perf_counter()
-        model.train()
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.int64)
-        seen = 0
-        for idx in torch.randperm(len(x_train), generator=order).to(device).split(batch_size):
-            inputs, labels = x_train[idx], y_train[idx]
-            logits = model(inputs)
-            loss = F.cross_entropy(logits, labels)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            # Accumulate on the device: .item() every step would stall a GPU.
-            loss_sum += loss.detach() * len(idx)
-            correct += (logits.detach().argmax(dim=-1) == labels).sum()
-            seen += len(idx)
-            step += 1
-            bar.update()
+    with _cpu_threads(cpu_threads):
+        for _ in range(epochs):
+            start = time.perf_counter()
+            model.train()
+            loss_sum = torch.zeros((), device=device)
+            correct = torch.zeros((), device=device, dtype=torch.int64)
+            seen = 0
+            for idx in torch.randperm(len(x_train), generator=order).to(device).split(batch_size):
+                inputs, labels = x_train[idx], y_train[idx]
+                logits = model(inputs)
+                loss = F.cross_entropy(logits, labels)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                # Accumulate on the device: .item() every step would stall a GPU.
+                loss_sum += loss.detach() * len(idx)
+                correct += (logits.detach().argmax(dim=-1) == labels).sum()
+                seen += len(idx)
+                step += 1
+                bar.update()
+                if step >= total:
+                    break
+            history.train_loss.append(float(loss_sum) / seen)
+            history.train_acc.append(float(correct) / seen)
+            if has_val:
+                val_loss, val_acc = evaluate(model, x_val, y_val)
+                history.val_loss.append(val_loss)
+                history.val_acc.append(val_acc)
+                bar.set_postfix(val_acc=f"{val_acc:.3f}")
+            history.seconds.append(time.perf_counter() - start)
             if step >= total:
                 break
-        history.train_loss.append(float(loss_sum) / seen)
-        history.train_acc.append(float(correct) / seen)
-        if has_val:
-            val_loss, val_acc = evaluate(model, x_val, y_val)
-            history.val_loss.append(val_loss)
-            history.val_acc.append(val_acc)
-            bar.set_postfix(val_acc=f"{val_acc:.3f}")
-        history.seconds.append(time.perf_counter() - start)
-        if step >= total:
-            break
     bar.close()
     return history
 
