@@ -171,3 +171,16 @@ def test_wrong_answer_loses_the_hidden_points(grade_id, wrong_answer, question, 
     # Questions built on this one (q13 cuts its label map with q12's window_partition) may fail too.
     others = {k: v for k, v in results.items() if not k.startswith(tuple(q + "_" for q in (question, *dependents)))}
     assert all(others.values()), others
+
+
+def test_the_library_answers_pass_every_hidden_test():
+    """The course's own modules and assignment 3 agree on every convention (one truth, two checks)."""
+    answers = {
+        "q11_cls_map": "from vitcourse.attention_maps import cls_attention_map",
+        "q12_windows": "from vitcourse.swin import window_partition, window_reverse",
+        "q13_mask": "from vitcourse.swin import shifted_window_mask",
+        "q14_loss": "from vitcourse.deit import distillation_loss",
+        "q15_index": "from vitcourse.swin import relative_position_index",
+    }
+    results = run_assignment(ASSIGNMENT, answers)
+    assert all(results.values()), results

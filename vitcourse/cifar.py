@@ -415,6 +415,9 @@ def _images_to_device(images: np.ndarray, device: torch.device) -> torch.Tensor:
 class CifarTrainer:
     """Trains a :class:`VisionTransformer` on CIFAR-shaped data with one :class:`Recipe`.
 
+    Another model or another loss is a subclass that overrides :meth:`build_model` or
+    :meth:`compute_loss` (DeiT's distillation, the Swin chapter); everything else is shared.
+
     Args:
         recipe: the hyper-parameters.
         x_train, y_train, x_test, y_test: uint8 (N, 32, 32, 3) images and int (N,) labels,
@@ -446,7 +449,7 @@ class CifarTrainer:
         self.warmup_steps = round(r.warmup_epochs * self.steps_per_epoch)
 
         torch.manual_seed(r.seed + self.dist.rank)          # initial weights (DDP copies rank 0's) and dropout
-        self.model = VisionTransformer(r.model).to(device)
+        self.model = self.build_model().to(device)
         self.optimizer = make_adamw(self.model, r.lr, r.weight_decay, device)
         self.augment = BatchAugment(crop_padding=r.crop_padding, flip=r.flip, mixup_alpha=r.mixup_alpha,
                                     cutmix_alpha=r.cutmix_alpha, mix_prob=r.mix_prob,
@@ -461,6 +464,18 @@ class CifarTrainer:
             network = DistributedDataParallel(network, device_ids=[device.index] if device.type == "cuda" else None)
         self.use_compile = device.type == "cuda" if r.compile is None else r.compile
         self.network = torch.compile(network) if self.use_compile else network
+
+    # -- what is trained, and on what loss (subclasses change these two) ---------------------------
+
+    def build_model(self) -> nn.Module:
+        """The network to train: normalised images (B, 3, H, W) → logits (B, K). Called right after
+        ``torch.manual_seed(recipe.seed + rank)``, so a seed fixes the initial weights."""
+        return VisionTransformer(self.recipe.model)
+
+    def compute_loss(self, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The loss (0-d) of one augmented, normalised batch against its (B, K) soft targets;
+        the caller runs it under autocast and calls backward."""
+        return soft_cross_entropy(self.network(images), targets)
 
     # -- one step ------------------------------------------------------------------------------
 
@@ -488,7 +503,7 @@ class CifarTrainer:
     def _forward_backward(self, images, targets):
         try:
             with self.autocast():
-                loss = soft_cross_entropy(self.network(images), targets)
+                loss = self.compute_loss(images, targets)
             loss.backward()
             return loss
         except Exception as error:   # noqa: BLE001 — only a compiler failure is caught; eager re-raises real bugs

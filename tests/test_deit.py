@@ -1,0 +1,272 @@
+"""DeiT (vitcourse.deit): the distillation loss by hand, the two-headed ViT, its size, the frozen teacher."""
+
+import copy
+import math
+from dataclasses import replace
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vitcourse import cifar
+from vitcourse.cifar import Recipe, normalize, random_cifar_like, smooth_targets, to_unit_float
+from vitcourse.costs import param_count
+from vitcourse.deit import (CifarCNN, DistillationTrainer, DistilledViT, ModelTrainer, deit_config,
+                            distillation_loss, distilled_param_count, learned_token_similarity, locality_ratio,
+                            reference_table,
+                            size_table, token_similarity)
+from vitcourse.first_vit import count_parameters
+from vitcourse.vit import ViTConfig, VisionTransformer
+
+SMALL = ViTConfig(image_size=16, patch_size=4, dim=32, depth=2, heads=4, num_classes=5)
+TINY = ViTConfig(image_size=32, patch_size=8, dim=16, depth=1, heads=2)
+
+# Two samples, three classes. Teacher's decisions: argmax [3, 0, 1] = 0, argmax [0, 2, 1] = 1.
+CLS = [[1.0, 2.0, 0.0], [0.0, 0.0, 1.0]]
+DIST = [[0.5, -1.0, 2.0], [1.0, 1.0, 0.0]]
+TEACHER = [[3.0, 0.0, 1.0], [0.0, 2.0, 1.0]]
+LABELS = [1, 2]
+
+
+def log_softmax(row, tau=1.0):
+    scaled = [v / tau for v in row]
+    log_z = math.log(sum(math.exp(v) for v in scaled))
+    return [v - log_z for v in scaled]
+
+
+def cross_entropy(rows, labels):
+    return sum(-log_softmax(row)[y] for row, y in zip(rows, labels)) / len(rows)
+
+
+def tensors():
+    return torch.tensor(CLS), torch.tensor(DIST), torch.tensor(LABELS), torch.tensor(TEACHER)
+
+
+# -- the loss ---------------------------------------------------------------------------------------
+
+def test_hard_distillation_by_hand():
+    # ½ CE(cls, y) + ½ CE(dist, teacher's argmax); the teacher says classes 0 and 1.
+    by_hand = 0.5 * cross_entropy(CLS, LABELS) + 0.5 * cross_entropy(DIST, [0, 1])
+    assert distillation_loss(*tensors(), mode="hard").item() == pytest.approx(by_hand, rel=1e-6)
+    # Per sample: CE(cls) = 0.40761, 0.55144; CE(dist, teacher) = 1.74131, 0.86199.
+    assert by_hand == pytest.approx(0.5 * (0.40761 + 0.55144) / 2 + 0.5 * (1.74131 + 0.86199) / 2, abs=1e-5)
+
+
+def test_soft_distillation_by_hand():
+    tau, alpha = 2.0, 0.3
+    kl = 0.0
+    for teacher_row, dist_row in zip(TEACHER, DIST):
+        log_t, log_s = log_softmax(teacher_row, tau), log_softmax(dist_row, tau)
+        kl += sum(math.exp(lt) * (lt - ls) for lt, ls in zip(log_t, log_s))
+    kl /= 2                                                    # summed over classes, averaged over the batch
+    by_hand = (1 - alpha) * cross_entropy(CLS, LABELS) + alpha * tau**2 * kl
+    got = distillation_loss(*tensors(), mode="soft", tau=tau, alpha=alpha)
+    assert got.item() == pytest.approx(by_hand, rel=1e-6)
+    assert got.dtype == torch.float32 and got.dim() == 0
+
+
+def test_soft_limits_alpha_zero_is_plain_cross_entropy_and_a_perfect_copy_costs_nothing():
+    cls, dist, labels, teacher = tensors()
+    plain = F.cross_entropy(cls, labels)
+    assert torch.allclose(distillation_loss(cls, dist, labels, teacher, "soft", alpha=0.0), plain)
+    # Student's distillation head equal to the teacher: KL = 0, only (1 - α)·CE is left.
+    assert torch.allclose(distillation_loss(cls, teacher, labels, teacher, "soft", tau=3.0, alpha=0.5), 0.5 * plain)
+
+
+def test_target_distributions_work_like_class_indices():
+    cls, dist, labels, teacher = tensors()
+    one_hot = F.one_hot(labels, 3).float()
+    for mode in ("hard", "soft"):
+        assert torch.allclose(distillation_loss(cls, dist, one_hot, teacher, mode),
+                              distillation_loss(cls, dist, labels, teacher, mode))
+    smoothed = smooth_targets(labels, 3, 0.3)      # [0.1, 0.8, 0.1] and [0.1, 0.1, 0.8]
+    by_hand = 0.5 * sum(-sum(t * lp for t, lp in zip(target, log_softmax(row)))
+                        for row, target in zip(CLS, smoothed.tolist())) / 2 + 0.5 * cross_entropy(DIST, [0, 1])
+    assert distillation_loss(cls, dist, smoothed, teacher, "hard").item() == pytest.approx(by_hand, rel=1e-6)
+
+
+def test_no_gradient_reaches_the_teacher_logits():
+    cls, dist, labels, teacher = (t.clone() for t in tensors())
+    cls.requires_grad_(True), dist.requires_grad_(True), teacher.requires_grad_(True)
+    for mode in ("hard", "soft"):
+        distillation_loss(cls, dist, labels, teacher, mode).backward()
+        assert teacher.grad is None
+        assert cls.grad is not None and dist.grad is not None
+
+
+def test_loss_errors_say_what_is_wrong():
+    cls, dist, labels, teacher = tensors()
+    with pytest.raises(ValueError, match="mode must be 'hard' or 'soft', got 'kl'"):
+        distillation_loss(cls, dist, labels, teacher, mode="kl")
+    with pytest.raises(ValueError, match=r"one shape, got cls_logits \(2, 3\), dist_logits \(2, 3\), teacher_logits \(2, 4\)"):
+        distillation_loss(cls, dist, labels, torch.zeros(2, 4))
+    with pytest.raises(ValueError, match="not its eval-mode average"):
+        distillation_loss(cls[0], dist[0], labels, teacher[0])
+    with pytest.raises(ValueError, match=r"labels must be class indices \(B,\) = \(2,\)"):
+        distillation_loss(cls, dist, torch.tensor([1, 2, 0]), teacher)
+    with pytest.raises(ValueError, match="labels must be class indices"):
+        distillation_loss(cls, dist, labels.float(), teacher)
+    with pytest.raises(ValueError, match="tau .* must be > 0, got 0"):
+        distillation_loss(cls, dist, labels, teacher, "soft", tau=0)
+    with pytest.raises(ValueError, match=r"alpha .* must be in \[0, 1\], got 1.5"):
+        distillation_loss(cls, dist, labels, teacher, "soft", alpha=1.5)
+
+
+# -- the model --------------------------------------------------------------------------------------
+
+def small(**changes) -> DistilledViT:
+    torch.manual_seed(0)
+    return DistilledViT(replace(SMALL, **changes))
+
+
+def test_train_mode_returns_both_heads_and_eval_mode_their_mean():
+    model = small()
+    images = torch.rand(3, 3, 16, 16)
+    model.train()
+    cls_logits, dist_logits = model(images)
+    assert cls_logits.shape == dist_logits.shape == (3, 5)
+    assert not torch.allclose(cls_logits, dist_logits)        # two different heads on two different rows
+    model.eval()
+    cls_logits, dist_logits = model.forward_heads(images)
+    assert torch.allclose(model(images), (cls_logits + dist_logits) / 2)
+    tokens, _ = model.forward_features(images)
+    assert tokens.shape == (3, 16 + 2, 32) and model.num_tokens == 18
+    assert torch.allclose(cls_logits, model.head(tokens[:, 0])) and torch.allclose(dist_logits, model.head_dist(tokens[:, 1]))
+
+
+def test_tokens_are_cls_then_dist_then_patches_each_with_its_position():
+    model = small()
+    x = model.embed(torch.rand(2, 3, 16, 16))
+    assert torch.allclose(x[:, 0], (model.cls_token + model.pos_embed[:, 0])[0].expand(2, -1))
+    assert torch.allclose(x[:, 1], (model.dist_token + model.pos_embed[:, 1])[0].expand(2, -1))
+    no_positions = small(cls_position=False)
+    x = no_positions.embed(torch.rand(2, 3, 16, 16))
+    assert no_positions.pos_embed.shape == (1, 16, 32)
+    assert torch.equal(x[:, 1], no_positions.dist_token[0].expand(2, -1))
+
+
+def test_parameters_are_the_plain_vit_plus_token_position_row_and_head():
+    d, k = SMALL.dim, SMALL.num_classes
+    plain = count_parameters(VisionTransformer(SMALL))
+    assert count_parameters(small()) == plain + d + d + (d * k + k) == distilled_param_count(SMALL)
+    plain_without = count_parameters(VisionTransformer(replace(SMALL, cls_position=False)))
+    assert count_parameters(small(cls_position=False)) == plain_without + d + (d * k + k)
+    assert distilled_param_count(replace(SMALL, cls_position=False)) == plain_without + d + d * k + k
+
+
+def test_deit_sizes_match_the_published_5_22_86_million():
+    for name, zoo, zoo_distilled in (("Ti", 5, 6), ("S", 22, 22), ("B", 86, 87)):
+        config = deit_config(name)
+        with torch.device("meta"):                              # shapes only
+            built = count_parameters(DistilledViT(config))
+        assert built == distilled_param_count(config)
+        assert zoo <= param_count(config) / 1e6 < zoo + 1       # the zoo cuts 5.72 M to "5 M"
+        assert round(built / 1e6) == zoo_distilled
+    assert size_table().loc["DeiT-B", "distilled params"] == 87_338_192
+
+
+def test_starts_from_the_plain_vits_weights_for_the_same_seed():
+    torch.manual_seed(0)
+    plain = VisionTransformer(SMALL).state_dict()
+    distilled = small().state_dict()
+    assert set(distilled) - set(plain) == {"dist_token", "head_dist.weight", "head_dist.bias"}
+    assert all(torch.equal(plain[k], distilled[k]) for k in plain if k != "pos_embed")
+    keep = [0] + list(range(2, 18))                              # every row but DIST's
+    assert torch.equal(distilled["pos_embed"][:, keep], plain["pos_embed"])
+
+
+def test_model_errors():
+    with pytest.raises(ValueError, match="needs pool='cls'; got pool='mean'"):
+        DistilledViT(replace(SMALL, pool="mean"))
+    with pytest.raises(ValueError, match="unknown DeiT size 'L'"):
+        deit_config("L")
+    with pytest.raises(ValueError, match="needs a DistilledViT"):
+        token_similarity(VisionTransformer(SMALL), torch.rand(1, 3, 16, 16))
+    with pytest.raises(ValueError, match="channels-last"):
+        CifarCNN()(torch.rand(2, 32, 32, 3))
+
+
+def test_token_similarity_is_the_cosine_of_rows_zero_and_one():
+    model = small()
+    images = torch.rand(4, 3, 16, 16)
+    sims = token_similarity(model, images)
+    assert list(sims.index) == ["input", "block 1", "block 2", "output"]
+    model.eval()
+    with torch.no_grad():
+        tokens, _ = model.forward_features(images)
+        x = model.embed(images)
+    assert sims["output"] == pytest.approx(float(F.cosine_similarity(tokens[:, 0], tokens[:, 1]).mean()), abs=1e-6)
+    assert sims["input"] == pytest.approx(float(F.cosine_similarity(x[:, 0], x[:, 1]).mean()), abs=1e-6)
+    vectors = learned_token_similarity(model)
+    by_hand = F.cosine_similarity(model.cls_token.detach().flatten(), model.dist_token.detach().flatten(), 0)
+    assert vectors == pytest.approx(float(by_hand))
+
+
+def test_cifar_cnn_shapes():
+    model = CifarCNN((8, 16), convs_per_stage=2, num_classes=7)
+    assert model(torch.rand(3, 3, 32, 32)).shape == (3, 7)
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in model.modules()) == 4
+
+
+def test_locality_ratio_by_hand():
+    # A 3×3 grid after one special token: weight 2 to each neighbour, 1 to patches two steps away.
+    grid, special = 3, 1
+    weights = torch.zeros(1, 1, 10, 10)
+    for i in range(9):
+        for j in range(9):
+            step = max(abs(i // 3 - j // 3), abs(i % 3 - j % 3))
+            weights[0, 0, special + i, special + j] = {0: 7.0, 1: 2.0, 2: 1.0}[step]
+    weights[0, 0, 0] = 9.0                                     # the special token's row is ignored
+    assert locality_ratio(weights, grid, special) == pytest.approx(2.0)
+    assert locality_ratio(torch.full((2, 3, 10, 10), 0.1), grid, special) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match=r"T = special_tokens \+ grid² = 10, got \(1, 1, 9, 9\)"):
+        locality_ratio(torch.zeros(1, 1, 9, 9), 3, 1)
+    with pytest.raises(ValueError, match="grid must be at least 3"):
+        locality_ratio(torch.zeros(1, 1, 5, 5), 2, 1)
+
+
+def test_reference_gains():
+    table = reference_table()
+    assert table["gain (points)"].tolist() == [2.3, 1.3, 1.6]
+
+
+# -- training against a frozen teacher --------------------------------------------------------------
+
+def tiny_recipe(**changes) -> Recipe:
+    base = Recipe(model=TINY, epochs=1, batch_size=16, warmup_epochs=0.0, mixup_alpha=0.8, cutmix_alpha=1.0,
+                  mix_prob=1.0, seed=3)
+    return replace(base, **changes)
+
+
+def test_teacher_gets_no_gradient_and_does_not_change_while_the_student_learns():
+    arrays = random_cifar_like(64, 40, seed=1)
+    cpu = cifar.Dist(device=torch.device("cpu"))
+    teacher_trainer = ModelTrainer(tiny_recipe(), lambda: CifarCNN((4, 8)), *arrays, dist_info=cpu)
+    teacher_trainer.fit(progress=False)
+    teacher = teacher_trainer.model
+    before = copy.deepcopy(teacher.state_dict())                  # BatchNorm running statistics included
+    trainer = DistillationTrainer(tiny_recipe(), teacher, *arrays, mode="soft", tau=2.0, dist_info=cpu)
+    student_before = copy.deepcopy(trainer.model.state_dict())
+    trainer.fit(progress=False)
+    assert all(p.grad is None and not p.requires_grad for p in teacher.parameters())
+    assert not teacher.training
+    assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())
+    assert not torch.equal(student_before["dist_token"], trainer.model.dist_token)
+
+
+def test_evaluate_heads_average_row_is_the_eval_mode_accuracy():
+    arrays = random_cifar_like(64, 40, seed=1)
+    cpu = cifar.Dist(device=torch.device("cpu"))
+    trainer = DistillationTrainer(tiny_recipe(), CifarCNN((4, 8)), *arrays, dist_info=cpu)
+    trainer.fit(progress=False)
+    heads = trainer.evaluate_heads()
+    assert heads.loc["average of both", "test accuracy"] == trainer.evaluate()[1]
+    assert heads.loc["teacher", "agrees with teacher"] == 1.0
+    images = normalize(to_unit_float(trainer.x_test))
+    teacher_right = (trainer.teacher(images).argmax(-1) == trainer.y_test).float().mean().item()
+    assert heads.loc["teacher", "test accuracy"] == pytest.approx(teacher_right)
+
+
+def test_distillation_trainer_checks_the_mode():
+    with pytest.raises(ValueError, match="mode must be 'hard' or 'soft', got 'none'"):
+        DistillationTrainer(tiny_recipe(), CifarCNN((4, 8)), *random_cifar_like(64, 40), mode="none")

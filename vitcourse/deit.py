@@ -1,0 +1,415 @@
+"""DeiT (Touvron et al., 2021): a ViT that learns from a teacher through a distillation token.
+
+    images (B, C, H, W)
+      → PatchEmbed                                                 (B, N, D)
+      → prepend [CLS, DIST]: two learned vectors                    (B, N + 2, D)
+      → + learned positions: one row each for CLS, DIST and every patch
+      → the ViT's blocks and final LayerNorm (vitcourse.vit, unchanged)
+      → head(row 0)       = cls_logits    trained on the true labels
+        head_dist(row 1)  = dist_logits   trained on the teacher's output
+      train mode: (cls_logits, dist_logits);  eval mode: their average (B, K)
+
+:class:`DistilledViT` is a :class:`~vitcourse.vit.VisionTransformer` with those additions;
+:func:`distillation_loss` is the paper's hard and soft objectives; :class:`CifarCNN` is the
+course's convolutional teacher for CIFAR-shaped images; :class:`ModelTrainer` and
+:class:`DistillationTrainer` train them with the recipe of :mod:`vitcourse.cifar`
+(augmentation on the device, AdamW, warm-up + cosine, label smoothing, checkpoints).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Callable
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vitcourse.cifar import (CifarTrainer, Dist, Recipe, full_recipe, normalize, quick_recipe,
+                             soft_cross_entropy, to_unit_float)
+from vitcourse.costs import param_count
+from vitcourse.profile import Profile, get_profile
+from vitcourse.vit import ViTConfig, VisionTransformer, vit_config
+
+DISTILLATION_MODES = ("hard", "soft")
+
+
+# ----------------------------------------------------------------------------------------------
+# The model
+# ----------------------------------------------------------------------------------------------
+
+class DistilledViT(VisionTransformer):
+    """A ViT with a distillation token beside the CLS token, and a second head to read it.
+
+    images (B, C, H, W) → in train mode ``(cls_logits, dist_logits)``, two (B, K) tensors (the
+    loss needs both); in eval mode one (B, K) tensor, the **average of the two heads' logits**
+    (what DeiT reports at test time). :meth:`forward_heads` gives both in either mode.
+
+    The blocks see T = N + 2 tokens: ``[CLS, DIST, patch 1, …, patch N]``. With
+    ``config.cls_position`` (the default) both special tokens get their own position row (N + 2
+    rows); without it neither does (N rows), as for the plain ViT's CLS token.
+
+    Everything the plain ViT has is drawn from the random generator first and in the same order,
+    so ``DistilledViT(c)`` and ``VisionTransformer(c)`` built after the same ``torch.manual_seed``
+    start from the same weights; the distillation token, its position row and ``head_dist`` are
+    drawn after them.
+    """
+
+    def __init__(self, config: ViTConfig | None = None):
+        config = config or ViTConfig()
+        if not config.has_cls:
+            raise ValueError(f"DistilledViT reads a CLS and a distillation token, so it needs pool='cls'; "
+                             f"got pool={config.pool!r}. Build it from replace(config, pool='cls')")
+        super().__init__(config)
+        c = self.config
+        self.dist_token = nn.Parameter(torch.zeros(1, 1, c.dim))
+        self.head_dist = nn.Linear(c.dim, c.num_classes)
+        if c.cls_position:
+            # [CLS, DIST, patches]: keep the plain ViT's rows for CLS and the patches, add one for DIST.
+            plain = self.pos_embed.detach()
+            dist_row = nn.init.trunc_normal_(torch.empty_like(plain[:, :1]), std=0.02)
+            self.pos_embed = nn.Parameter(torch.cat([plain[:, :1], dist_row, plain[:, 1:]], dim=1))
+        self._reset_distillation_parts()
+
+    @property
+    def num_tokens(self) -> int:
+        """Tokens the blocks see: the patches, the CLS token and the distillation token."""
+        return self.config.num_patches + 2
+
+    @torch.no_grad()
+    def _reset_distillation_parts(self) -> None:
+        nn.init.trunc_normal_(self.dist_token, std=0.02)
+        nn.init.trunc_normal_(self.head_dist.weight, std=0.02)
+        nn.init.zeros_(self.head_dist.bias)
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """The plain ViT's initialisation, and the same for the distillation token and head."""
+        super().reset_parameters()
+        if hasattr(self, "dist_token"):     # absent while VisionTransformer.__init__ runs
+            self._reset_distillation_parts()
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """images (B, C, H, W) → tokens (B, N + 2, D): [CLS, DIST, patches] plus positions, dropout."""
+        x = self.patch_embed(images)                                   # (B, N, D)
+        special = torch.cat([self.cls_token, self.dist_token], dim=1).expand(len(x), -1, -1)   # (B, 2, D)
+        if self.config.cls_position:
+            x = torch.cat([special, x], dim=1) + self.pos_embed        # N + 2 position rows
+        else:
+            x = torch.cat([special, x + self.pos_embed], dim=1)        # positions on the patches only
+        return self.pos_drop(x)
+
+    def forward_heads(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """images → (cls_logits, dist_logits), each (B, K), in train and eval mode alike."""
+        tokens, _ = self.forward_features(images)
+        return self.head(tokens[:, 0]), self.head_dist(tokens[:, 1])
+
+    def forward(self, images: torch.Tensor):
+        cls_logits, dist_logits = self.forward_heads(images)
+        if self.training:
+            return cls_logits, dist_logits
+        return (cls_logits + dist_logits) / 2
+
+
+def distilled_param_count(config: ViTConfig) -> int:
+    """Trainable parameters of ``DistilledViT(config)``: the plain ViT's (``costs.param_count``)
+    plus the distillation token D, its position row D (with ``cls_position``) and the second
+    head D·K + K."""
+    d, k = config.dim, config.num_classes
+    return param_count(config) + d + d * int(config.cls_position) + d * k + k
+
+
+def deit_config(name: str, **overrides) -> ViTConfig:
+    """The DeiT sizes by name: ``"Ti"``, ``"S"`` or ``"B"`` (16×16 patches, 224×224, 1000 classes).
+
+    DeiT's models are the ViT's shapes (``vit_config``), with Ti and S added by the DeiT paper:
+    Ti = D 192, 3 heads; S = D 384, 6 heads; B = D 768, 12 heads; all 12 blocks deep.
+    """
+    if name not in ("Ti", "S", "B"):
+        raise ValueError(f"unknown DeiT size {name!r}; choose 'Ti', 'S' or 'B'")
+    return vit_config(f"{name}/16", **overrides)
+
+
+# ----------------------------------------------------------------------------------------------
+# The loss
+# ----------------------------------------------------------------------------------------------
+
+def distillation_loss(cls_logits: torch.Tensor, dist_logits: torch.Tensor, labels: torch.Tensor,
+                      teacher_logits: torch.Tensor, mode: str = "hard", tau: float = 1.0,
+                      alpha: float = 0.5) -> torch.Tensor:
+    """DeiT's objective for the two heads: the CLS head learns the labels, the distillation head the teacher.
+
+    Args:
+        cls_logits, dist_logits: the student's two heads, (B, K) each (train-mode output of
+            :class:`DistilledViT`).
+        labels: the true classes, int64 (B,); or target distributions (B, K) whose rows sum to 1
+            (label smoothing, mixup), for which CE is -Σ_k t_k log softmax(z)_k.
+        teacher_logits: (B, K). Detached here: no gradient ever reaches the teacher.
+        mode: ``"hard"`` or ``"soft"``.
+        tau, alpha: temperature τ > 0 and weight α in [0, 1] of the soft objective. The hard
+            objective has fixed ½ / ½ weights and no temperature, so both are ignored there.
+
+    Returns the mean over the batch (a 0-d float32 tensor):
+
+    * hard: ½ CE(cls, y) + ½ CE(dist, y_t), with y_t = argmax_k teacher_k, the teacher's decision;
+    * soft: (1 - α) CE(cls, y) + α τ² KL(softmax(teacher/τ) ‖ softmax(dist/τ)), the KL summed
+      over the K classes (the paper's form; τ² keeps the gradient's size independent of τ).
+    """
+    if mode not in DISTILLATION_MODES:
+        raise ValueError(f"mode must be 'hard' or 'soft', got {mode!r}")
+    shapes = {name: tuple(t.shape) for name, t in
+              (("cls_logits", cls_logits), ("dist_logits", dist_logits), ("teacher_logits", teacher_logits))}
+    if len(set(shapes.values())) != 1 or cls_logits.dim() != 2:
+        raise ValueError(f"cls_logits, dist_logits and teacher_logits must be (B, K) logits of one shape, got "
+                         f"{', '.join(f'{n} {s}' for n, s in shapes.items())}. Pass the student's train-mode "
+                         f"output (a pair), not its eval-mode average")
+    batch, classes = cls_logits.shape
+    if labels.shape == (batch,) and not torch.is_floating_point(labels):
+        true_loss = F.cross_entropy(cls_logits.float(), labels.long())
+    elif labels.shape == (batch, classes) and torch.is_floating_point(labels):
+        true_loss = soft_cross_entropy(cls_logits, labels)
+    else:
+        raise ValueError(f"labels must be class indices (B,) = ({batch},) of an integer dtype, or target "
+                         f"distributions (B, K) = ({batch}, {classes}) of floats; got {labels.dtype} "
+                         f"{tuple(labels.shape)}")
+    teacher_logits = teacher_logits.detach().float()
+    if mode == "hard":
+        return 0.5 * true_loss + 0.5 * F.cross_entropy(dist_logits.float(), teacher_logits.argmax(dim=-1))
+    if not tau > 0:
+        raise ValueError(f"tau (the temperature) must be > 0, got {tau!r}")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha (the weight of the teacher's term) must be in [0, 1], got {alpha!r}")
+    # KL(p_t ‖ p_s) = Σ_k p_t (log p_t - log p_s), summed over classes, averaged over the batch.
+    kl = F.kl_div(torch.log_softmax(dist_logits.float() / tau, dim=-1), torch.log_softmax(teacher_logits / tau, dim=-1),
+                  reduction="batchmean", log_target=True)
+    return (1 - alpha) * true_loss + alpha * tau**2 * kl
+
+
+# ----------------------------------------------------------------------------------------------
+# The teacher
+# ----------------------------------------------------------------------------------------------
+
+class CifarCNN(nn.Module):
+    """The course's convolutional teacher for CIFAR-shaped data: images (B, 3, 32, 32) → logits (B, K).
+
+    ``len(channels)`` stages of ``convs_per_stage`` × [3×3 convolution (padding 1), BatchNorm,
+    ReLU], a 2×2 max-pool after every stage but the last (32 → 16 → 8), then the average over
+    the remaining grid and one Linear. Locality and translation equivariance are built in: the
+    priors a ViT has to learn from data.
+    """
+
+    def __init__(self, channels: tuple[int, ...] = (32, 64, 128), convs_per_stage: int = 1, num_classes: int = 10):
+        super().__init__()
+        if not channels or any(not isinstance(c, int) or c < 1 for c in channels) or convs_per_stage < 1:
+            raise ValueError(f"need at least one stage of positive channel counts and convs_per_stage ≥ 1, got "
+                             f"channels={channels!r}, convs_per_stage={convs_per_stage!r}")
+        layers, width = [], 3
+        for stage, out in enumerate(channels):
+            for _ in range(convs_per_stage):
+                layers += [nn.Conv2d(width, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True)]
+                width = out
+            if stage < len(channels) - 1:
+                layers.append(nn.MaxPool2d(2))
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(width, num_classes)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if images.dim() != 4 or images.shape[1] != 3:
+            hint = " — channels-last? use images.permute(0, 3, 1, 2)" if images.dim() == 4 and images.shape[-1] == 3 else ""
+            raise ValueError(f"CifarCNN wants images of shape (B, 3, H, W), got {tuple(images.shape)}{hint}")
+        return self.head(self.features(images).mean(dim=(2, 3)))    # global average pool: (B, C)
+
+
+def teacher_for(profile: Profile | None = None) -> CifarCNN:
+    """The profile's teacher: 3 stages of one convolution (quick), or of two, wider (full).
+
+    (On a 2-core CPU the quick one costs about what a 16-32-64 network does: at these sizes the
+    time goes to moving 32×32 activations, not to multiplying.)
+    """
+    profile = profile or get_profile()
+    return profile.pick(quick=CifarCNN((32, 64, 128), convs_per_stage=1),
+                        full=CifarCNN((64, 128, 256), convs_per_stage=2))
+
+
+def teacher_recipe_for(profile: Profile | None = None, **overrides) -> Recipe:
+    """The teacher's training recipe: the ViT's (``recipe_for``) with a budget a CNN needs.
+
+    ``recipe.model`` is not trained here (the CNN is); only its ``num_classes`` is read.
+    """
+    profile = profile or get_profile()
+    base = profile.pick(quick=lambda: quick_recipe(epochs=3), full=lambda: full_recipe(epochs=60, warmup_epochs=3.0))()
+    return replace(base, **overrides)
+
+
+def freeze(model: nn.Module) -> nn.Module:
+    """Eval mode (BatchNorm uses its running statistics) and no gradients: a fixed teacher.
+
+    Gradients left over from the teacher's own training are dropped too.
+    """
+    model.eval()
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+        parameter.grad = None
+    return model
+
+
+# ----------------------------------------------------------------------------------------------
+# Training: the recipe of vitcourse.cifar, with another model / another loss
+# ----------------------------------------------------------------------------------------------
+
+class ModelTrainer(CifarTrainer):
+    """:class:`~vitcourse.cifar.CifarTrainer` with any model in place of the recipe's ViT.
+
+    ``build_model()`` must return a module mapping normalised images (B, 3, 32, 32) to logits
+    (B, K); it is called after ``torch.manual_seed(recipe.seed + rank)``, just as the plain
+    trainer builds its ViT, so the same seed gives the same initial weights. Everything else
+    (batches, augmentation, AdamW, schedule, evaluation, checkpoints) is the plain trainer's.
+    """
+
+    def __init__(self, recipe: Recipe, build_model: Callable[[], nn.Module], x_train, y_train, x_test, y_test,
+                 dist_info: Dist | None = None):
+        self._build = build_model
+        super().__init__(recipe, x_train, y_train, x_test, y_test, dist_info=dist_info)
+
+    def build_model(self) -> nn.Module:
+        return self._build()
+
+
+class DistillationTrainer(CifarTrainer):
+    """Trains a :class:`DistilledViT` of ``recipe.model`` against a frozen ``teacher``.
+
+    Each step the teacher sees the same augmented batch as the student (under ``no_grad``),
+    and :func:`distillation_loss` with ``mode``, ``tau`` and ``alpha`` replaces the plain
+    cross-entropy; the CLS head's term uses the recipe's (smoothed, mixed) targets.
+    ``evaluate()`` scores the eval-mode output, the average of the two heads;
+    :meth:`evaluate_heads` scores each head on its own.
+    """
+
+    def __init__(self, recipe: Recipe, teacher: nn.Module, x_train, y_train, x_test, y_test, *,
+                 mode: str = "hard", tau: float = 1.0, alpha: float = 0.5, dist_info: Dist | None = None):
+        if mode not in DISTILLATION_MODES:
+            raise ValueError(f"mode must be 'hard' or 'soft', got {mode!r}")
+        super().__init__(recipe, x_train, y_train, x_test, y_test, dist_info=dist_info)
+        self.teacher = freeze(teacher).to(self.device)
+        self.mode, self.tau, self.alpha = mode, tau, alpha
+
+    def build_model(self) -> nn.Module:
+        return DistilledViT(self.recipe.model)
+
+    def compute_loss(self, images, targets):
+        with torch.no_grad():
+            teacher_logits = self.teacher(images)      # the teacher sees the student's augmented batch
+        cls_logits, dist_logits = self.network(images)
+        return distillation_loss(cls_logits, dist_logits, targets, teacher_logits, self.mode, self.tau, self.alpha)
+
+    @torch.inference_mode()
+    def evaluate_heads(self, batch_size: int = 1000) -> pd.DataFrame:
+        """Test accuracy of the CLS head, the distillation head and their average (rows), and
+        how often each agrees with the teacher's prediction (columns), on this process's share
+        of the test images (all of them when running alone)."""
+        self.model.eval()
+        mine = torch.arange(self.dist.rank, len(self.y_test), self.dist.world, device=self.device)
+        right = {"CLS head": 0, "distillation head": 0, "average of both": 0, "teacher": 0}
+        agree = dict.fromkeys(right, 0)
+        for index in mine.split(batch_size):
+            images = normalize(to_unit_float(self.x_test[index]))
+            with self.autocast():
+                cls_logits, dist_logits = self.model.forward_heads(images)
+                teacher = self.teacher(images).argmax(-1)
+            for name, logits in (("CLS head", cls_logits), ("distillation head", dist_logits),
+                                 ("average of both", (cls_logits + dist_logits) / 2)):    # as forward() does
+                predicted = logits.argmax(-1)
+                right[name] += int((predicted == self.y_test[index]).sum())
+                agree[name] += int((predicted == teacher).sum())
+            right["teacher"] += int((teacher == self.y_test[index]).sum())
+            agree["teacher"] += len(index)
+        return pd.DataFrame({"test accuracy": {k: v / len(mine) for k, v in right.items()},
+                             "agrees with teacher": {k: v / len(mine) for k, v in agree.items()}})
+
+
+# ----------------------------------------------------------------------------------------------
+# What the two tokens become
+# ----------------------------------------------------------------------------------------------
+
+@torch.no_grad()
+def token_similarity(model: DistilledViT, images: torch.Tensor) -> pd.Series:
+    """Cosine similarity of the CLS and distillation rows, layer by layer, averaged over ``images``.
+
+    images (B, C, H, W) → a Series indexed ``"input"`` (after the positions are added),
+    ``"block 1"`` … ``"block L"``, ``"output"`` (after the final LayerNorm). Computed in eval mode.
+    """
+    if not isinstance(model, DistilledViT):
+        raise ValueError(f"token_similarity needs a DistilledViT (it has a distillation token), "
+                         f"got {type(model).__name__}")
+    was_training = model.training
+    model.eval()
+    try:
+        x = model.embed(images)
+        rows = {"input": F.cosine_similarity(x[:, 0], x[:, 1], dim=-1).mean()}
+        for depth, block in enumerate(model.blocks, start=1):
+            x, _ = block(x)
+            rows[f"block {depth}"] = F.cosine_similarity(x[:, 0], x[:, 1], dim=-1).mean()
+        x = model.norm(x)
+        rows["output"] = F.cosine_similarity(x[:, 0], x[:, 1], dim=-1).mean()
+    finally:
+        model.train(was_training)
+    return pd.Series({k: float(v) for k, v in rows.items()}, name="cos(CLS, DIST)")
+
+
+def learned_token_similarity(model: DistilledViT) -> float:
+    """Cosine similarity of the two learned vectors themselves (CLS and distillation token)."""
+    return float(F.cosine_similarity(model.cls_token.detach().flatten(), model.dist_token.detach().flatten(), dim=0))
+
+
+def locality_ratio(weights: torch.Tensor, grid: int, special_tokens: int = 1) -> float:
+    """How much more attention a patch pays to its grid neighbours than to patches further away.
+
+    weights (B, heads, T, T): one block's attention, T = special_tokens + grid², the patches in
+    raster order after the special tokens. Returns the mean weight from a patch to a patch at
+    grid distance 1 (its 8 neighbours) divided by the mean weight to patches at distance ≥ 2;
+    1.0 means no preference for neighbours at all. Needs grid ≥ 3 (else nothing is that far).
+    """
+    if grid < 3:
+        raise ValueError(f"grid must be at least 3 (on a {grid}×{grid} grid no patch is 2 steps from another)")
+    if weights.dim() != 4 or weights.shape[-1] != weights.shape[-2] or weights.shape[-1] != special_tokens + grid * grid:
+        raise ValueError(f"weights must be (B, heads, T, T) with T = special_tokens + grid² = "
+                         f"{special_tokens + grid * grid}, got {tuple(weights.shape)}")
+    patches = weights[..., special_tokens:, special_tokens:].float().mean(dim=(0, 1))     # (N, N)
+    index = torch.arange(grid * grid, device=weights.device)
+    rows, cols = index // grid, index % grid                                                # raster order
+    distance = torch.maximum((rows[:, None] - rows).abs(), (cols[:, None] - cols).abs())    # Chebyshev, (N, N)
+    return float(patches[distance == 1].mean() / patches[distance >= 2].mean())
+
+
+# The reference numbers: ImageNet top-1 (%) and parameters (M) of the official model zoo
+# (facebookresearch/deit, README_deit.md); distilled = hard distillation from a RegNetY-16GF.
+REFERENCE = pd.DataFrame(
+    {"params (M)": [5, 22, 86], "top-1 (%)": [72.2, 79.9, 81.8],
+     "distilled params (M)": [6, 22, 87], "distilled top-1 (%)": [74.5, 81.2, 83.4]},
+    index=pd.Index(["DeiT-Ti", "DeiT-S", "DeiT-B"], name="model"))
+
+
+def reference_table() -> pd.DataFrame:
+    """The zoo's numbers with the gain from distillation (percentage points) computed."""
+    table = REFERENCE.copy()
+    table["gain (points)"] = (table["distilled top-1 (%)"] - table["top-1 (%)"]).round(1)
+    return table
+
+
+def size_table() -> pd.DataFrame:
+    """DeiT-Ti/S/B parameters from the library's configs (plain and distilled) against the zoo's."""
+    rows = {}
+    for name in ("Ti", "S", "B"):
+        config = deit_config(name)
+        rows[f"DeiT-{name}"] = {"dim": config.dim, "heads": config.heads, "depth": config.depth,
+                                "params": param_count(config), "distilled params": distilled_param_count(config)}
+    table = pd.DataFrame(rows).T.astype(int)
+    table["zoo (M)"] = REFERENCE["params (M)"].to_numpy()
+    table["zoo distilled (M)"] = REFERENCE["distilled params (M)"].to_numpy()
+    return table.rename_axis("model")
+
+
+__all__ = ["DISTILLATION_MODES", "CifarCNN", "DistillationTrainer", "DistilledViT", "ModelTrainer", "REFERENCE",
+           "deit_config", "distillation_loss", "distilled_param_count", "freeze", "learned_token_similarity",
+           "locality_ratio", "reference_table", "size_table", "teacher_for", "teacher_recipe_for", "token_similarity"]
