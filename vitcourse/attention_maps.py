@@ -1,0 +1,225 @@
+"""What a ViT looks at: the CLS token's attention, attention rollout, and DINO's 60 %-mass display.
+
+    cls_attention_map(model, image)     per head, how much the CLS token of the LAST block
+                                        reads from each patch                 (heads, H/P, W/P)
+    attention_rollout(weights)          Abnar & Zuidema (2020): follow the attention through
+                                        every layer, residual included        (B, T, T)
+    cls_rollout_map(model, image)       the CLS row of the rollout, on the patch grid (H/P, W/P)
+    keep_top_mass(maps, mass=0.6)       the smallest set of patches holding 60 % of a map's mass,
+                                        as DINO draws its maps                bool, same shape
+    overlay / show_maps                 draw maps stretched over the image (matplotlib)
+
+Every map is computed in eval mode, without gradients, and returned on the CPU.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vitcourse.vit import VisionTransformer
+
+HEAD_FUSIONS = ("mean", "max", "min")
+
+
+def _check_image(model: VisionTransformer, image: torch.Tensor, who: str) -> torch.Tensor:
+    """image (C, H, W) or (1, C, H, W) → (1, C, H, W) on the model's device, or a ValueError saying why not."""
+    if not isinstance(model, VisionTransformer):
+        raise ValueError(f"{who} needs a vitcourse.vit.VisionTransformer, got {type(model).__name__}")
+    if not model.config.has_cls:
+        raise ValueError(f"{who} reads the CLS token's attention, but this model was built with pool='mean' "
+                         f"and has no CLS token; build it with ViTConfig(pool='cls'), or look at a patch's "
+                         f"row of model.attention_maps(images) instead")
+    if not isinstance(image, torch.Tensor):
+        raise ValueError(f"{who} wants the image as a torch.Tensor of shape (C, H, W), got {type(image).__name__}")
+    c = model.config
+    want = (c.in_chans, c.image_size, c.image_size)
+    if image.dim() == 4 and image.shape[0] == 1:
+        image = image[0]
+    if image.dim() != 3 or tuple(image.shape) != want:
+        hint = ""
+        if image.dim() == 4:
+            hint = " — one image at a time: pass images[i], not a batch"
+        elif image.dim() == 3 and image.shape[-1] == c.in_chans and image.shape[0] != c.in_chans:
+            hint = " — channels-last? use image.permute(2, 0, 1)"
+        raise ValueError(f"{who} wants one image of shape {want} (or (1, {', '.join(map(str, want))})), "
+                         f"as the model was built for, got {tuple(image.shape)}{hint}")
+    if not torch.is_floating_point(image):
+        raise ValueError(f"{who} wants a float image, normalised as the model was trained on; got {image.dtype}")
+    return image[None].to(next(model.parameters()).device)
+
+
+def cls_attention_map(model: VisionTransformer, image: torch.Tensor) -> torch.Tensor:
+    """Per head, the CLS token's attention to every patch in the model's last block.
+
+    Args:
+        model: a :class:`~vitcourse.vit.VisionTransformer` with a CLS token (``pool="cls"``).
+        image: one image (C, H, W) or (1, C, H, W), preprocessed as the model expects.
+
+    Returns:
+        (heads, H/P, W/P) float tensor on the CPU. Row 0 of each head's softmax covers all T
+        tokens, the CLS token itself included, so each head's map sums to at most 1; what is
+        missing is the CLS token's attention to itself.
+
+    Raises:
+        ValueError: for a model without a CLS token, or an image of the wrong shape.
+    """
+    batch = _check_image(model, image, "cls_attention_map")
+    last = model.attention_maps(batch)[-1][0]                  # (heads, T, T)
+    side = model.config.image_size // model.config.patch_size
+    return last[:, 0, 1:].reshape(-1, side, side).float().cpu()   # the CLS row, patch columns only
+
+
+def attention_rollout(weights_per_layer: Sequence[torch.Tensor], *, head_fusion: str = "mean",
+                      residual: bool = True) -> torch.Tensor:
+    """Attention rollout (Abnar & Zuidema, 2020): how much each output token draws on each input token.
+
+    For every layer: fuse the heads (their mean, by default), add the identity for the residual
+    connection (x + attention(x) passes the token itself on) and renormalise the rows, giving
+    A_l = (W_l + I) / 2 for row-stochastic W_l. Then multiply through the layers, the later
+    layer on the left: R = A_L · … · A_2 · A_1.
+
+    Args:
+        weights_per_layer: one (B, heads, T, T) or (heads, T, T) tensor per layer, first layer
+            first, each row a softmax (as ``model.attention_maps`` returns them).
+        head_fusion: ``"mean"`` (the paper), ``"max"`` or ``"min"`` over the heads.
+        residual: add the identity before renormalising (the paper: yes).
+
+    Returns:
+        (B, T, T), or (T, T) for unbatched input: row i is how much output token i draws on
+        each input token; rows add up to 1.
+    """
+    if head_fusion not in HEAD_FUSIONS:
+        raise ValueError(f"head_fusion must be one of {HEAD_FUSIONS}, got {head_fusion!r}")
+    layers = list(weights_per_layer)
+    if not layers:
+        raise ValueError("attention_rollout needs the weights of at least one layer")
+    shape = layers[0].shape
+    if layers[0].dim() not in (3, 4) or shape[-1] != shape[-2]:
+        raise ValueError(f"each layer's weights must be (B, heads, T, T) or (heads, T, T), got {tuple(shape)}")
+    for i, weights in enumerate(layers):
+        if weights.shape != shape:
+            raise ValueError(f"layer {i} has weights of shape {tuple(weights.shape)}, layer 0 {tuple(shape)}; "
+                             f"all layers must match")
+    unbatched = len(shape) == 3
+    tokens = shape[-1]
+    eye = torch.eye(tokens, dtype=torch.float64, device=layers[0].device)
+    rollout = None
+    for weights in layers:
+        w = weights.double()[None] if unbatched else weights.double()          # (B, heads, T, T)
+        fused = getattr(w, head_fusion)(dim=1)
+        fused = fused.values if head_fusion != "mean" else fused              # max/min return (values, indices)
+        if residual:
+            fused = fused + eye
+        fused = fused / fused.sum(dim=-1, keepdim=True)                       # rows sum to 1 again
+        rollout = fused if rollout is None else fused @ rollout               # later layer on the left
+    rollout = rollout.to(layers[0].dtype)
+    return rollout[0] if unbatched else rollout
+
+
+def cls_rollout_map(model: VisionTransformer, image: torch.Tensor, *, head_fusion: str = "mean") -> torch.Tensor:
+    """The CLS row of the attention rollout through all blocks, on the patch grid: (H/P, W/P) on the CPU.
+
+    Like :func:`cls_attention_map` the patch part sums to at most 1 (the rest stays on the CLS token).
+    """
+    batch = _check_image(model, image, "cls_rollout_map")
+    rollout = attention_rollout(model.attention_maps(batch), head_fusion=head_fusion)[0]   # (T, T)
+    side = model.config.image_size // model.config.patch_size
+    return rollout[0, 1:].reshape(side, side).float().cpu()
+
+
+def keep_top_mass(maps: torch.Tensor, mass: float = 0.6) -> torch.Tensor:
+    """The smallest set of patches that holds ``mass`` of each map's total: DINO's display mask.
+
+    Each map (the last two dimensions) is divided by its own sum, its patches taken from the
+    largest down until their share reaches ``mass``. The CLS→patch part of a softmax row sums
+    to less than 1; dividing by the sum makes "60 %" mean 60 % of the attention that went to
+    patches.
+
+    Args:
+        maps: (..., h, w) non-negative attention maps, e.g. (heads, h, w).
+        mass: the share to keep, in (0, 1].
+
+    Returns:
+        bool tensor of the same shape: True for the kept patches.
+    """
+    if not 0.0 < mass <= 1.0:
+        raise ValueError(f"mass must be in (0, 1], got {mass!r}")
+    if not isinstance(maps, torch.Tensor) or maps.dim() < 2:
+        raise ValueError(f"keep_top_mass wants maps of shape (..., h, w), got "
+                         f"{tuple(maps.shape) if isinstance(maps, torch.Tensor) else type(maps).__name__}")
+    if (maps < 0).any():
+        raise ValueError("attention maps must be non-negative (softmax weights); got negative entries")
+    flat = maps.reshape(*maps.shape[:-2], -1).double()
+    share = flat / flat.sum(dim=-1, keepdim=True).clamp_min(torch.finfo(torch.float64).tiny)
+    ordered, order = share.sort(dim=-1, descending=True)
+    before = ordered.cumsum(dim=-1) - ordered                  # mass of the larger patches, this one excluded
+    keep_sorted = before < mass - 1e-6    # still short of ``mass`` (float32 rounding aside)
+    keep = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
+    return keep.reshape(maps.shape)
+
+
+def upsample_map(maps: torch.Tensor, size: int | tuple[int, int], mode: str = "nearest") -> torch.Tensor:
+    """(..., h, w) → (..., H, W): stretch patch-grid maps to the image. ``nearest`` keeps the patches visible."""
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    lead = maps.shape[:-2]
+    flat = maps.reshape(-1, 1, *maps.shape[-2:]).float()
+    kwargs = {} if mode == "nearest" else {"align_corners": False}
+    return F.interpolate(flat, size=size, mode=mode, **kwargs).reshape(*lead, *size)
+
+
+def _as_picture(image: torch.Tensor | np.ndarray) -> np.ndarray:
+    """(3, H, W) or (H, W, 3) in [0, 1] → (H, W, 3) numpy for imshow; min-max scaled if outside [0, 1]."""
+    picture = torch.as_tensor(image).detach().float().cpu()
+    if picture.dim() == 3 and picture.shape[0] in (1, 3) and picture.shape[-1] not in (1, 3):
+        picture = picture.permute(1, 2, 0)
+    if picture.min() < 0 or picture.max() > 1:                 # a normalised image: stretch for display
+        picture = (picture - picture.min()) / (picture.max() - picture.min()).clamp_min(1e-12)
+    return picture.squeeze(-1).numpy()
+
+
+def overlay(ax, image, attention: torch.Tensor | None = None, *, mask: torch.Tensor | None = None,
+            alpha: float = 0.6, cmap: str = "inferno", title: str | None = None, mode: str = "nearest") -> None:
+    """Draw ``image`` on ``ax`` with a patch-grid map (h, w) stretched over it, and/or a kept-patch mask.
+
+    The mask (h, w) of :func:`keep_top_mass` is drawn as DINO does: kept patches in full
+    colour, the rest dimmed.
+    """
+    picture = _as_picture(image)
+    height, width = picture.shape[:2]
+    if mask is not None:
+        shade = upsample_map(mask.float(), (height, width)).numpy()
+        shade = 0.25 + 0.75 * shade
+        picture = picture * (shade[..., None] if picture.ndim == 3 else shade)
+    ax.imshow(picture, cmap=None if picture.ndim == 3 else "gray")
+    if attention is not None:
+        ax.imshow(upsample_map(attention, (height, width), mode).numpy(), cmap=cmap, alpha=alpha)
+    if title:
+        ax.set_title(title, fontsize=8)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def show_maps(image, maps: torch.Tensor, titles: Sequence[str] | None = None, *, masks: torch.Tensor | None = None,
+              suptitle: str | None = None, alpha: float = 0.6, panel: float = 2.0):
+    """One row: the image, then each map (k, h, w) over it (and below, each mask, if given). Returns the figure."""
+    maps = maps.detach().cpu()
+    count = len(maps)
+    rows = 1 if masks is None else 2
+    fig, axes = plt.subplots(rows, count + 1, figsize=(panel * (count + 1), (panel + 0.35) * rows + 0.4), squeeze=False)
+    overlay(axes[0, 0], image, title="image")
+    titles = list(titles) if titles is not None else [f"map {i + 1}" for i in range(count)]
+    for i in range(count):
+        overlay(axes[0, i + 1], image, maps[i], alpha=alpha, title=titles[i])
+    if masks is not None:
+        axes[1, 0].axis("off")
+        for i in range(count):
+            overlay(axes[1, i + 1], image, mask=masks[i], title="kept patches")
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,826 @@
+"""DINO (Caron et al., 2021), small and real: self-distillation with no labels.
+
+    images ──multi_crop──▶ 2 global crops + n local crops (one batch per view)
+       student(all views) ──▶ log-softmax(s / τ_s)          (B, K) per view
+       teacher(global views) ──▶ softmax((t − c) / τ_t)      no gradient; c = EMA centre
+       loss = mean over pairs (teacher view i, student view v ≠ i) of cross-entropy
+       teacher ← m · teacher + (1 − m) · student            m: cosine 0.996 → 1
+
+* :class:`DINOHead`: MLP → bottleneck → l2-normalise → weight-normalised linear layer to K outputs;
+* :func:`multi_crop`: random resized crops of a whole batch at once (F.interpolate), flips and
+  colour jitter; local crops are smaller images, which the backbone reads with interpolated
+  position codes (:func:`backbone_tokens`);
+* :func:`dino_loss`, :class:`DINOLoss` (centring), :func:`ema_update`, the schedules;
+* :class:`DINOTrainer`: trains on uint8 CIFAR-shaped images with a :class:`DINORecipe`
+  (``quick_dino_recipe`` for a CPU, ``full_dino_recipe`` for a GPU);
+* :func:`knn_accuracy`: DINO's weighted k-NN (cosine similarity, k = 20, T = 0.07) on frozen features;
+* :func:`load_official_dino`: the official ViT-S/16 or ViT-S/8 weights from a local file, never downloaded.
+
+Command line: ``python -m vitcourse.dino --profile full`` (``--help`` for the options).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from vitcourse.cifar import (CIFAR_VIT, QUICK_VIT, autocast_dtype, make_adamw, normalize, random_flip, to_unit_float,
+                             warmup_cosine)
+from vitcourse.device import get_device
+from vitcourse.profile import Profile, get_profile
+from vitcourse.vit import ViTConfig, VisionTransformer, vit_config
+
+# ----------------------------------------------------------------------------------------------
+# The backbone: a course ViT read out at its CLS token, at any resolution
+# ----------------------------------------------------------------------------------------------
+
+
+def make_backbone(config: ViTConfig) -> VisionTransformer:
+    """A :class:`VisionTransformer` whose ``forward`` returns the CLS features (B, D): its head is removed."""
+    if not config.has_cls:
+        raise ValueError("DINO reads the CLS token; build the backbone with pool='cls'")
+    backbone = VisionTransformer(config)
+    backbone.head = nn.Identity()        # as DINO's backbones: num_classes=0
+    return backbone
+
+
+def interpolated_positions(model: VisionTransformer, grid: tuple[int, int]) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """The model's position table resized to a (gh, gw) patch grid: (CLS row (1, 1, D) or None, (1, gh·gw, D)).
+
+    The patch rows are a (side × side) image with D channels; bicubic interpolation stretches
+    it to the new grid, as DINO does for its smaller local crops.
+    """
+    c = model.config
+    side = c.image_size // c.patch_size
+    table = model.pos_embed
+    cls_row = table[:, :1] if (c.has_cls and c.cls_position) else None
+    patch_rows = table[:, -side * side:]
+    if tuple(grid) == (side, side):
+        return cls_row, patch_rows
+    dim = table.shape[-1]
+    picture = patch_rows.reshape(1, side, side, dim).permute(0, 3, 1, 2)          # (1, D, side, side)
+    resized = F.interpolate(picture.float(), size=tuple(grid), mode="bicubic", align_corners=False)
+    return cls_row, resized.to(table.dtype).permute(0, 2, 3, 1).reshape(1, grid[0] * grid[1], dim)
+
+
+def backbone_tokens(model: VisionTransformer, images: torch.Tensor) -> torch.Tensor:
+    """images (B, C, H, W), H and W multiples of the patch size → final-normalised tokens (B, T, D).
+
+    At the model's own size this is ``model.forward_features``; at any other size the same
+    blocks run on the patches with :func:`interpolated_positions`.
+    """
+    c = model.config
+    if images.dim() != 4 or images.shape[1] != c.in_chans:
+        raise ValueError(f"want images (B, {c.in_chans}, H, W), got {tuple(images.shape)}")
+    height, width = images.shape[-2:]
+    if height == width == c.image_size:
+        return model.forward_features(images)[0]
+    if height % c.patch_size or width % c.patch_size:
+        raise ValueError(f"image size {height}×{width} must be a multiple of the patch size {c.patch_size}")
+    cls_row, patch_rows = interpolated_positions(model, (height // c.patch_size, width // c.patch_size))
+    x = model.patch_embed.proj(images).flatten(2).transpose(1, 2) + patch_rows   # (B, N', D)
+    if model.cls_token is not None:
+        cls = model.cls_token if cls_row is None else model.cls_token + cls_row
+        x = torch.cat([cls.expand(len(x), -1, -1), x], dim=1)
+    x = model.pos_drop(x)
+    for block in model.blocks:
+        x, _ = block(x)
+    return model.norm(x)
+
+
+def backbone_features(model: VisionTransformer, images: torch.Tensor) -> torch.Tensor:
+    """images (B, C, H, W) at any patch-multiple size → CLS features (B, D)."""
+    return model.pool(backbone_tokens(model, images))
+
+
+# ----------------------------------------------------------------------------------------------
+# The projection head
+# ----------------------------------------------------------------------------------------------
+
+
+class DINOHead(nn.Module):
+    """features (B, in_dim) → K = ``out_dim`` scores (B, K).
+
+    An MLP (Linear, GELU, …, Linear to ``bottleneck_dim``), an l2-normalisation, then a linear
+    layer without bias whose weight rows are normalised to length 1 — weight normalisation
+    with the gain fixed at 1 (DINO's ``norm_last_layer=True``). The scores are cosines between
+    the bottleneck vector and K learned directions, so they lie in [-1, 1]; the temperatures
+    then decide how peaked the softmax over them is.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, hidden_dim: int = 2048, bottleneck_dim: int = 256,
+                 layers: int = 3):
+        super().__init__()
+        if layers < 1:
+            raise ValueError(f"layers must be ≥ 1, got {layers}")
+        widths = [in_dim] + [hidden_dim] * (layers - 1) + [bottleneck_dim]
+        modules: list[nn.Module] = []
+        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+            modules.append(nn.Linear(a, b))
+            if i < layers - 1:
+                modules.append(nn.GELU())
+        self.mlp = nn.Sequential(*modules)
+        self.last_layer = nn.Linear(bottleneck_dim, out_dim, bias=False)   # holds the direction v; weight = v/‖v‖
+        for module in self.mlp:
+            if isinstance(module, nn.Linear):
+                nn.init.trunc_normal_(module.weight, std=0.02)
+                nn.init.zeros_(module.bias)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        bottleneck = F.normalize(self.mlp(features), dim=-1)
+        return F.linear(bottleneck, F.normalize(self.last_layer.weight, dim=-1))
+
+
+class DINONetwork(nn.Module):
+    """Backbone + head over a list of views: [(B, C, h_v, w_v)] → [(B, K)], one per view.
+
+    Views of the same size go through the backbone together (one larger batch), as DINO's
+    ``MultiCropWrapper`` does: two global crops are one forward pass, the local crops another.
+    """
+
+    def __init__(self, backbone: VisionTransformer, head: DINOHead):
+        super().__init__()
+        self.backbone, self.head = backbone, head
+
+    def forward(self, views: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        outputs: list[torch.Tensor | None] = [None] * len(views)
+        sizes: dict[tuple[int, int], list[int]] = {}
+        for i, view in enumerate(views):
+            sizes.setdefault(tuple(view.shape[-2:]), []).append(i)
+        for indices in sizes.values():
+            scores = self.head(backbone_features(self.backbone, torch.cat([views[i] for i in indices])))
+            for i, chunk in zip(indices, scores.chunk(len(indices))):
+                outputs[i] = chunk
+        return outputs
+
+
+# ----------------------------------------------------------------------------------------------
+# Multi-crop on a batch
+# ----------------------------------------------------------------------------------------------
+
+
+def random_resized_crop(images: torch.Tensor, size: int, scale: tuple[float, float], generator: torch.Generator,
+                        ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> torch.Tensor:
+    """Cut a random box from every image and resize it to size × size: (B, C, H, W) → (B, C, size, size).
+
+    The box covers a share of the image drawn from ``scale`` with an aspect ratio drawn
+    (log-uniformly) from ``ratio``. To stay one batched operation the box's *size* is drawn
+    once per call (per view) and its *position* per image; the crops are cut by indexing and
+    resized together with ``F.interpolate`` (bilinear).
+    """
+    batch, _, height, width = images.shape
+    draws = torch.rand(2, generator=generator, device=generator.device).tolist()
+    area = scale[0] + (scale[1] - scale[0]) * draws[0]
+    aspect = math.exp(math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * draws[1])
+    box_h = min(height, max(1, round(math.sqrt(area * aspect) * height)))
+    box_w = min(width, max(1, round(math.sqrt(area / aspect) * width)))
+    corner = torch.rand(2, batch, generator=generator, device=generator.device).to(images.device)
+    top = (corner[0] * (height - box_h + 1)).long()
+    left = (corner[1] * (width - box_w + 1)).long()
+    rows = top[:, None] + torch.arange(box_h, device=images.device)            # (B, h)
+    cols = left[:, None] + torch.arange(box_w, device=images.device)           # (B, w)
+    boxes = images[torch.arange(batch, device=images.device)[:, None, None], :, rows[:, :, None], cols[:, None, :]]
+    boxes = boxes.permute(0, 3, 1, 2)                                          # indexing put channels last
+    return F.interpolate(boxes, size=(size, size), mode="bilinear", align_corners=False)
+
+
+def color_jitter(images: torch.Tensor, generator: torch.Generator, strength: float = 0.4,
+                 grayscale_p: float = 0.2) -> torch.Tensor:
+    """Per image: random brightness, contrast and saturation (factors in 1 ± strength), then a
+    ``grayscale_p`` chance of grey. (B, 3, H, W) in [0, 1] → same, clipped to [0, 1].
+
+    Without it, DINO can match two crops by their colour statistics alone.
+    """
+    if strength == 0 and grayscale_p == 0:
+        return images
+    batch = len(images)
+    draws = torch.rand(4, batch, 1, 1, 1, generator=generator, device=generator.device).to(images.device)
+    factors = 1 + strength * (2 * draws[:3] - 1)                            # (3, B, 1, 1, 1)
+    grey_weights = torch.tensor([0.299, 0.587, 0.114], device=images.device, dtype=images.dtype)[:, None, None]
+    images = images * factors[0]                                               # brightness
+    mean = images.mean(dim=(1, 2, 3), keepdim=True)
+    images = mean + (images - mean) * factors[1]                               # contrast
+    grey = (images * grey_weights).sum(1, keepdim=True)
+    images = grey + (images - grey) * factors[2]                               # saturation
+    grey = (images * grey_weights).sum(1, keepdim=True)
+    images = torch.where(draws[3] < grayscale_p, grey.expand_as(images), images)
+    return images.clamp(0, 1)
+
+
+def multi_crop(images: torch.Tensor, generator: torch.Generator, *, global_size: int, local_size: int,
+               n_local: int, global_scale: tuple[float, float] = (0.4, 1.0),
+               local_scale: tuple[float, float] = (0.05, 0.4), jitter: float = 0.4,
+               grayscale_p: float = 0.2) -> list[torch.Tensor]:
+    """2 global and ``n_local`` local views of a batch: (B, C, H, W) in [0, 1] →
+    [(B, C, global_size, global_size)] × 2 + [(B, C, local_size, local_size)] × n_local.
+
+    Every view: a random resized crop (large boxes for the global views, small ones for the
+    local views), a random horizontal flip and colour jitter, each image drawn independently.
+    """
+    if n_local < 0:
+        raise ValueError(f"n_local must be ≥ 0, got {n_local}")
+    for name, (low, high) in (("global_scale", global_scale), ("local_scale", local_scale)):
+        if not 0 < low <= high <= 1:
+            raise ValueError(f"{name} must be (low, high) with 0 < low ≤ high ≤ 1, got {(low, high)}")
+    plan = [(global_size, global_scale)] * 2 + [(local_size, local_scale)] * n_local
+    views = []
+    for size, scale in plan:
+        view = random_flip(random_resized_crop(images, size, scale, generator), generator)
+        views.append(color_jitter(view, generator, jitter, grayscale_p))
+    return views
+
+
+# ----------------------------------------------------------------------------------------------
+# Loss, centring, teacher update, schedules
+# ----------------------------------------------------------------------------------------------
+
+
+def dino_loss(student_outputs: Sequence[torch.Tensor], teacher_outputs: Sequence[torch.Tensor], center: torch.Tensor,
+              *, student_temp: float = 0.1, teacher_temp: float = 0.04) -> torch.Tensor:
+    """DINO's loss: the student's view v must predict the teacher's distribution for view i ≠ v.
+
+    Args:
+        student_outputs: V tensors (B, K): the global views first, in the teacher's order, then the local ones.
+        teacher_outputs: 2 tensors (B, K): the teacher's scores for the global views.
+        center: (K,) or (1, K), subtracted from the teacher's scores before the softmax.
+
+    Returns:
+        0-d: the mean over the 2·V − 2 pairs (i, v ≠ i) of the batch mean of
+        −Σ_k softmax((t_i − c)/τ_t)_k · log softmax(s_v/τ_s)_k. No gradient reaches the teacher.
+    """
+    if len(teacher_outputs) > len(student_outputs):
+        raise ValueError(f"{len(teacher_outputs)} teacher views but only {len(student_outputs)} student views; "
+                         f"the student sees every view, the teacher the global ones")
+    targets = [F.softmax((t.detach().float() - center) / teacher_temp, dim=-1) for t in teacher_outputs]
+    log_probs = [F.log_softmax(s.float() / student_temp, dim=-1) for s in student_outputs]
+    total, pairs = 0.0, 0
+    for i, target in enumerate(targets):
+        for v, log_prob in enumerate(log_probs):
+            if v == i:
+                continue                          # the same view: nothing to predict
+            total = total + -(target * log_prob).sum(-1).mean()
+            pairs += 1
+    if pairs == 0:
+        raise ValueError("need at least two views to form a (teacher view, other student view) pair")
+    return total / pairs
+
+
+@torch.no_grad()
+def update_center(center: torch.Tensor, teacher_outputs: Sequence[torch.Tensor], momentum: float) -> torch.Tensor:
+    """EMA of the teacher's mean score, in place: c ← m·c + (1 − m)·mean over the batch and the global views."""
+    batch_mean = torch.cat([t.float() for t in teacher_outputs]).mean(dim=0, keepdim=True)
+    return center.mul_(momentum).add_(batch_mean.reshape(center.shape), alpha=1 - momentum)
+
+
+class DINOLoss(nn.Module):
+    """:func:`dino_loss` with the centre kept as a buffer and updated (after the loss) on every call."""
+
+    def __init__(self, out_dim: int, student_temp: float = 0.1, center_momentum: float = 0.9):
+        super().__init__()
+        self.student_temp, self.center_momentum = student_temp, center_momentum
+        self.register_buffer("center", torch.zeros(1, out_dim))
+
+    def forward(self, student_outputs, teacher_outputs, teacher_temp: float) -> torch.Tensor:
+        loss = dino_loss(student_outputs, teacher_outputs, self.center, student_temp=self.student_temp,
+                         teacher_temp=teacher_temp)
+        update_center(self.center, teacher_outputs, self.center_momentum)
+        return loss
+
+
+@torch.no_grad()
+def ema_update(teacher: nn.Module, student: nn.Module, momentum: float) -> None:
+    """teacher ← momentum · teacher + (1 − momentum) · student, parameter by parameter, in place."""
+    teacher_params, student_params = list(teacher.parameters()), list(student.parameters())
+    if len(teacher_params) != len(student_params):
+        raise ValueError("teacher and student must have the same architecture")
+    torch._foreach_mul_(teacher_params, momentum)
+    torch._foreach_add_(teacher_params, [p.detach() for p in student_params], alpha=1 - momentum)
+
+
+def teacher_temperature(step: int, *, warmup_steps: int, start: float = 0.04, end: float = 0.07) -> float:
+    """Linear warm-up of the teacher's temperature from ``start`` to ``end``, then ``end``.
+
+    A low temperature early sharpens the teacher while its outputs are still nearly uniform.
+    """
+    if warmup_steps <= 0 or step >= warmup_steps:
+        return end
+    return start + (end - start) * step / warmup_steps
+
+
+def ema_momentum(step: int, *, total_steps: int, base: float = 0.996, final: float = 1.0) -> float:
+    """The teacher's momentum: ``base`` at step 0 rising along half a cosine to ``final`` at the end."""
+    return final - (final - base) * warmup_cosine(step, total_steps=total_steps, warmup_steps=0)
+
+
+@torch.no_grad()
+def mean_entropy(scores: Sequence[torch.Tensor], center: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Mean entropy (nats, 0-d) of the teacher's distributions: log K means uniform, 0 one-hot (collapse either way)."""
+    log_probs = F.log_softmax((torch.cat([s.float() for s in scores]) - center) / temperature, dim=-1)
+    return -(log_probs.exp() * log_probs).sum(-1).mean()
+
+
+# ----------------------------------------------------------------------------------------------
+# The recipe and the trainer
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DINORecipe:
+    """Every knob of a DINO run; ``quick_dino_recipe()`` and ``full_dino_recipe()`` are the presets.
+
+    ``lr`` is for the whole batch (DINO's rule: 5e-4 × batch / 256). ``train_subset`` trains
+    on the first images only. ``bf16``: None means "on CUDA only". ``compile`` is off by default
+    (None: on CUDA only) — not yet tried on a GPU with the two crop sizes.
+    """
+
+    model: ViTConfig = CIFAR_VIT
+    out_dim: int = 4096
+    hidden_dim: int = 2048
+    bottleneck_dim: int = 256
+    epochs: int = 100
+    batch_size: int = 512
+    lr: float = 1e-3
+    min_lr_ratio: float = 1e-3
+    warmup_epochs: float = 10.0
+    weight_decay: float = 0.04
+    weight_decay_end: float = 0.4
+    global_size: int = 32
+    local_size: int = 16
+    n_local: int = 6
+    global_scale: tuple[float, float] = (0.4, 1.0)
+    local_scale: tuple[float, float] = (0.05, 0.4)
+    jitter: float = 0.4
+    grayscale_p: float = 0.2
+    student_temp: float = 0.1
+    teacher_temp_start: float = 0.04
+    teacher_temp: float = 0.07
+    teacher_temp_warmup_epochs: float = 30.0
+    momentum: float = 0.996
+    center_momentum: float = 0.9
+    grad_clip: float | None = 3.0
+    freeze_last_layer_epochs: float = 1.0
+    train_subset: int | None = None
+    compile: bool | None = False
+    bf16: bool | None = None
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("out_dim", "epochs", "batch_size", "global_size", "local_size"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive int, got {getattr(self, name)!r}")
+        patch = self.model.patch_size
+        if self.global_size != self.model.image_size:
+            raise ValueError(f"global_size={self.global_size} must equal the model's image_size="
+                             f"{self.model.image_size}: the teacher reads global crops at its own size")
+        if self.local_size % patch:
+            raise ValueError(f"local_size={self.local_size} must be a multiple of the patch size {patch}")
+        if not 0 <= self.warmup_epochs < self.epochs:
+            raise ValueError(f"warmup_epochs must be in [0, epochs={self.epochs}), got {self.warmup_epochs}")
+        if not 0 < self.momentum <= 1 or not 0 <= self.center_momentum < 1:
+            raise ValueError(f"momentum must be in (0, 1] and center_momentum in [0, 1), got "
+                             f"{self.momentum}, {self.center_momentum}")
+
+
+# The quick profile's model: chapter 6's quick ViT (patch 8: a 4 × 4 grid, 16×16 local crops of 2 × 2
+# patches). Patch 4 would draw finer maps but costs about 4× more per step on a CPU.
+QUICK_DINO_VIT = QUICK_VIT
+
+
+def full_dino_recipe(**overrides) -> DINORecipe:
+    """The GPU recipe: the 4.77 M-parameter CIFAR ViT, 100 epochs on 50,000 images, 2 × 32² + 6 × 16² crops."""
+    return replace(DINORecipe(), **overrides)
+
+
+def quick_dino_recipe(**overrides) -> DINORecipe:
+    """A small fixed budget for a 2-core CPU: a 0.2 M-parameter ViT, 2 epochs on 4,096 images (128 steps).
+
+    With so few steps the teacher must follow the student faster (momentum 0.98) and stay sharp
+    (a constant teacher temperature of 0.04, no warm-up to 0.07).
+    """
+    quick = DINORecipe(model=QUICK_DINO_VIT, out_dim=256, hidden_dim=256, bottleneck_dim=64, epochs=2,
+                       batch_size=64, lr=2e-3, min_lr_ratio=0.1, warmup_epochs=0.5, n_local=4,
+                       teacher_temp=0.04, teacher_temp_warmup_epochs=0.0, momentum=0.98,
+                       freeze_last_layer_epochs=0.0, train_subset=4_096)
+    return replace(quick, **overrides)
+
+
+def dino_recipe_for(profile: Profile | None = None, **overrides) -> DINORecipe:
+    """``quick_dino_recipe`` in the quick profile, ``full_dino_recipe`` in the full one."""
+    profile = profile or get_profile()
+    return profile.pick(quick=quick_dino_recipe, full=full_dino_recipe)(**overrides)
+
+
+def _uint8_images(images, device: torch.device) -> torch.Tensor:
+    """uint8 (N, H, W, 3) channels-last (as the loaders return them) → uint8 (N, 3, H, W) on ``device``."""
+    images = torch.as_tensor(np.asarray(images))
+    if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[-1] != 3:
+        raise ValueError(f"expected uint8 colour images (N, H, W, 3), got {images.dtype} {tuple(images.shape)}")
+    return images.permute(0, 3, 1, 2).contiguous().to(device)
+
+
+class DINOTrainer:
+    """Trains a student and its EMA teacher with DINO on uint8 (N, H, W, 3) images; no labels.
+
+    ``fit()`` runs the recipe (one history row per epoch: loss, the teacher's mean entropy,
+    learning rate, momentum, teacher temperature, time; :meth:`steps` has the loss and entropy of
+    every step); ``teacher_backbone`` is the network to use afterwards, as in the paper (the
+    teacher is the better of the two).
+    """
+
+    def __init__(self, recipe: DINORecipe, x_train, device: torch.device | str | None = None):
+        self.recipe = r = recipe
+        self.device = device = torch.device(device) if device is not None else get_device()
+        self.x_train = _uint8_images(np.asarray(x_train)[:r.train_subset], device)
+        self.steps_per_epoch = len(self.x_train) // r.batch_size
+        if self.steps_per_epoch == 0:
+            raise ValueError(f"batch_size={r.batch_size} is larger than the {len(self.x_train)} training images")
+        self.total_steps = self.steps_per_epoch * r.epochs
+        self.warmup_steps = round(r.warmup_epochs * self.steps_per_epoch)
+        self.temp_warmup_steps = round(r.teacher_temp_warmup_epochs * self.steps_per_epoch)
+        self.freeze_steps = round(r.freeze_last_layer_epochs * self.steps_per_epoch)
+
+        torch.manual_seed(r.seed)
+        backbone = make_backbone(r.model)
+        head = DINOHead(r.model.dim, r.out_dim, r.hidden_dim, r.bottleneck_dim)
+        self.student = DINONetwork(backbone, head).to(device)
+        self.teacher = copy.deepcopy(self.student).eval()      # starts equal; never trained by gradients
+        self.teacher.backbone.blocks.apply(_no_drop_path)       # the teacher is not regularised
+        self.teacher.requires_grad_(False)
+        self.criterion = DINOLoss(r.out_dim, r.student_temp, r.center_momentum).to(device)
+        self.optimizer = make_adamw(self.student, r.lr, r.weight_decay, device)
+        self.generator = torch.Generator(device).manual_seed(r.seed)
+        self.amp_dtype = autocast_dtype(device, r.bf16)
+        self.use_compile = device.type == "cuda" if r.compile is None else r.compile
+        self.student_forward = torch.compile(self.student) if self.use_compile else self.student
+        self.teacher_forward = torch.compile(self.teacher) if self.use_compile else self.teacher
+        self.step = 0
+        self.rows: list[dict] = []
+        self.step_log: list[torch.Tensor] = []     # (loss, entropy) per step, kept on the device until asked for
+
+    @property
+    def teacher_backbone(self) -> VisionTransformer:
+        return self.teacher.backbone
+
+    @property
+    def student_backbone(self) -> VisionTransformer:
+        return self.student.backbone
+
+    def autocast(self):
+        return torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype else nullcontext()
+
+    def views(self, images_uint8: torch.Tensor) -> list[torch.Tensor]:
+        """uint8 (B, 3, H, W) → the recipe's normalised views: 2 global, then the local ones."""
+        r = self.recipe
+        views = multi_crop(to_unit_float(images_uint8), self.generator, global_size=r.global_size,
+                           local_size=r.local_size, n_local=r.n_local, global_scale=r.global_scale,
+                           local_scale=r.local_scale, jitter=r.jitter, grayscale_p=r.grayscale_p)
+        return [normalize(v) for v in views]
+
+    def train_step(self, images_uint8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step on a batch: (loss, the teacher's mean entropy), both 0-d tensors on the device."""
+        r = self.recipe
+        self.student.train()
+        lr_factor = warmup_cosine(self.step, total_steps=self.total_steps, warmup_steps=self.warmup_steps,
+                                  min_ratio=r.min_lr_ratio)
+        wd = r.weight_decay_end + (r.weight_decay - r.weight_decay_end) * warmup_cosine(
+            self.step, total_steps=self.total_steps, warmup_steps=0)
+        for group in self.optimizer.param_groups:
+            group["lr"] = r.lr * lr_factor
+            if group["weight_decay"] > 0:
+                group["weight_decay"] = wd
+        temp = teacher_temperature(self.step, warmup_steps=self.temp_warmup_steps, start=r.teacher_temp_start,
+                                   end=r.teacher_temp)
+        views = self.views(images_uint8)
+        with torch.no_grad(), self.autocast():
+            teacher_out = self.teacher_forward(views[:2])
+        with self.autocast():
+            student_out = self.student_forward(views)
+        entropy = mean_entropy(teacher_out, self.criterion.center, temp)
+        loss = self.criterion(student_out, teacher_out, temp)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if r.grad_clip:
+            nn.utils.clip_grad_norm_(self.student.parameters(), r.grad_clip)
+        if self.step < self.freeze_steps:     # DINO keeps the last layer still at first: steadier start
+            self.student.head.last_layer.weight.grad = None
+        self.optimizer.step()
+        ema_update(self.teacher, self.student, ema_momentum(self.step, total_steps=self.total_steps,
+                                                            base=r.momentum))
+        self.step += 1
+        self.step_log.append(torch.stack([loss.detach(), entropy]))
+        return loss.detach(), entropy
+
+    def fit(self, progress: bool = True) -> pd.DataFrame:
+        """Train to the end of the recipe; returns :meth:`history`."""
+        bar = tqdm(total=self.total_steps, initial=self.step, desc="DINO", unit="step", ncols=100,
+                   mininterval=5.0, disable=not progress)
+        while self.step < self.total_steps:
+            epoch = self.step // self.steps_per_epoch
+            order = torch.randperm(len(self.x_train),
+                                   generator=torch.Generator().manual_seed(self.recipe.seed * 100_003 + epoch))
+            batches = order[: self.steps_per_epoch * self.recipe.batch_size].to(self.device).split(self.recipe.batch_size)
+            # Sums stay on the device: a .item() per step would make a GPU wait for every step.
+            start, loss_sum, entropy_sum = time.perf_counter(), torch.zeros((), device=self.device), 0.0
+            for index in batches[self.step % self.steps_per_epoch:]:
+                loss, entropy = self.train_step(self.x_train[index])
+                loss_sum += loss
+                entropy_sum += entropy
+                bar.update()
+            seconds = time.perf_counter() - start
+            self.rows.append({"epoch": epoch + 1, "loss": float(loss_sum) / len(batches),
+                              "teacher_entropy": float(entropy_sum) / len(batches),
+                              "lr": self.optimizer.param_groups[0]["lr"],
+                              "momentum": ema_momentum(self.step - 1, total_steps=self.total_steps,
+                                                       base=self.recipe.momentum),
+                              "teacher_temp": teacher_temperature(self.step - 1, warmup_steps=self.temp_warmup_steps,
+                                                                  start=self.recipe.teacher_temp_start,
+                                                                  end=self.recipe.teacher_temp),
+                              "seconds": seconds, "images_per_s": len(batches) * self.recipe.batch_size / seconds})
+            bar.set_postfix(loss=f"{self.rows[-1]['loss']:.3f}")
+        bar.close()
+        return self.history()
+
+    def steps(self) -> pd.DataFrame:
+        """One row per step: the loss and the teacher's mean entropy."""
+        values = torch.stack(self.step_log).cpu().numpy() if self.step_log else np.zeros((0, 2))
+        return pd.DataFrame(values, columns=["loss", "teacher_entropy"],
+                            index=pd.RangeIndex(1, len(values) + 1, name="step"))
+
+    def history(self) -> pd.DataFrame:
+        columns = ["epoch", "loss", "teacher_entropy", "lr", "momentum", "teacher_temp", "seconds", "images_per_s"]
+        return pd.DataFrame(self.rows, columns=columns).set_index("epoch")
+
+
+def _no_drop_path(module: nn.Module) -> None:
+    if hasattr(module, "drop_path") and hasattr(module.drop_path, "p"):
+        module.drop_path.p = 0.0
+
+
+# ----------------------------------------------------------------------------------------------
+# k-NN evaluation on frozen features
+# ----------------------------------------------------------------------------------------------
+
+
+@torch.inference_mode()
+def extract_features(backbone: VisionTransformer, images_uint8, batch_size: int = 500) -> torch.Tensor:
+    """uint8 (N, H, W, 3) images → l2-normalised CLS features (N, D), float32 on the CPU, in eval mode."""
+    device = next(backbone.parameters()).device
+    images = _uint8_images(images_uint8, torch.device("cpu"))
+    was_training = backbone.training
+    backbone.eval()
+    try:
+        features = [F.normalize(backbone_features(backbone, normalize(to_unit_float(chunk.to(device)))).float(), dim=-1)
+                    .cpu() for chunk in images.split(batch_size)]
+    finally:
+        backbone.train(was_training)
+    return torch.cat(features)
+
+
+@torch.inference_mode()
+def knn_predict(train_features: torch.Tensor, train_labels: torch.Tensor, test_features: torch.Tensor, *,
+                k: int = 20, temperature: float = 0.07, num_classes: int | None = None,
+                chunk: int = 1000) -> torch.Tensor:
+    """DINO's weighted k-NN: (M,) predicted labels for ``test_features`` (M, D).
+
+    Features are compared by cosine similarity (they are l2-normalised here); each of the
+    ``k`` nearest training images votes for its label with weight exp(similarity / T).
+    """
+    train_labels = torch.as_tensor(train_labels).long()
+    if train_features.dim() != 2 or test_features.dim() != 2 or train_features.shape[1] != test_features.shape[1]:
+        raise ValueError(f"want train (N, D) and test (M, D) features, got {tuple(train_features.shape)} "
+                         f"and {tuple(test_features.shape)}")
+    if len(train_labels) != len(train_features):
+        raise ValueError(f"{len(train_features)} training features but {len(train_labels)} labels")
+    if not 1 <= k <= len(train_features):
+        raise ValueError(f"k must be in [1, {len(train_features)}] (the training images), got {k}")
+    num_classes = num_classes or int(train_labels.max()) + 1
+    train = F.normalize(train_features.float(), dim=-1)
+    predictions = []
+    for block in F.normalize(test_features.float(), dim=-1).split(chunk):
+        similarity, index = (block @ train.T).topk(k, dim=-1)                 # (m, k)
+        votes = torch.zeros(len(block), num_classes)
+        votes.scatter_add_(1, train_labels[index], (similarity / temperature).exp())
+        predictions.append(votes.argmax(-1))
+    return torch.cat(predictions)
+
+
+def knn_accuracy(train_features, train_labels, test_features, test_labels, **kwargs) -> float:
+    """Share of ``test_labels`` that :func:`knn_predict` gets right."""
+    predicted = knn_predict(train_features, train_labels, test_features, **kwargs)
+    return float((predicted == torch.as_tensor(test_labels).long()).float().mean())
+
+
+# ----------------------------------------------------------------------------------------------
+# Official DINO weights, from a local file
+# ----------------------------------------------------------------------------------------------
+
+# arch → (file name, where a reader with internet can get it). Backbone-only ("pretrain") files.
+OFFICIAL_CHECKPOINTS = {
+    "S/16": ("dino_deitsmall16_pretrain.pth",
+             "https://dl.fbaipublicfiles.com/dino/dino_deitsmall16_pretrain/dino_deitsmall16_pretrain.pth"),
+    "S/8": ("dino_deitsmall8_pretrain.pth",
+            "https://dl.fbaipublicfiles.com/dino/dino_deitsmall8_pretrain/dino_deitsmall8_pretrain.pth"),
+}
+
+
+# The official models were trained on ImageNet photographs normalised with its statistics.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def imagenet_normalize(images: torch.Tensor) -> torch.Tensor:
+    """(..., 3, H, W) in [0, 1] → normalised with ImageNet's per-channel mean and spread, as the official models expect."""
+    mean = torch.tensor(IMAGENET_MEAN, device=images.device, dtype=images.dtype)[:, None, None]
+    std = torch.tensor(IMAGENET_STD, device=images.device, dtype=images.dtype)[:, None, None]
+    return (images - mean) / std
+
+
+def official_dino_config(arch: str = "S/16") -> ViTConfig:
+    """The course config matching the official DINO backbone: 224 × 224, qkv bias, LayerNorm eps 1e-6."""
+    if arch not in OFFICIAL_CHECKPOINTS:
+        raise ValueError(f"unknown DINO model {arch!r}; choose one of {', '.join(OFFICIAL_CHECKPOINTS)}")
+    return vit_config(arch, qkv_bias=True, norm_eps=1e-6)
+
+
+def official_key_map(depth: int) -> dict[str, str]:
+    """facebookresearch/dino's parameter names → the course ViT's, for a backbone of ``depth`` blocks.
+
+    The course's module names were chosen to match (they are timm's too), so every pair is
+    the same string; the table still states the correspondence, and :func:`from_official_state_dict`
+    checks every key and shape against it.
+    """
+    pairs = {"cls_token": "cls_token", "pos_embed": "pos_embed",
+             "patch_embed.proj.weight": "patch_embed.proj.weight", "patch_embed.proj.bias": "patch_embed.proj.bias",
+             "norm.weight": "norm.weight", "norm.bias": "norm.bias"}
+    for i in range(depth):
+        for official, ours in (("norm1", "norm1"), ("attn.qkv", "attn.qkv"), ("attn.proj", "attn.proj"),
+                               ("norm2", "norm2"), ("mlp.fc1", "mlp.fc1"), ("mlp.fc2", "mlp.fc2")):
+            for part in ("weight", "bias"):
+                pairs[f"blocks.{i}.{official}.{part}"] = f"blocks.{i}.{ours}.{part}"
+    return pairs
+
+
+def _strip_wrappers(state: dict) -> dict:
+    """Accept what the DINO repository saves: a bare backbone state dict, or a full training
+    checkpoint ({'teacher': …, 'student': …}) whose keys carry 'module.' and 'backbone.' prefixes
+    and whose projection head ('head.*') is not part of the backbone."""
+    if "teacher" in state and isinstance(state["teacher"], dict):
+        state = state["teacher"]
+    cleaned = {}
+    for key, value in state.items():
+        for prefix in ("module.", "backbone."):
+            key = key[len(prefix):] if key.startswith(prefix) else key
+        if key.startswith("head."):
+            continue
+        cleaned[key] = value
+    return cleaned
+
+
+def from_official_state_dict(state: dict, model: VisionTransformer) -> dict:
+    """An official-layout DINO state dict → one that ``model.load_state_dict`` accepts.
+
+    Raises ValueError listing missing keys, unexpected keys and shape mismatches (with what
+    each should have been), so a wrong file or a wrong architecture is caught before loading.
+    """
+    state = _strip_wrappers(state)
+    key_map = official_key_map(model.config.depth)
+    ours = model.state_dict()
+    missing = sorted(set(key_map) - set(state))
+    extra = sorted(set(state) - set(key_map))
+    problems = []
+    if missing:
+        problems.append(f"missing {len(missing)} key(s): {', '.join(missing[:6])}{' …' if len(missing) > 6 else ''}")
+    if extra:
+        problems.append(f"unexpected {len(extra)} key(s): {', '.join(extra[:6])}{' …' if len(extra) > 6 else ''}")
+    for official, course in key_map.items():
+        if official in state and tuple(state[official].shape) != tuple(ours[course].shape):
+            problems.append(f"{official} has shape {tuple(state[official].shape)}, the model wants "
+                            f"{tuple(ours[course].shape)}")
+    if problems:
+        c = model.config
+        raise ValueError(f"this state dict does not fit a DINO ViT with dim={c.dim}, depth={c.depth}, "
+                         f"patch={c.patch_size}, image={c.image_size}: " + "; ".join(problems[:8])
+                         + ". Check the file and the arch (S/16 or S/8)")
+    return {course: state[official] for official, course in key_map.items()}
+
+
+def default_checkpoint_path(arch: str = "S/16") -> Path:
+    """Where :func:`load_official_dino` looks by default: ``<data_root>/dino/<official file name>``."""
+    from vitcourse.data import data_root
+    official_dino_config(arch)                    # validates arch
+    return Path(data_root()) / "dino" / OFFICIAL_CHECKPOINTS[arch][0]
+
+
+def load_official_dino(path: str | os.PathLike | None = None, arch: str = "S/16") -> VisionTransformer:
+    """The official DINO backbone (ViT-S/16 or ViT-S/8) as a course ViT, from a file on disk.
+
+    Nothing is downloaded. ``path`` defaults to :func:`default_checkpoint_path`. The model
+    comes back in eval mode on the CPU, its ``forward`` returning the CLS features (B, 384).
+    """
+    config = official_dino_config(arch)          # an unknown arch fails here, before any file is read
+    path = Path(path) if path is not None else default_checkpoint_path(arch)
+    if not path.is_file():
+        name, url = OFFICIAL_CHECKPOINTS[arch]
+        raise FileNotFoundError(
+            f"no DINO ViT-{arch} checkpoint at {path}. The course never downloads weights; on a machine "
+            f"with internet fetch {url} (e.g. curl -L -o {name} {url}) and put it at {default_checkpoint_path(arch)} "
+            f"or pass its path: load_official_dino('path/to/{name}', arch={arch!r})")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    with torch.device("meta"):                     # no time spent on an initialisation that is overwritten
+        model = make_backbone(config)
+    model.load_state_dict(from_official_state_dict(state, model), assign=True)
+    return model.eval()
+
+
+def random_official_state_dict(arch: str = "S/16", *, depth: int | None = None, seed: int = 0,
+                               device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """A random state dict with the names and shapes of facebookresearch/dino's backbone files.
+
+    For demonstrations and tests of the loading path: it is what ``torch.save(vit_small().state_dict())``
+    looks like in the DINO repository, filled with random numbers. ``depth`` overrides the
+    number of blocks (fewer: faster tests); ``device="meta"`` gives shapes without memory.
+    """
+    c = official_dino_config(arch)
+    depth = c.depth if depth is None else depth
+    dim, hidden, patches = c.dim, c.mlp_dim, c.num_patches
+    generator = torch.Generator().manual_seed(seed)
+
+    def rand(*shape, std=0.02):
+        if torch.device(device).type == "meta":
+            return torch.empty(*shape, device="meta")
+        return (torch.randn(*shape, generator=generator) * std).to(device)
+
+    state = {"cls_token": rand(1, 1, dim), "pos_embed": rand(1, patches + 1, dim),
+             "patch_embed.proj.weight": rand(dim, c.in_chans, c.patch_size, c.patch_size),
+             "patch_embed.proj.bias": rand(dim)}
+    for i in range(depth):
+        state.update({f"blocks.{i}.norm1.weight": 1 + rand(dim), f"blocks.{i}.norm1.bias": rand(dim),
+                      f"blocks.{i}.attn.qkv.weight": rand(3 * dim, dim), f"blocks.{i}.attn.qkv.bias": rand(3 * dim),
+                      f"blocks.{i}.attn.proj.weight": rand(dim, dim), f"blocks.{i}.attn.proj.bias": rand(dim),
+                      f"blocks.{i}.norm2.weight": 1 + rand(dim), f"blocks.{i}.norm2.bias": rand(dim),
+                      f"blocks.{i}.mlp.fc1.weight": rand(hidden, dim), f"blocks.{i}.mlp.fc1.bias": rand(hidden),
+                      f"blocks.{i}.mlp.fc2.weight": rand(dim, hidden), f"blocks.{i}.mlp.fc2.bias": rand(dim)})
+    state.update({"norm.weight": 1 + rand(dim), "norm.bias": rand(dim)})
+    return state
+
+
+# ----------------------------------------------------------------------------------------------
+# Command line: python -m vitcourse.dino
+# ----------------------------------------------------------------------------------------------
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(prog="python -m vitcourse.dino", description=__doc__.split("\n")[0])
+    parser.add_argument("--profile", choices=["quick", "full"])
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--train-subset", type=int)
+    parser.add_argument("--device")
+    parser.add_argument("--summary", type=Path, help="write the final metrics here as JSON")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    from vitcourse.data import load_cifar10
+    profile = Profile(args.profile, "--profile") if args.profile else get_profile()
+    overrides = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size),
+                                   ("train_subset", args.train_subset)) if v is not None}
+    recipe = dino_recipe_for(profile, **overrides)
+    data = load_cifar10()
+    x_train, y_train, x_test, y_test = data.arrays()
+    trainer = DINOTrainer(recipe, x_train, device=get_device(args.device))
+    start = time.perf_counter()
+    history = trainer.fit(progress=not args.no_progress)
+    seconds = time.perf_counter() - start
+    accuracy = {}
+    torch.manual_seed(recipe.seed)               # the very weights the trainer started from
+    untrained = make_backbone(recipe.model).to(trainer.device)
+    for name, backbone in (("dino teacher", trainer.teacher_backbone), ("same network before training", untrained)):
+        accuracy[name] = knn_accuracy(extract_features(backbone, x_train), y_train, extract_features(backbone, x_test),
+                                      y_test, num_classes=len(data.class_names))
+    summary = {"profile": profile.name, "device": trainer.device.type, "data": data.name, "steps": trainer.step,
+               "seconds": seconds, "final_loss": float(history["loss"].iloc[-1]), "knn_accuracy": accuracy,
+               "recipe": {k: (str(v) if isinstance(v, ViTConfig) else v) for k, v in asdict(recipe).items()}}
+    print(history.round(4).to_string())
+    print(json.dumps(summary, indent=2))
+    if args.summary:
+        args.summary.write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
