@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 
-from .course import Course
+from .course import Course, quiet_gradebook_warnings
 
 
 def _course(args) -> Course:
@@ -45,7 +44,7 @@ def cmd_grade(args) -> int:
     overrides = grade_overrides(cell_timeout=args.cell_timeout, wall_clock=args.wall_clock,
                                 memory_mb=args.memory_mb, sandbox="none" if args.no_sandbox else None)
     results = grade(args.assignment, _course(args), workers=args.workers, students=args.student or None,
-                    overrides=overrides)
+                    overrides=overrides, executor=args.executor, scheduler=args.scheduler)
     failed = [r for r in results if r.status != "graded"]
     flagged = [r for r in results if r.review_flags]
     print(f"graded {len(results) - len(failed)} of {len(results)} submission(s)")
@@ -105,7 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("grade", help="autograde collected submissions in parallel, sandboxed")
     p.add_argument("assignment")
-    p.add_argument("--workers", type=int, default=None, help="parallel workers (default: CPU cores)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="parallel workers (default: CPU cores); with --executor dask and no --scheduler, "
+                        "the processes of the LocalCluster")
+    p.add_argument("--executor", choices=["local", "dask"], default="local",
+                   help="'local': a process pool on this machine (default); 'dask': one task per submission "
+                        "on a dask.distributed cluster (see autograder/README.md)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="Dask scheduler address (tcp://host:8786); without it --executor dask starts a LocalCluster")
     p.add_argument("--student", action="append", help="grade only this student (repeatable)")
     p.add_argument("--cell-timeout", type=int, help="seconds per cell (default in nbgrader_config.py)")
     p.add_argument("--wall-clock", type=int, help="seconds per notebook (default in nbgrader_config.py)")
@@ -135,9 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    # nbgrader's gradebook code triggers SQLAlchemy warnings that say nothing to a user.
-    warnings.filterwarnings("ignore", module="nbgrader")
-    warnings.filterwarnings("ignore", message=".*not in session.*")
+    quiet_gradebook_warnings()
     try:
         return args.run(args)
     except (FileNotFoundError, ValueError, RuntimeError, PermissionError) as error:

@@ -108,6 +108,14 @@ def _put_interpreter_on_path() -> None:
         os.environ["PATH"] = scripts + os.pathsep + os.environ.get("PATH", "")
 
 
+def quiet_gradebook_warnings() -> None:
+    """nbgrader's gradebook code triggers SQLAlchemy warnings that say nothing to a user."""
+    import warnings
+
+    warnings.filterwarnings("ignore", module="nbgrader")
+    warnings.filterwarnings("ignore", message=".*not in session.*")
+
+
 def run_api(result: dict, action: str) -> str:
     """Raise RuntimeError with nbgrader's log when an NbGraderAPI call failed; else return the log."""
     if not result.get("success"):

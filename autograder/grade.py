@@ -7,6 +7,11 @@ worker then reads the scores it wrote and returns them as plain data; only the
 parent process writes the shared gradebook, one submission at a time. sqlite is
 therefore never written concurrently, and re-grading a student simply overwrites
 that student's automatic scores (manual scores are kept, as nbgrader does).
+
+Two executors run the same per-submission function, `grade_submission`:
+  * "local" (default): a fork process pool on this machine (below);
+  * "dask": tasks on a dask.distributed cluster (autograder/dask_executor.py), for
+    courses too big for one machine. The gradebook is still written here, only.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import nbformat
 from traitlets.config import Config
 
 from .course import Course, check_id
+from .progress import BatchProgress
 
 # Student code touching these is not necessarily cheating, but deserves a look.
 TAMPER_PATTERNS = {
@@ -86,13 +92,19 @@ def grade_overrides(*, cell_timeout: int | None = None, wall_clock: int | None =
 _worker_state: dict = {}
 
 
+def grading_api(course: Course, gradebook: Path, overrides: Config) -> tuple[str, object]:
+    """(db_url, NbGraderAPI) grading `course` into `gradebook`, a worker's private copy."""
+    config = Config(overrides)
+    config.CourseDirectory.db_url = f"sqlite:///{gradebook}"
+    return config.CourseDirectory.db_url, course.api(config)
+
+
 def _init_worker(course: Course, snapshot: Path, overrides: Config) -> None:
     """Give this worker process its own copy of the gradebook."""
     private = Path(tempfile.mkdtemp(prefix="autograder-worker-")) / "gradebook.db"
     shutil.copy2(snapshot, private)
-    config = Config(overrides)
-    config.CourseDirectory.db_url = f"sqlite:///{private}"
-    _worker_state.update(course=course, db_url=config.CourseDirectory.db_url, api=course.api(config))
+    db_url, api = grading_api(course, private, overrides)
+    _worker_state.update(course=course, db_url=db_url, api=api)
 
 
 def _read_scores(db_url: str, assignment: str, student: str) -> dict:
@@ -120,9 +132,14 @@ def _last_error_line(text: str) -> str:
     return (errors or lines or ["unknown error"])[-1][:300]
 
 
-def _grade_in_worker(assignment: str, student: str) -> tuple[GradeResult, dict | None]:
+def grade_submission(api, db_url: str, assignment: str, student: str) -> tuple[GradeResult, dict | None]:
+    """Autograde one collected submission with `api` (saving into the private gradebook at
+    `db_url`); return the outcome and, when graded, the saved scores as plain data.
+
+    The one per-submission step of every executor: the sandbox and limits come from the
+    api's config (SandboxedKernelManager), so they are the same wherever this runs.
+    """
     start = time.monotonic()
-    api = _worker_state["api"]
     try:
         result = api.autograde(assignment, student, force=True, create=True)
     except Exception as error:  # nbgrader normally reports failures in `result`
@@ -131,9 +148,13 @@ def _grade_in_worker(assignment: str, student: str) -> tuple[GradeResult, dict |
     if not result.get("success"):
         reason = _last_error_line((result.get("error") or "") + "\n" + (result.get("log") or ""))
         return GradeResult(student, "failed", f"nbgrader could not grade it: {reason}", seconds), None
-    data = _read_scores(_worker_state["db_url"], assignment, student)
+    data = _read_scores(db_url, assignment, student)
     scores = {nb: info["grades"] for nb, info in data["notebooks"].items()}
     return GradeResult(student, "graded", "", seconds, scores=scores), data
+
+
+def _grade_in_worker(assignment: str, student: str) -> tuple[GradeResult, dict | None]:
+    return grade_submission(_worker_state["api"], _worker_state["db_url"], assignment, student)
 
 
 # ---- parent side -----------------------------------------------------------------
@@ -192,12 +213,28 @@ def _check_sandbox(course: Course, overrides: Config) -> None:
                                "isolation: see autograder/README.md).")
 
 
+EXECUTORS = ("local", "dask")
+
+
 def grade(assignment: str, course: Course | None = None, *, workers: int | None = None,
           students: list[str] | None = None, overrides: Config | None = None,
-          progress=print) -> list[GradeResult]:
-    """Autograde the collected submissions of `assignment` (all, or only `students`)."""
+          progress=print, executor: str = "local", scheduler: str | None = None,
+          tty: bool | None = None) -> list[GradeResult]:
+    """Autograde the collected submissions of `assignment` (all, or only `students`).
+
+    executor: "local" (a process pool here, `workers` processes, default: CPU cores) or
+    "dask" (a dask.distributed cluster at `scheduler`, or a LocalCluster of `workers`
+    processes when no address is given). progress: where plain-text progress lines go;
+    tty: force (True) or forbid (False) the tqdm bar instead (default: when stderr is a TTY).
+    """
     course = course or Course()
     check_id(assignment, "assignment")
+    if executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {executor!r}: use one of {', '.join(EXECUTORS)}")
+    if scheduler and executor != "dask":
+        raise ValueError("--scheduler is the address of a Dask scheduler: use it with --executor dask")
+    if workers is not None and workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {workers}")
     overrides = overrides or Config()
     if not course.gradebook.exists():
         raise FileNotFoundError(f"no gradebook at {course.gradebook}: run `python -m autograder release "
@@ -210,15 +247,30 @@ def grade(assignment: str, course: Course | None = None, *, workers: int | None 
         progress(f"no submissions of {assignment} in {course.root / 'submitted'}")
         return []
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
-    _check_sandbox(course, overrides)
+    if executor == "local" or scheduler is None:
+        _check_sandbox(course, overrides)  # remote workers check their own machine (dask_executor)
     # Seen by every kernel manager: thread count per kernel, and the folder to hide.
     os.environ["AUTOGRADER_WORKERS"] = str(workers)
     os.environ["AUTOGRADER_COURSE_ROOT"] = str(course.root.resolve())
 
-    with tempfile.TemporaryDirectory(prefix="autograder-snapshot-") as tmp:
-        snapshot = Path(tmp) / "gradebook.db"
-        shutil.copy2(course.gradebook, snapshot)
-        results = _run_pool(course, assignment, todo, workers, snapshot, overrides, progress)
+    bar = BatchProgress(len(todo), write=progress, tty=tty)
+    try:
+        if executor == "dask":
+            try:
+                import distributed  # noqa: F401
+            except ImportError as error:
+                raise RuntimeError("--executor dask needs the dask and distributed packages: "
+                                   "pip install -e '.[course]' (or make setup)") from error
+            from .dask_executor import run_dask
+
+            results = run_dask(course, assignment, todo, overrides, bar, workers=workers, scheduler=scheduler)
+        else:
+            with tempfile.TemporaryDirectory(prefix="autograder-snapshot-") as tmp:
+                snapshot = Path(tmp) / "gradebook.db"
+                shutil.copy2(course.gradebook, snapshot)
+                results = _run_pool(course, assignment, todo, workers, snapshot, overrides, bar)
+    finally:
+        bar.close()
     for result in results:
         notebook_dir = course.submitted(result.student, assignment)
         result.review_flags = sorted({flag for nb in sorted(notebook_dir.glob("*.ipynb"))
@@ -236,16 +288,16 @@ def _preload_grading_modules() -> None:
     from . import execute  # noqa: F401
 
 
-def _run_pool(course, assignment, todo, workers, snapshot, overrides, progress) -> list[GradeResult]:
+def _run_pool(course, assignment, todo, workers, snapshot, overrides, bar) -> list[GradeResult]:
     _preload_grading_modules()
     results: list[GradeResult] = []
     pending = list(todo)
     while pending:
-        _run_pool_once(course, assignment, workers, snapshot, overrides, progress, pending, results)
+        _run_pool_once(course, assignment, workers, snapshot, overrides, bar, pending, results)
     return results
 
 
-def _run_pool_once(course, assignment, workers, snapshot, overrides, progress, pending, results) -> None:
+def _run_pool_once(course, assignment, workers, snapshot, overrides, bar, pending, results) -> None:
     """Grade `pending` until done or a worker process dies (then the caller starts a new pool)."""
     from nbgrader.api import Gradebook
 
@@ -253,6 +305,7 @@ def _run_pool_once(course, assignment, workers, snapshot, overrides, progress, p
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
                              initargs=(course, snapshot, overrides)) as pool:
         futures = {pool.submit(_grade_in_worker, assignment, s): s for s in pending}
+        bar.set_running(min(workers, len(pending)))
         # Opened after the workers forked: they never inherit the shared gradebook's connection.
         with Gradebook(course.db_url, "vitcourse") as gb:
             try:
@@ -263,8 +316,8 @@ def _run_pool_once(course, assignment, workers, snapshot, overrides, progress, p
                         merge_scores(gb, assignment, student, data)
                     results.append(result)
                     pending.remove(student)
-                    progress(f"{student}: {result.status} in {result.seconds:.1f} s"
-                             + (f" ({result.reason})" if result.reason else ""))
+                    bar.finished(student, result.status, result.seconds, result.reason)
+                    bar.set_running(min(workers, len(pending)))
             except BrokenProcessPool:
                 # A worker process itself died (not a kernel: those are handled inside).
                 # Record the submission it was on as failed and carry on with a fresh pool.
@@ -272,3 +325,4 @@ def _run_pool_once(course, assignment, workers, snapshot, overrides, progress, p
                 culprit = unfinished[0] if unfinished else pending[0]
                 results.append(GradeResult(culprit, "failed", "the grading worker process died"))
                 pending.remove(culprit)
+                bar.finished(culprit, "failed", 0.0, "the grading worker process died")

@@ -97,10 +97,12 @@ def package_dirs() -> list[Path]:
 
 
 def secret_dirs() -> list[Path]:
-    """Folders hidden inside otherwise visible trees: the generated course (gradebook)."""
+    """Folders hidden inside otherwise visible trees: the generated course (gradebook), and
+    $AUTOGRADER_COURSE_ROOT (one or more folders, os.pathsep-separated: the course being
+    graded, and on a Dask worker the folder of its private course copies)."""
     course = Path(__file__).resolve().parent / "course"
-    extra = os.environ.get("AUTOGRADER_COURSE_ROOT")
-    return [course] + ([Path(extra).resolve()] if extra else [])
+    extra = os.environ.get("AUTOGRADER_COURSE_ROOT", "")
+    return [course] + [Path(folder).resolve() for folder in extra.split(os.pathsep) if folder]
 
 
 @functools.cache

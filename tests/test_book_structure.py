@@ -1,7 +1,7 @@
 """The book's sources hang together: every chapter is in the table of contents, the home page's
 chapter map links every page, and every "wrong turn" box uses the one course style."""
 
-from pathlib import Path
+import re
 
 import yaml
 
