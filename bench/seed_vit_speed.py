@@ -4,9 +4,9 @@ Both train the same 42,506-parameter model (see vitcourse/first_vit.py) on the s
 60,000 × 49 × 16 patches, 10 classes, fixed seed — with Adam and batches of 64. The PyTorch side
 runs here; the Keras side runs ../shared/peers/seed_keras_vit.py in another interpreter (one with
 TensorFlow, given by --keras-python), on an .npz of the same images. The PyTorch side is trained by
-the course's own loop (vitcourse.training.fit), once with torch's default thread count and once with
-the course's setting for small models (--cpu-threads, 1). Prints seconds per epoch for each and the
-ratio of Keras to the course's setting; the last line is `keras_over_torch=<ratio>` (or `keras_over_torch=skipped`
+the course's own loop (vitcourse.training.fit) with torch's default thread count, and for comparison
+on --cpu-threads (default 1). Prints seconds per epoch for each and the ratio of Keras to the
+default-thread run; the last line is `keras_over_torch=<ratio>` (or `keras_over_torch=skipped`
 when no Keras interpreter was given or it has no TensorFlow).
 
     python bench/seed_vit_speed.py --keras-python /path/to/tf-venv/bin/python
@@ -83,7 +83,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3, help="the first epoch is a warm-up; the median of the rest counts")
     parser.add_argument("--keras-python", help="a Python interpreter with TensorFlow, for the seed's Keras model")
     parser.add_argument("--cpu-threads", type=int, default=1,
-                        help="torch's threads for the measured run (the course trains small models on 1)")
+                        help="a second thread count to time for comparison (the ratio uses torch's default)")
     parser.add_argument("--peer", type=Path, default=DEFAULT_PEER, help="path of seed_keras_vit.py")
     args = parser.parse_args()
     if args.epochs < 2:
@@ -104,13 +104,15 @@ def main() -> None:
     else:
         print("Keras side skipped: no --keras-python given.")
 
-    # torch's default thread count first, then the course's setting for small models (1 thread).
+    # torch's default thread count (what fit uses unless told otherwise) sets the ratio.
     default_threads = torch.get_num_threads()
+    seconds = {}
     for threads in dict.fromkeys([default_threads, args.cpu_threads]):
         times = torch_epoch_seconds(data, args.epochs, threads)
-        torch_s = statistics.median(times[1:])
-        print(f"torch (vitcourse.first_vit, {threads} thread{'s' * (threads > 1)}): {torch_s:.2f} s/epoch "
+        seconds[threads] = statistics.median(times[1:])
+        print(f"torch (vitcourse.first_vit, {threads} thread{'s' * (threads > 1)}): {seconds[threads]:.2f} s/epoch "
               f"(first epoch {times[0]:.2f} s)")
+    torch_s = seconds[default_threads]
     if keras:
         print(f"keras_over_torch={keras['epoch_s_median_rest'] / torch_s:.2f}")
     else:

@@ -61,9 +61,11 @@ def seed_everything(seed: int = 0, deterministic: bool = False) -> torch.Generat
 def cpu_threads(count: int | None) -> Iterator[None]:
     """Run the block with ``count`` intra-op CPU threads, then restore torch's setting.
 
-    Small models gain from *fewer* threads: at batch 64 the first ViT's matrix products are
-    a few hundred kilobytes each, and splitting one over two cores costs more in hand-offs
-    than it saves (bench/seed_vit_speed.py measures it). ``None`` leaves the setting alone.
+    On an idle machine torch's default (one thread per core) is fastest, even for the course's
+    small models. When the cores are shared — several notebooks at once, a grader running
+    one submission per core — a thread waiting for a busy core stalls the others at every
+    join of a parallel operation, and fewer threads can be several times faster
+    (bench/seed_vit_speed.py times both settings). ``None`` leaves the setting alone.
     """
     if count is None:
         yield

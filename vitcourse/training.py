@@ -5,8 +5,8 @@ Built for small models on a laptop CPU as much as for a GPU:
 * the whole data set sits in one tensor on the device, and a batch is an index slice of a
   per-epoch random permutation: no DataLoader, no worker processes, no per-batch copies;
 * Adam uses PyTorch's fused (multi-tensor, one kernel) update where the device supports it;
-* ``cpu_threads`` can pin the CPU's thread count for the loop: one thread trains a tiny model
-  faster than two (see :func:`vitcourse.device.cpu_threads`);
+* ``cpu_threads`` can pin the CPU's thread count for the loop, for machines whose cores are
+  shared with other work (see :func:`vitcourse.device.cpu_threads`);
 * evaluation runs under ``torch.inference_mode`` in large batches, in eval mode (no dropout),
   and puts the model back in the mode it was in.
 """
@@ -78,8 +78,8 @@ def fit(model: torch.nn.Module, x_train, y_train, x_val=None, y_val=None, *, epo
         epochs: passes over the training data; ``max_steps`` stops earlier (quick runs).
         seed: seeds the order of the batches; None draws it from torch's global generator,
             so one ``seed_everything`` call fixes the whole run.
-        cpu_threads: intra-op threads while training (None: torch's current setting); 1 is
-            fastest for the course's small models on a CPU.
+        cpu_threads: intra-op threads while training (None: torch's current setting); fewer
+            threads help when other work shares the cores.
     """
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
