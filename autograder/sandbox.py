@@ -218,10 +218,13 @@ def check_bwrap() -> str | None:
 
 def _copy_submission_files(notebook_dir: Path, scratch: Path) -> None:
     """Copy the submission's data files (never notebooks) into the scratch folder."""
-    for source in notebook_dir.rglob("*"):
+    sources = list(notebook_dir.rglob("*"))   # listed first: the scratch folder may lie inside notebook_dir
+    for source in sources:
         relative = source.relative_to(notebook_dir)
         if source.suffix == ".ipynb" or ".ipynb_checkpoints" in relative.parts or source.is_symlink():
             continue
+        if _is_within(source, scratch) or _is_within(scratch, source):
+            continue                           # never copy the scratch folder into itself
         target = scratch / relative
         if source.is_dir():
             target.mkdir(parents=True, exist_ok=True)

@@ -260,3 +260,14 @@ def test_resource_limits_become_prlimit_flags():
     argv = ResourceLimits(memory_mb=1, cpu_seconds=5, file_size_mb=2).prlimit_argv(limit_processes=False)
     assert argv == ["prlimit", "--as=1048576", "--cpu=5", "--fsize=2097152", "--nofile=1024", "--core=0", "--"]
     assert "--nproc=512" in ResourceLimits().prlimit_argv(limit_processes=True)
+
+
+def test_submission_files_are_copied_once_even_when_the_scratch_folder_lies_inside(tmp_path):
+    from autograder.sandbox import _copy_submission_files
+
+    (tmp_path / "data.csv").write_text("a,b\n1,2\n")
+    (tmp_path / "answer.ipynb").write_text("{}")
+    scratch = tmp_path / "autograder-scratch-x"
+    scratch.mkdir()
+    _copy_submission_files(tmp_path, scratch)
+    assert sorted(p.relative_to(scratch).as_posix() for p in scratch.rglob("*")) == ["data.csv"]
