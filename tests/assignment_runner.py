@@ -72,3 +72,23 @@ def run_assignment(assignment: str, answers: dict[str, str] | None = None, relea
 def points(assignment: str) -> dict[str, int]:
     """{grade_id: points} of every graded cell."""
     return {meta(c)["grade_id"]: meta(c)["points"] for c in cells_of(assignment) if meta(c).get("grade")}
+
+
+def hidden_regions(assignment: str) -> list[str]:
+    """The hidden-test region of every graded cell that has one, checked for tamper-proofing.
+
+    Each must import `autograder.checks` and call `checks.restore()` before anything else runs
+    (so earlier student code cannot have replaced what it uses), and must check with
+    `checks.*` only: a plain `assert` can be switched off by patching AssertionError.
+    """
+    regions = []
+    for cell in cells_of(assignment):
+        if "### BEGIN HIDDEN TESTS" not in cell.source:
+            continue
+        region = cell.source.split("### BEGIN HIDDEN TESTS\n", 1)[1]
+        before_restore = region.split("checks.restore()", 1)[0]
+        assert "from autograder import checks" in before_restore, cell.metadata
+        assert all(line.startswith(("import ", "from ")) or not line.strip() for line in before_restore.splitlines())
+        assert "assert " not in region.replace("checks.assert_", ""), "use checks.* so sabotage cannot skip a check"
+        regions.append(region)
+    return regions

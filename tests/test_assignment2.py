@@ -101,3 +101,9 @@ def test_release_blanks_every_answer():
         if meta(cell).get("solution") and cell.cell_type == "code":
             blank = release(cell.source)
             assert "BEGIN SOLUTION" not in blank and "raise NotImplementedError()" in blank
+
+
+def test_every_hidden_region_restores_the_originals_before_checking():
+    from assignment_runner import hidden_regions
+
+    assert len(hidden_regions("assignment2")) == 5
