@@ -46,6 +46,8 @@ TAMPER_PATTERNS = {
     "tracing": r"\bsys\.(settrace|setprofile)\b",
     "autograder": r"\bautograder\b",
     "gc": r"\bgc\.get_(referrers|objects)\b",
+    # The course library's answer modules (assignment 3 asks students to write these themselves).
+    "answer module": r"\b(from|import)\s+vitcourse\.(swin|deit|attention_maps|dino)\b",
 }
 
 

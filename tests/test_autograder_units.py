@@ -232,6 +232,17 @@ def test_review_flags_name_tampering_in_student_cells_only(tmp_path):
     assert review_flags(path) == ["ctypes", "numpy.testing"]
 
 
+def test_review_flags_name_an_imported_answer_module(tmp_path):
+    nb = new_notebook(cells=[
+        new_code_cell("from vitcourse.vit import ViTConfig", metadata={"nbgrader": {"locked": True}}),
+        new_code_cell("from vitcourse.swin import window_partition  # the answer, imported"),
+        new_code_cell("import vitcourse.vit as vit  # allowed"),
+    ])
+    path = tmp_path / "s.ipynb"
+    nbformat.write(nb, path)
+    assert review_flags(path) == ["answer module"]
+
+
 @pytest.mark.parametrize("grade_id, question", [("q1_tests", "q1"), ("q4a_hidden", "q4"), ("bonus", "bonus")])
 def test_question_of_grade_ids(grade_id, question):
     assert question_of(grade_id) == question
