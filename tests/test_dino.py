@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from vitcourse import dino
 from vitcourse.dino import (DINOHead, DINOLoss, DINONetwork, DINOTrainer, backbone_tokens, dino_loss, ema_momentum,
-                            ema_update, from_official_state_dict, interpolated_positions, knn_accuracy, knn_predict,
+                            ema_update, from_official_state_dict, knn_accuracy, knn_predict,
                             load_official_dino, make_backbone, multi_crop, official_dino_config,
                             quick_dino_recipe, random_official_state_dict, random_resized_crop, teacher_temperature,
                             update_center)
@@ -122,11 +122,11 @@ def test_backbone_reads_smaller_crops_through_interpolated_positions():
     assert torch.equal(backbone_tokens(backbone, images), backbone.forward_features(images)[0])
     assert backbone(images).shape == (2, 32)                          # the head is gone: CLS features
     assert backbone_tokens(backbone, torch.randn(2, 3, 8, 8)).shape == (2, 5, 32)
-    cls_row, same = interpolated_positions(backbone, (4, 4))
+    cls_row, same = backbone.position_rows((4, 4))
     assert torch.equal(same, backbone.pos_embed[:, 1:]) and torch.equal(cls_row, backbone.pos_embed[:, :1])
     with torch.no_grad():
         backbone.pos_embed[:, 1:] = 0.5                               # a constant table stays constant
-    assert torch.allclose(interpolated_positions(backbone, (2, 2))[1], torch.full((1, 4, 32), 0.5))
+    assert torch.allclose(backbone.position_rows((2, 2))[1], torch.full((1, 4, 32), 0.5))
     with pytest.raises(ValueError, match="multiple of the patch size 4"):
         backbone_tokens(backbone, torch.randn(1, 3, 10, 10))
     with pytest.raises(ValueError, match="pool='cls'"):

@@ -162,3 +162,17 @@ def test_bad_names_and_inputs_are_refused():
         small()(torch.rand(2, 16, 16, 3))
     with pytest.raises(ValueError, match=r"got \(2, 3, 32, 32\)"):
         small()(torch.rand(2, 3, 32, 32))
+
+
+def test_other_image_sizes_need_any_size_and_get_resized_positions():
+    torch.manual_seed(0)
+    model = VisionTransformer(ViTConfig(image_size=16, patch_size=4, dim=32, depth=1, heads=2)).eval()
+    with pytest.raises(ValueError, match=r"\(B, 3, 16, 16\)"):
+        model.forward_features(torch.rand(2, 3, 8, 12))
+    tokens, _ = model.forward_features(torch.rand(2, 3, 8, 12), any_size=True)
+    assert tokens.shape == (2, 1 + 2 * 3, 32)                      # CLS + a 2 × 3 grid of patches
+    cls_row, rows = model.position_rows((4, 4))                    # the model's own grid: the table itself
+    assert torch.equal(cls_row, model.pos_embed[:, :1]) and torch.equal(rows, model.pos_embed[:, 1:])
+    assert model.position_rows((2, 3))[1].shape == (1, 6, 32)
+    with pytest.raises(ValueError, match="multiples of the patch size 4"):
+        model.forward_features(torch.rand(1, 3, 10, 12), any_size=True)

@@ -90,8 +90,10 @@ class DistilledViT(VisionTransformer):
         if hasattr(self, "dist_token"):     # absent while VisionTransformer.__init__ runs
             self._reset_distillation_parts()
 
-    def embed(self, images: torch.Tensor) -> torch.Tensor:
+    def embed(self, images: torch.Tensor, any_size: bool = False) -> torch.Tensor:
         """images (B, C, H, W) → tokens (B, N + 2, D): [CLS, DIST, patches] plus positions, dropout."""
+        if any_size:
+            raise ValueError("DistilledViT runs at its configured image size only (any_size=False)")
         x = self.patch_embed(images)                                   # (B, N, D)
         special = torch.cat([self.cls_token, self.dist_token], dim=1).expand(len(x), -1, -1)   # (B, 2, D)
         if self.config.cls_position:

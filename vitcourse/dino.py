@@ -9,7 +9,7 @@
 * :class:`DINOHead`: MLP → bottleneck → l2-normalise → weight-normalised linear layer to K outputs;
 * :func:`multi_crop`: random resized crops of a whole batch at once (F.interpolate), flips and
   colour jitter; local crops are smaller images, which the backbone reads with interpolated
-  position codes (:func:`backbone_tokens`);
+  position codes (:func:`backbone_tokens`, through ``VisionTransformer.position_rows``);
 * :func:`dino_loss`, :class:`DINOLoss` (centring), :func:`ema_update`, the schedules;
 * :class:`DINOTrainer`: trains on uint8 CIFAR-shaped images with a :class:`DINORecipe`
   (``quick_dino_recipe`` for a CPU, ``full_dino_recipe`` for a GPU);
@@ -60,48 +60,20 @@ def make_backbone(config: ViTConfig) -> VisionTransformer:
     return backbone
 
 
-def interpolated_positions(model: VisionTransformer, grid: tuple[int, int]) -> tuple[torch.Tensor | None, torch.Tensor]:
-    """The model's position table resized to a (gh, gw) patch grid: (CLS row (1, 1, D) or None, (1, gh·gw, D)).
-
-    The patch rows are a (side × side) image with D channels; bicubic interpolation stretches
-    it to the new grid, as DINO does for its smaller local crops.
-    """
-    c = model.config
-    side = c.image_size // c.patch_size
-    table = model.pos_embed
-    cls_row = table[:, :1] if (c.has_cls and c.cls_position) else None
-    patch_rows = table[:, -side * side:]
-    if tuple(grid) == (side, side):
-        return cls_row, patch_rows
-    dim = table.shape[-1]
-    picture = patch_rows.reshape(1, side, side, dim).permute(0, 3, 1, 2)          # (1, D, side, side)
-    resized = F.interpolate(picture.float(), size=tuple(grid), mode="bicubic", align_corners=False)
-    return cls_row, resized.to(table.dtype).permute(0, 2, 3, 1).reshape(1, grid[0] * grid[1], dim)
-
-
 def backbone_tokens(model: VisionTransformer, images: torch.Tensor) -> torch.Tensor:
     """images (B, C, H, W), H and W multiples of the patch size → final-normalised tokens (B, T, D).
 
-    At the model's own size this is ``model.forward_features``; at any other size the same
-    blocks run on the patches with :func:`interpolated_positions`.
+    At the model's own size this is ``model.forward_features``; at any other size (DINO's local
+    crops) the same blocks run with the position table resized to the crop's grid
+    (:meth:`vitcourse.vit.VisionTransformer.position_rows`).
     """
     c = model.config
     if images.dim() != 4 or images.shape[1] != c.in_chans:
         raise ValueError(f"want images (B, {c.in_chans}, H, W), got {tuple(images.shape)}")
     height, width = images.shape[-2:]
-    if height == width == c.image_size:
-        return model.forward_features(images)[0]
     if height % c.patch_size or width % c.patch_size:
         raise ValueError(f"image size {height}×{width} must be a multiple of the patch size {c.patch_size}")
-    cls_row, patch_rows = interpolated_positions(model, (height // c.patch_size, width // c.patch_size))
-    x = model.patch_embed.proj(images).flatten(2).transpose(1, 2) + patch_rows   # (B, N', D)
-    if model.cls_token is not None:
-        cls = model.cls_token if cls_row is None else model.cls_token + cls_row
-        x = torch.cat([cls.expand(len(x), -1, -1), x], dim=1)
-    x = model.pos_drop(x)
-    for block in model.blocks:
-        x, _ = block(x)
-    return model.norm(x)
+    return model.forward_features(images, any_size=True)[0]
 
 
 def backbone_features(model: VisionTransformer, images: torch.Tensor) -> torch.Tensor:

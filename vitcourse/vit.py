@@ -131,15 +131,20 @@ class PatchEmbed(nn.Module):
 
     def __init__(self, image_size: int, patch_size: int, in_chans: int, dim: int):
         super().__init__()
-        self.image_size, self.in_chans = image_size, in_chans
+        self.image_size, self.patch_size, self.in_chans = image_size, patch_size, in_chans
         self.proj = nn.Conv2d(in_chans, dim, kernel_size=patch_size, stride=patch_size)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, any_size: bool = False) -> torch.Tensor:
+        """``any_size``: accept any H, W that are multiples of the patch size, not only the model's own."""
         want = (self.in_chans, self.image_size, self.image_size)
-        if images.dim() != 4 or tuple(images.shape[1:]) != want:
+        fits = images.dim() == 4 and (
+            images.shape[1] == self.in_chans and not images.shape[2] % self.patch_size and not images.shape[3] % self.patch_size
+            if any_size else tuple(images.shape[1:]) == want)
+        if not fits:
             hint = (" — channels-last? use images.permute(0, 3, 1, 2)"
                     if images.dim() == 4 and images.shape[-1] == self.in_chans else "")
-            raise ValueError(f"PatchEmbed wants images of shape (B, {', '.join(map(str, want))}), "
+            size = f"H, W multiples of the patch size {self.patch_size}" if any_size else ", ".join(map(str, want[1:]))
+            raise ValueError(f"PatchEmbed wants images of shape (B, {self.in_chans}, {size}), "
                              f"got {tuple(images.shape)}{hint}")
         return self.proj(images).flatten(2).transpose(1, 2)   # (B, D, H/P, W/P) → (B, N, D)
 
@@ -276,21 +281,44 @@ class VisionTransformer(nn.Module):
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
 
-    def embed(self, images: torch.Tensor) -> torch.Tensor:
-        """images (B, C, H, W) → tokens (B, T, D): patches, CLS token, positions, dropout."""
-        x = self.patch_embed(images)                                   # (B, N, D)
-        if self.cls_token is None:
-            return self.pos_drop(x + self.pos_embed)
-        cls = self.cls_token.expand(len(x), -1, -1)                    # (B, 1, D)
-        if self.config.cls_position:
-            x = torch.cat([cls, x], dim=1) + self.pos_embed            # N + 1 position rows
-        else:
-            x = torch.cat([cls, x + self.pos_embed], dim=1)            # positions on the patches only
+    def position_rows(self, grid: tuple[int, int]) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """The learned positions for a (gh, gw) grid of patches: (the CLS token's row (1, 1, D), or
+        None when it has none, and the patch rows (1, gh·gw, D)).
+
+        For the model's own grid these are the table's rows as they are. For any other grid the
+        patch rows, read as a side × side picture with D channels, are resized bicubically —
+        how DINO feeds its smaller local crops, and how a ViT is fine-tuned at a new resolution.
+        """
+        c = self.config
+        side = c.image_size // c.patch_size
+        cls_row = self.pos_embed[:, :1] if (c.has_cls and c.cls_position) else None
+        patch_rows = self.pos_embed[:, -side * side:]
+        if tuple(grid) == (side, side):
+            return cls_row, patch_rows
+        picture = patch_rows.reshape(1, side, side, c.dim).permute(0, 3, 1, 2)          # (1, D, side, side)
+        resized = F.interpolate(picture.float(), size=tuple(grid), mode="bicubic", align_corners=False)
+        return cls_row, resized.to(patch_rows.dtype).permute(0, 2, 3, 1).reshape(1, grid[0] * grid[1], c.dim)
+
+    def embed(self, images: torch.Tensor, any_size: bool = False) -> torch.Tensor:
+        """images (B, C, H, W) → tokens (B, T, D): patches, CLS token, positions, dropout.
+
+        ``any_size`` accepts other sizes (multiples of the patch size), with resized positions.
+        """
+        x = self.patch_embed(images, any_size)                          # (B, N, D)
+        grid = (images.shape[-2] // self.config.patch_size, images.shape[-1] // self.config.patch_size)
+        cls_row, patch_rows = self.position_rows(grid)
+        x = x + patch_rows                                              # every patch: its position
+        if self.cls_token is not None:
+            cls = self.cls_token if cls_row is None else self.cls_token + cls_row   # the CLS token's own row, if any
+            x = torch.cat([cls.expand(len(x), -1, -1), x], dim=1)       # (B, N + 1, D)
         return self.pos_drop(x)
 
-    def forward_features(self, images: torch.Tensor, return_weights: bool = False):
-        """images → final-normalised tokens (B, T, D), and the list of each block's weights (B, heads, T, T)."""
-        x = self.embed(images)
+    def forward_features(self, images: torch.Tensor, return_weights: bool = False, any_size: bool = False):
+        """images → final-normalised tokens (B, T, D), and the list of each block's weights (B, heads, T, T).
+
+        ``any_size``: images of another size than the config's (see :meth:`embed`).
+        """
+        x = self.embed(images, any_size=any_size)
         all_weights = []
         for block in self.blocks:
             x, weights = block(x, return_weights)
