@@ -53,6 +53,10 @@ SCHEDULER_CONFIG = {
 }
 # How often the progress line refreshes while no submission finishes (seconds).
 REFRESH_S = 2.0
+# A finished task's result lives on its worker until this process fetches it; a worker that dies
+# in between takes the result along (the future then ends as "cancelled"/"lost"). Grading is
+# idempotent, so such a submission is simply graded again, at most this many times.
+LOST_RESULT_REGRADES = 3
 WORKER_WAIT_S = 600
 
 
@@ -79,9 +83,10 @@ class GradingJob:
     def plugin_name(self) -> str:
         return plugin_name(self.token)
 
-    def task_key(self, student: str) -> tuple[str, str]:
-        """(group, student): one task group per batch, the student readable in dashboards."""
-        return (f"autograde-{self.assignment}-{self.token}", student)
+    def task_key(self, student: str, attempt: int = 0) -> tuple[str, str]:
+        """(group, student): one task group per batch (and per re-grade), the student readable in dashboards."""
+        again = f"-again{attempt}" if attempt else ""
+        return (f"autograde-{self.assignment}-{self.token}{again}", student)
 
 
 @dataclass(frozen=True)
@@ -294,6 +299,7 @@ def run_dask(course: Course, assignment: str, todo: list[str], overrides: Config
     results: list[GradeResult] = []
     queue = list(todo)
     in_flight: dict = {}
+    regrades: dict[str, int] = {}   # student -> times their result was lost with a worker
     bar.start()  # the ETA counts grading, not the cluster's start-up
 
     def top_up() -> None:
@@ -307,7 +313,8 @@ def run_dask(course: Course, assignment: str, todo: list[str], overrides: Config
         while queue and len(in_flight) < max(1, sum(live.values())):
             student = queue.pop(0)
             future = client.submit(grade_task, job.token, submission_task(course, assignment, student),
-                                   key=job.task_key(student), retries=TASK_RETRIES, pure=False)
+                                   key=job.task_key(student, regrades.get(student, 0)), retries=TASK_RETRIES,
+                                   pure=False)
             in_flight[future] = student
 
     try:
@@ -324,6 +331,13 @@ def run_dask(course: Course, assignment: str, todo: list[str], overrides: Config
                 if finished:
                     top_up()  # the next submissions start while this process merges
                 for future, student in finished:
+                    if future.status not in ("finished", "error") and regrades.get(student, 0) < LOST_RESULT_REGRADES:
+                        regrades[student] = regrades.get(student, 0) + 1
+                        bar.note(f"dask: {student}: the result was lost with its worker "
+                                 f"({future.status}); grading it again")
+                        future.release()
+                        queue.insert(0, student)
+                        continue
                     result = _collect(future, course, assignment, student, gb)
                     results.append(result)
                     bar.finished(student, result.status, result.seconds, result.reason)
