@@ -4,9 +4,11 @@ Both train the same 42,506-parameter model (see vitcourse/first_vit.py) on the s
 60,000 × 49 × 16 patches, 10 classes, fixed seed — with Adam and batches of 64. The PyTorch side
 runs here; the Keras side runs ../shared/peers/seed_keras_vit.py in another interpreter (one with
 TensorFlow, given by --keras-python), on an .npz of the same images. The PyTorch side is trained by
-the course's own loop (vitcourse.training.fit) with torch's default thread count, and for comparison
-on --cpu-threads (default 1). Prints seconds per epoch for each and the ratio of Keras to the
-default-thread run; the last line is `keras_over_torch=<ratio>` (or `keras_over_torch=skipped`
+the course's own loop (vitcourse.training.fit) the way chapter 5 trains it — torch's default thread
+count, bf16 mixed precision where the CPU has bf16 units (vitcourse.device.has_fast_bf16) — and,
+for comparison, in plain float32 and on --cpu-threads (default 1). Like Keras's `fit`, each epoch
+includes the pass over the validation images. Prints seconds per epoch for each and the ratio of
+Keras to the default run; the last line is `keras_over_torch=<ratio>` (or `keras_over_torch=skipped`
 when no Keras interpreter was given or it has no TensorFlow).
 
     python bench/seed_vit_speed.py --keras-python /path/to/tf-venv/bin/python
@@ -27,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vitcourse.device import has_fast_bf16
 from vitcourse.first_vit import FirstViT, count_parameters
 from vitcourse.training import fit
 
@@ -44,17 +47,19 @@ def random_images(samples: int, seed: int = 0) -> dict[str, np.ndarray]:
             "y_test": rng.integers(0, 10, n_test).astype(np.int64)}
 
 
-def torch_epoch_seconds(data: dict[str, np.ndarray], epochs: int, cpu_threads: int | None,
-                        batch_size: int = 64) -> list[float]:
-    """Seconds per training epoch of the course's model, trained by the course's own loop."""
+def torch_epoch_seconds(data: dict[str, np.ndarray], epochs: int, cpu_threads: int | None = None,
+                        mixed_precision: bool | None = None, batch_size: int = 64) -> list[float]:
+    """Seconds per epoch (training, then the validation pass) of the course's model and loop."""
     from vitcourse.patches import extract_patches
 
+    def patches(images: np.ndarray) -> torch.Tensor:
+        return extract_patches(torch.from_numpy(images).float() / 255.0, 4).contiguous()
+
     torch.manual_seed(0)
-    model = FirstViT()
-    x = extract_patches(torch.from_numpy(data["x_train"]).float() / 255.0, 4).contiguous()
-    y = torch.from_numpy(data["y_train"])
-    history = fit(model, x, y, epochs=epochs, batch_size=batch_size, lr=1e-3, device="cpu", seed=0,
-                  progress=False, cpu_threads=cpu_threads)
+    history = fit(FirstViT(), patches(data["x_train"]), torch.from_numpy(data["y_train"]),
+                  patches(data["x_test"]), torch.from_numpy(data["y_test"]), epochs=epochs,
+                  batch_size=batch_size, lr=1e-3, device="cpu", seed=0, progress=False,
+                  cpu_threads=cpu_threads, mixed_precision=mixed_precision)
     return history.seconds
 
 
@@ -80,7 +85,9 @@ def keras_result(python: str, peer: Path, data: dict[str, np.ndarray], epochs: i
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=60_000)
-    parser.add_argument("--epochs", type=int, default=3, help="the first epoch is a warm-up; the median of the rest counts")
+    parser.add_argument("--epochs", type=int, default=4,
+                        help="the first epoch is a warm-up; the median of the rest counts (the Keras peer takes "
+                             "the upper middle of an even count, so an odd number of counted epochs is fairest)")
     parser.add_argument("--keras-python", help="a Python interpreter with TensorFlow, for the seed's Keras model")
     parser.add_argument("--cpu-threads", type=int, default=1,
                         help="a second thread count to time for comparison (the ratio uses torch's default)")
@@ -104,15 +111,21 @@ def main() -> None:
     else:
         print("Keras side skipped: no --keras-python given.")
 
-    # torch's default thread count (what fit uses unless told otherwise) sets the ratio.
+    # Chapter 5's setting (torch's threads, bf16 where the CPU has it) sets the ratio.
     default_threads = torch.get_num_threads()
+    bf16 = has_fast_bf16("cpu")
+    precision = "bf16 mixed precision" if bf16 else "float32 (this CPU has no bf16 units)"
+    runs = {f"{default_threads} threads, {precision} (chapter 5's setting)": {"mixed_precision": bf16}}
+    if bf16:
+        runs[f"{default_threads} threads, float32"] = {"mixed_precision": False}
+    if args.cpu_threads != default_threads:
+        runs[f"{args.cpu_threads} thread(s), {precision}"] = {"cpu_threads": args.cpu_threads, "mixed_precision": bf16}
     seconds = {}
-    for threads in dict.fromkeys([default_threads, args.cpu_threads]):
-        times = torch_epoch_seconds(data, args.epochs, threads)
-        seconds[threads] = statistics.median(times[1:])
-        print(f"torch (vitcourse.first_vit, {threads} thread{'s' * (threads > 1)}): {seconds[threads]:.2f} s/epoch "
-              f"(first epoch {times[0]:.2f} s)")
-    torch_s = seconds[default_threads]
+    for label, options in runs.items():
+        times = torch_epoch_seconds(data, args.epochs, **options)
+        seconds[label] = statistics.median(times[1:])
+        print(f"torch (vitcourse.first_vit, {label}): {seconds[label]:.2f} s/epoch (first epoch {times[0]:.2f} s)")
+    torch_s = next(iter(seconds.values()))
     if keras:
         print(f"keras_over_torch={keras['epoch_s_median_rest'] / torch_s:.2f}")
     else:

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from vitcourse.first_vit import (FashionCNN, FirstViT, FirstViTConfig, SelfAttention, count_parameters,
+from vitcourse.first_vit import (FashionCNN, FirstViT, FirstViTConfig, SelfAttention, attend, count_parameters,
                                  parameter_table)
 from vitcourse.training import evaluate, fit, predict
 
@@ -57,6 +57,44 @@ def test_attention_equals_hand_written_reference():
     mixed = (reference_weights @ heads(v)).transpose(1, 2).reshape(2, 49, 64)
     assert torch.allclose(weights, reference_weights, atol=1e-6)
     assert torch.allclose(out, attention.proj(mixed), atol=1e-5)
+
+
+def _attention_reference(q, k, v):
+    """softmax(q kᵀ/√d) v in float64, written out."""
+    q, k, v = (t.double() for t in (q, k, v))
+    scores = q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5
+    weights = torch.exp(scores - scores.amax(-1, keepdim=True))
+    return (weights / weights.sum(-1, keepdim=True)) @ v
+
+
+def test_attend_uses_the_fused_kernel_in_float32(monkeypatch):
+    q, k, v = torch.randn(3, 2, 4, 49, 16).unbind(0)
+    calls = []
+    fused = torch.nn.functional.scaled_dot_product_attention
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention",
+                        lambda *a, **kw: calls.append(1) or fused(*a, **kw))
+    mixed, weights = attend(q, k, v)
+    assert calls == [1] and weights is None
+    assert torch.allclose(mixed.double(), _attention_reference(q, k, v), atol=1e-5)
+
+
+def test_attend_goes_step_by_step_in_bf16_under_cpu_autocast(monkeypatch):
+    q, k, v = torch.randn(3, 2, 4, 49, 16).unbind(0)
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention",
+                        lambda *a, **kw: pytest.fail("the fused kernel has no fast bf16 path on CPU"))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed, weights = attend(q, k, v)
+    assert mixed.dtype == torch.bfloat16 and weights is None
+    # bf16 keeps 8 significant bits: values of size ~1 agree to about 1e-2.
+    assert torch.allclose(mixed.double(), _attention_reference(q, k, v), atol=3e-2)
+
+
+def test_attend_returns_weights_whose_rows_sum_to_one():
+    q, k, v = torch.randn(3, 2, 4, 49, 16).unbind(0)
+    mixed, weights = attend(q, k, v, return_weights=True)
+    assert weights.shape == (2, 4, 49, 49)
+    assert torch.allclose(weights.sum(-1), torch.ones(2, 4, 49), atol=1e-6)
+    assert torch.allclose(mixed.double(), _attention_reference(q, k, v), atol=1e-5)
 
 
 def test_attention_equals_nn_multihead_attention_with_the_same_weights():
@@ -148,6 +186,42 @@ def test_fit_is_repeatable_with_a_seed():
     assert runs[0] == runs[1]
 
 
+class _DtypeSpy(nn.Module):
+    """A small classifier that records the dtype its first matrix product produced while training."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 16), nn.ReLU(), nn.Linear(16, 4))
+        self.seen = set()
+
+    def forward(self, x):
+        hidden = self.net[1](self.net[0](x))
+        if self.training:
+            self.seen.add(hidden.dtype)
+        return self.net[3](self.net[2](hidden))
+
+
+@pytest.mark.parametrize("mixed, dtype", [(True, torch.bfloat16), (False, torch.float32)])
+def test_fit_mixed_precision_runs_products_in_bf16_and_keeps_float32_state(mixed, dtype):
+    torch.manual_seed(0)
+    x, y = _separable_problem(256)
+    model = _DtypeSpy()
+    history = fit(model, x, y, epochs=4, lr=3e-3, batch_size=32, progress=False, device="cpu",
+                  mixed_precision=mixed)
+    assert model.seen == {dtype}
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert history.train_loss[-1] < history.train_loss[0] / 2       # it still learns
+    assert history.train_acc[-1] > 0.9
+
+
+def test_fit_default_precision_is_float32_on_cpu():
+    # Opt-in on CPUs, even with bf16 units: nn.MultiheadAttention trains slower under CPU autocast.
+    x, y = _separable_problem(64)
+    model = _DtypeSpy()
+    fit(model, x, y, epochs=1, progress=False, device="cpu")
+    assert model.seen == {torch.float32}
+
+
 def test_max_steps_stops_early():
     x, y = _separable_problem(640)
     history = fit(FashionCNN(channels=(4, 8), hidden=16, classes=4), x, y, epochs=5, batch_size=64,
@@ -175,3 +249,62 @@ def test_fit_rejects_integer_images_and_mismatched_labels():
         fit(model, torch.zeros(8, 4, dtype=torch.uint8), torch.zeros(8), epochs=1, progress=False)
     with pytest.raises(ValueError, match="8 inputs but 7 labels"):
         fit(model, torch.zeros(8, 4), torch.zeros(7), epochs=1, progress=False)
+
+
+def test_evaluation_does_not_depend_on_its_batch_size():
+    torch.manual_seed(0)
+    model = FashionCNN(channels=(4, 8), hidden=16, classes=4)
+    x, y = _separable_problem(300)
+    loss, acc = evaluate(model, x, y)                 # default batch on the CPU: 256, so two batches
+    loss_7, acc_7 = evaluate(model, x, y, batch_size=7)
+    assert acc == acc_7 and abs(loss - loss_7) < 1e-5
+    assert torch.equal(predict(model, x), predict(model, x, batch_size=7))
+    with pytest.raises(ValueError, match="batch_size must be at least 1"):
+        evaluate(model, x, y, batch_size=0)
+
+
+def test_flat_adam_makes_exactly_the_updates_of_torch_adam():
+    from vitcourse.training import FlatAdam
+
+    torch.manual_seed(0)
+    reference = FirstViT()
+    flat_model = FirstViT()
+    flat_model.load_state_dict(reference.state_dict())
+    reference.eval(), flat_model.eval()                   # no dropout: the same function twice
+    adam = torch.optim.Adam(reference.parameters(), lr=1e-3, fused=True)
+    flat = FlatAdam(flat_model, lr=1e-3)
+    assert flat.flat.numel() == 42_506
+    for step in range(5):
+        x, y = torch.rand(8, 49, 16), torch.randint(0, 10, (8,))
+        adam.zero_grad()
+        torch.nn.functional.cross_entropy(reference(x), y).backward()
+        adam.step()
+        flat.zero_grad()
+        torch.nn.functional.cross_entropy(flat_model(x), y).backward()
+        flat.check_gradients()
+        flat.step()
+    for (name, want), got in zip(reference.named_parameters(), flat_model.parameters()):
+        assert torch.allclose(got, want, atol=1e-6, rtol=0), (name, (got - want).abs().max())
+    assert not torch.equal(reference.embed.weight, FirstViT().embed.weight)   # it did train
+
+
+def test_flat_adam_notices_a_replaced_gradient():
+    from vitcourse.training import FlatAdam
+
+    model = nn.Linear(3, 2)
+    flat = FlatAdam(model, lr=0.1)
+    model.weight.grad = torch.zeros(2, 3)                 # a fresh tensor, outside the buffer
+    with pytest.raises(RuntimeError, match="grad was replaced"):
+        flat.check_gradients()
+
+
+def test_fit_falls_back_to_torch_adam_for_mixed_parameter_dtypes():
+    from vitcourse.training import FlatAdam
+
+    torch.manual_seed(0)
+    model = _DtypeSpy()
+    model.scale = nn.Parameter(torch.ones((), dtype=torch.float64))
+    assert not FlatAdam.supports(model) and FlatAdam.supports(_DtypeSpy())
+    x, y = _separable_problem(256)
+    history = fit(model, x, y, epochs=3, lr=3e-3, batch_size=32, progress=False, device="cpu")
+    assert history.train_loss[-1] < history.train_loss[0] / 2

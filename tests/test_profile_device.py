@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from vitcourse.device import get_device, seed_everything
+from vitcourse.device import get_device, has_fast_bf16, seed_everything
 from vitcourse.profile import Profile, get_profile, run_label
 
 
@@ -119,3 +119,17 @@ def test_fit_trains_on_the_given_threads_and_restores_them():
     fit(Probe(), torch.rand(8, 3), torch.tensor([0, 1] * 4), epochs=1, batch_size=4, device="cpu",
         seed=0, progress=False, cpu_threads=1)
     assert seen == [1, 1] and torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("avx512_bf16, amx, expected", [(False, False, False), (True, False, True), (False, True, True)])
+def test_cpu_bf16_follows_the_instruction_set_probes(monkeypatch, avx512_bf16, amx, expected):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+    assert has_fast_bf16("cpu") is expected
+
+
+def test_fast_bf16_is_false_for_devices_that_emulate_it(monkeypatch):
+    assert has_fast_bf16("meta") is False
+    assert has_fast_bf16("mps") is False
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert has_fast_bf16("cuda") is False

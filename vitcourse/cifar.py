@@ -43,7 +43,7 @@ from torch import nn
 # Plain-text bars: they render in a terminal, in JupyterLab and in the built (offline) book alike.
 from tqdm import tqdm
 
-from vitcourse.device import get_device
+from vitcourse.device import autocast_dtype, get_device  # noqa: F401  (autocast_dtype: re-exported)
 from vitcourse.profile import Profile, get_profile
 from vitcourse.vit import ViTConfig, VisionTransformer
 
@@ -301,22 +301,6 @@ def make_adamw(model: nn.Module, lr: float, weight_decay: float, device: torch.d
     if device.type == "cuda":
         return torch.optim.AdamW(groups, lr=lr, fused=True)
     return torch.optim.AdamW(groups, lr=lr, foreach=True)
-
-
-def autocast_dtype(device: torch.device | str, enabled: bool | None = None) -> torch.dtype | None:
-    """The autocast dtype to train in, or None for plain float32.
-
-    ``enabled=None``: bfloat16 on CUDA (its matrix units run bf16 many times faster, and bf16
-    keeps float32's range, so no loss scaling is needed), float32 elsewhere (most CPUs run
-    bf16 slower than float32). ``True`` forces bf16 on any device, ``False`` turns it off.
-    """
-    kind = torch.device(device).type
-    if enabled is None:
-        enabled = kind == "cuda"
-    if enabled and kind == "cuda" and torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
-        warnings.warn("this GPU has no bfloat16 support; training in float32", stacklevel=2)
-        return None
-    return torch.bfloat16 if enabled else None
 
 
 # ----------------------------------------------------------------------------------------------

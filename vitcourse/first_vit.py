@@ -53,13 +53,32 @@ class FirstViTConfig:
         return self.patch_size * self.patch_size * self.channels
 
 
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float = 0.0,
+           return_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """softmax(q kᵀ / √d) v for every head: (B, H, T, d) queries, keys, values → (B, H, T, d).
+
+    Returns the mixed values and, with ``return_weights``, the weights (B, H, T, T) (else None).
+    PyTorch's fused kernel (``F.scaled_dot_product_attention``) runs it without storing the
+    T×T weights, except in two cases where the step-by-step form is used:
+
+    * ``return_weights=True``, for pictures of where each token looks;
+    * a CPU under bf16 autocast: the fused CPU kernel has no fast bf16 path for short sequences
+      (a training step of the first ViT took 3.8× longer with it), while the two step-by-step
+      products run on the CPU's bf16 units and autocast keeps the softmax in float32.
+    """
+    if not return_weights and not (q.device.type == "cpu" and torch.is_autocast_enabled("cpu")):
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p), None
+    # Scale the queries (B·H·T·d numbers) rather than the scores (B·H·T·T): the same result, less work.
+    weights = torch.softmax((q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1), dim=-1)
+    return F.dropout(weights, dropout_p) @ v, (weights if return_weights else None)
+
+
 class SelfAttention(nn.Module):
     """Multi-head self-attention with one fused query/key/value projection.
 
     x (B, L, D) → (B, L, D). One Linear D→3D makes all heads' queries, keys and values at
-    once (one matrix product instead of three); ``F.scaled_dot_product_attention`` runs the
-    fused softmax(QKᵀ/√d)V kernel. ``return_weights=True`` computes the same thing step by
-    step and also returns the weights (B, H, L, L), for pictures.
+    once (one matrix product instead of three); :func:`attend` mixes the values. With
+    ``return_weights=True`` it also returns the weights (B, H, L, L), for pictures.
     """
 
     def __init__(self, width: int, heads: int):
@@ -74,12 +93,7 @@ class SelfAttention(nn.Module):
         # (B, L, 3D) → three (B, H, L, d) views: queries, keys and values of every head. Views, not a
         # permuted copy: in the backward pass the three gradients then land in qkv's layout directly.
         q, k, v = (t.transpose(1, 2) for t in self.qkv(x).view(batch, length, 3, self.heads, head_dim).unbind(2))
-        weights = None
-        if return_weights:
-            weights = torch.softmax(q @ k.transpose(-2, -1) / head_dim**0.5, dim=-1)
-            mixed = weights @ v
-        else:
-            mixed = F.scaled_dot_product_attention(q, k, v)
+        mixed, weights = attend(q, k, v, return_weights=return_weights)
         mixed = mixed.transpose(1, 2).reshape(batch, length, width)  # heads side by side again
         return self.proj(mixed), weights
 

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vitcourse.first_vit import attend
+
 POOLS = ("cls", "mean")
 
 # The paper's sizes (Table 1 of the ViT paper; Ti and S come from DeiT): width, depth, heads.
@@ -153,7 +155,7 @@ class Attention(nn.Module):
     """Multi-head self-attention with one fused query/key/value projection.
 
     x (B, T, D) → (B, T, D), and the weights (B, heads, T, T) when asked for (else None).
-    ``F.scaled_dot_product_attention`` runs softmax(QKᵀ/√d)V as one fused kernel that never
+    :func:`vitcourse.first_vit.attend` runs softmax(QKᵀ/√d)V as one fused kernel that never
     stores the T×T weights; ``return_weights=True`` computes the same thing step by step so
     the weights can be drawn.
     """
@@ -174,12 +176,7 @@ class Attention(nn.Module):
         # (B, T, 3D) → three (B, heads, T, head_dim) views of the one projection.
         q, k, v = (t.transpose(1, 2) for t in self.qkv(x).view(batch, tokens, 3, self.heads, head_dim).unbind(2))
         drop = self.attn_dropout if self.training else 0.0
-        weights = None
-        if return_weights:
-            weights = torch.softmax(q @ k.transpose(-2, -1) * head_dim**-0.5, dim=-1)
-            mixed = F.dropout(weights, drop) @ v
-        else:
-            mixed = F.scaled_dot_product_attention(q, k, v, dropout_p=drop)
+        mixed, weights = attend(q, k, v, drop, return_weights)
         mixed = mixed.transpose(1, 2).reshape(batch, tokens, dim)   # heads side by side again
         return self.proj_drop(self.proj(mixed)), weights
 
