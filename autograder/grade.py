@@ -155,7 +155,10 @@ def grade_submission(api, db_url: str, assignment: str, student: str) -> tuple[G
     return GradeResult(student, "graded", "", seconds, scores=scores), data
 
 
-def _grade_in_worker(assignment: str, student: str) -> tuple[GradeResult, dict | None]:
+def _grade_in_worker(assignment: str, student: str, more_to_come: bool = False) -> tuple[GradeResult, dict | None]:
+    from .execute import expect_more_notebooks
+
+    expect_more_notebooks(more_to_come)   # start the next kernel ahead only if there is a next one
     return grade_submission(_worker_state["api"], _worker_state["db_url"], assignment, student)
 
 
@@ -292,6 +295,9 @@ def _preload_grading_modules() -> None:
 
 def _run_pool(course, assignment, todo, workers, snapshot, overrides, bar) -> list[GradeResult]:
     _preload_grading_modules()
+    overrides = Config(overrides)
+    # Each worker boots its next kernel while it grades: see autograder/execute.py.
+    overrides.GuardedExecute.start_kernels_ahead = True
     results: list[GradeResult] = []
     pending = list(todo)
     while pending:
@@ -306,7 +312,9 @@ def _run_pool_once(course, assignment, workers, snapshot, overrides, bar, pendin
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
                              initargs=(course, snapshot, overrides)) as pool:
-        futures = {pool.submit(_grade_in_worker, assignment, s): s for s in pending}
+        # Tasks run roughly in order: the last `workers` are each some worker's last notebook.
+        futures = {pool.submit(_grade_in_worker, assignment, s, index < len(pending) - workers): s
+                   for index, s in enumerate(pending)}
         bar.set_running(min(workers, len(pending)))
         # Opened after the workers forked: they never inherit the shared gradebook's connection.
         with Gradebook(course.db_url, "vitcourse") as gb:

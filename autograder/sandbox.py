@@ -252,6 +252,9 @@ class SandboxedKernelManager(AsyncKernelManager):
 
     _scratch: Path | None = None
     _runtime: Path | None = None
+    # Set on a kernel started ahead of its submission (autograder.execute's spare kernel): it
+    # starts with an empty scratch folder and gets the files from receive_submission().
+    started_ahead = False
 
     def _limits(self) -> ResourceLimits:
         return ResourceLimits(memory_mb=self.memory_limit_mb, cpu_seconds=self.cpu_limit_s,
@@ -277,14 +280,31 @@ class SandboxedKernelManager(AsyncKernelManager):
         boot = ";".join(f"import {name}" for name in self.boot_modules)
         return cmd + ([f"--IPKernelApp.exec_lines={boot}"] if boot else [])
 
+    def _give_scratch_to_kernel_user(self) -> None:
+        if self.drop_privileges and os.geteuid() == 0:
+            for path in [self._scratch, *self._scratch.rglob("*")]:
+                os.chown(path, NOBODY_UID, NOBODY_UID)
+
+    def receive_submission(self, notebook_dir: Path) -> None:
+        """Copy a submission's files into the scratch folder of a kernel started ahead of it.
+
+        The scratch folder is bind-mounted, so the running kernel sees them at once.
+        """
+        if not self.started_ahead or self._scratch is None:
+            raise RuntimeError("receive_submission is for a running kernel started ahead of its submission")
+        _copy_submission_files(Path(notebook_dir), self._scratch)
+        self._give_scratch_to_kernel_user()
+
     async def _async_launch_kernel(self, kernel_cmd, **kw):
         drop = self.drop_privileges and os.geteuid() == 0
         notebook_dir = Path(kw.get("cwd") or os.getcwd())
         self._scratch = Path(tempfile.mkdtemp(prefix="autograder-scratch-"))
-        _copy_submission_files(notebook_dir, self._scratch)
+        if self.started_ahead:
+            kw["cwd"] = str(self._scratch)   # no submission yet: receive_submission() brings its files
+        else:
+            _copy_submission_files(notebook_dir, self._scratch)
+        self._give_scratch_to_kernel_user()
         if drop:
-            for path in [self._scratch, *self._scratch.rglob("*")]:
-                os.chown(path, NOBODY_UID, NOBODY_UID)
             os.chmod(self._runtime / "connection.json", 0o644)
             os.chown(self._runtime, NOBODY_UID, NOBODY_UID)
         # The kernel's own stdout/stderr (not cell output) would flood the grader's log.
@@ -307,6 +327,10 @@ class SandboxedKernelManager(AsyncKernelManager):
         if spec is not None and self.sandbox == "bwrap":
             spec.interrupt_mode = "message"
         return spec
+
+    async def _async_wait(self, pollinterval: float = 0.01) -> None:
+        # jupyter_client polls a dying kernel every 0.1 s; a grader kills one per submission.
+        await super()._async_wait(pollinterval=pollinterval)
 
     async def _async_cleanup_resources(self, restart: bool = False) -> None:
         await super()._async_cleanup_resources(restart=restart)
