@@ -75,3 +75,46 @@ def test_a_kernel_started_for_another_kind_of_notebook_is_killed_not_used(tmp_pa
     assert outputs == ["", "2.0\n"]
     assert not run_sync(spare.is_alive)()
     assert execute._spare["km"] is not spare and execute._spare["key"][1][0] == "torch"
+
+
+def _sandboxed_kernel(tmp_path: Path, boot_modules: list[str]):
+    from autograder.sandbox import SandboxedKernelManager
+
+    km = SandboxedKernelManager(boot_modules=boot_modules)
+    run_sync(km.start_kernel)(cwd=str(tmp_path), extra_arguments=["--HistoryManager.hist_file=:memory:"])
+    return km
+
+
+def test_quick_ready_client_waits_for_a_slow_kernel_and_leaves_no_start_up_output(tmp_path):
+    from autograder.kernel_client import QuickReadyClient
+
+    km = _sandboxed_kernel(tmp_path, ["torch", "autograder.checks"])   # seconds to boot: requests repeat
+    kc = km.client()
+    try:
+        assert isinstance(kc, QuickReadyClient)
+        kc.start_channels()
+        run_sync(kc.wait_for_ready)(timeout=120)
+        printed = []
+
+        def keep(msg):
+            if msg["msg_type"] == "stream":
+                printed.append(msg["content"]["text"])
+        reply = run_sync(kc.execute_interactive)("print(6 * 7)", output_hook=keep, timeout=60)
+        assert reply["content"]["status"] == "ok" and printed == ["42\n"]
+    finally:
+        kc.stop_channels()
+        run_sync(km.shutdown_kernel)(now=True)
+
+
+def test_quick_ready_client_says_when_the_kernel_is_dead(tmp_path):
+    km = _sandboxed_kernel(tmp_path, [])
+    kc = km.client()
+    try:
+        kc.start_channels()
+        km.provisioner.process.kill()
+        km.provisioner.process.wait()
+        with pytest.raises(RuntimeError, match="Kernel died before replying"):
+            run_sync(kc.wait_for_ready)(timeout=30)
+    finally:
+        kc.stop_channels()
+        run_sync(km.shutdown_kernel)(now=True)
