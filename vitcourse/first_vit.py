@@ -63,8 +63,8 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float =
 
     * ``return_weights=True``, for pictures of where each token looks;
     * a CPU under bf16 autocast: the fused CPU kernel has no fast bf16 path for short sequences
-      (a training step of the first ViT took 3.8× longer with it), while the two step-by-step
-      products run on the CPU's bf16 units and autocast keeps the softmax in float32.
+      (a training step of the first ViT took several times longer with it), while the two
+      step-by-step products run on the CPU's bf16 units and autocast keeps the softmax in float32.
     """
     if not return_weights and not (q.device.type == "cpu" and torch.is_autocast_enabled("cpu")):
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p), None
