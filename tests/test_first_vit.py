@@ -273,7 +273,7 @@ def test_flat_adam_makes_exactly_the_updates_of_torch_adam():
     reference.eval(), flat_model.eval()                   # no dropout: the same function twice
     adam = torch.optim.Adam(reference.parameters(), lr=1e-3, fused=True)
     flat = FlatAdam(flat_model, lr=1e-3)
-    assert flat.flat.numel() == 42_506
+    assert flat.flat.numel() == 42_506 and len(flat.params) == 19   # one buffer for 19 tensors
     for step in range(5):
         x, y = torch.rand(8, 49, 16), torch.randint(0, 10, (8,))
         adam.zero_grad()

@@ -71,7 +71,7 @@ class FlatAdam:
 
     Each parameter (and its gradient) becomes a view into one flat tensor, as apex's FusedAdam
     and FSDP's flat parameters do: each step then updates one tensor instead of one per layer,
-    and zeroing the gradients is a single fill. The first ViT has 14 parameter tensors and only
+    and zeroing the gradients is a single fill. The first ViT has 19 parameter tensors and only
     42,506 numbers, so the per-tensor overhead was a tenth of a CPU training step. Adam works
     number by number, so the update is exactly the one ``torch.optim.Adam`` makes.
 
