@@ -148,6 +148,9 @@ def fit(model: torch.nn.Module, x_train, y_train, x_val=None, y_val=None, *, epo
             threads help when other work shares the cores.
         mixed_precision: train the forward pass under bf16 autocast; None: on CUDA only (see the
             module docstring for CPUs). Evaluation always runs in float32.
+
+    The model's trainable parameters (and their gradients) are left as views into one flat
+    buffer (:class:`FlatAdam`): the same values and shapes, one storage underneath.
     """
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
