@@ -308,3 +308,17 @@ def test_fit_falls_back_to_torch_adam_for_mixed_parameter_dtypes():
     x, y = _separable_problem(256)
     history = fit(model, x, y, epochs=3, lr=3e-3, batch_size=32, progress=False, device="cpu")
     assert history.train_loss[-1] < history.train_loss[0] / 2
+
+
+def test_a_model_trained_by_fit_saves_and_loads_like_any_other(tmp_path):
+    torch.manual_seed(0)
+    x, y = _separable_problem(64)
+    model = _DtypeSpy()
+    fit(model, x, y, epochs=1, progress=False, device="cpu")
+    torch.save(model.state_dict(), tmp_path / "model.pt")
+    fresh = _DtypeSpy()
+    fresh.load_state_dict(torch.load(tmp_path / "model.pt"))
+    model.eval(), fresh.eval()
+    assert torch.equal(fresh(x), model(x))
+    n_bytes = 4 * count_parameters(model)
+    assert n_bytes < (tmp_path / "model.pt").stat().st_size < 1.5 * n_bytes   # one copy of the weights
