@@ -2,8 +2,15 @@ import pytest
 import torch
 from torch import nn
 
-from vitcourse.first_vit import (FashionCNN, FirstViT, FirstViTConfig, SelfAttention, attend, count_parameters,
-                                 parameter_table)
+from vitcourse.first_vit import (
+    FashionCNN,
+    FirstViT,
+    FirstViTConfig,
+    SelfAttention,
+    attend,
+    count_parameters,
+    parameter_table,
+)
 from vitcourse.training import evaluate, fit, predict
 
 

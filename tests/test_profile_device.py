@@ -121,7 +121,8 @@ def test_fit_trains_on_the_given_threads_and_restores_them():
     assert seen == [1, 1] and torch.get_num_threads() == before
 
 
-@pytest.mark.parametrize("avx512_bf16, amx, expected", [(False, False, False), (True, False, True), (False, True, True)])
+@pytest.mark.parametrize("avx512_bf16, amx, expected",
+                         [(False, False, False), (True, False, True), (False, True, True)])
 def test_cpu_bf16_follows_the_instruction_set_probes(monkeypatch, avx512_bf16, amx, expected):
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
@@ -133,3 +134,66 @@ def test_fast_bf16_is_false_for_devices_that_emulate_it(monkeypatch):
     assert has_fast_bf16("mps") is False
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert has_fast_bf16("cuda") is False
+
+
+def test_keep_freed_memory_sets_glibc_thresholds_once(monkeypatch):
+    import vitcourse.device as device
+
+    calls = []
+
+    class FakeGlibc:
+        def gnu_get_libc_version(self):
+            return b"2.36"
+
+        def mallopt(self, param, value):
+            calls.append((param, value))
+            return 1
+
+    monkeypatch.setattr(device, "_freed_memory_kept", [])
+    monkeypatch.setattr(device.ctypes.util, "find_library", lambda name: "libc.so.6")
+    monkeypatch.setattr(device.ctypes, "CDLL", lambda name: FakeGlibc())
+    assert device.keep_freed_memory() is True
+    assert device.keep_freed_memory() is True                       # once per process
+    assert calls == [(-3, 32 * 2**20), (-1, 128 * 2**20)]           # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
+
+
+def test_keep_freed_memory_does_nothing_without_glibc(monkeypatch):
+    import vitcourse.device as device
+
+    class OtherLibc:                                                 # e.g. musl: no gnu_get_libc_version
+        def mallopt(self, param, value):
+            raise AssertionError("mallopt must not be called on a libc that is not glibc")
+
+    monkeypatch.setattr(device, "_freed_memory_kept", [])
+    monkeypatch.setattr(device.ctypes.util, "find_library", lambda name: "libc.so")
+    monkeypatch.setattr(device.ctypes, "CDLL", lambda name: OtherLibc())
+    assert device.keep_freed_memory() is False
+
+
+FAULTS_PROBE = """
+import resource, sys, torch
+import vitcourse.training as training
+from vitcourse.first_vit import FirstViT
+if sys.argv[1] == "off":
+    training.keep_freed_memory = lambda: False
+torch.manual_seed(0)
+x, y = torch.rand(6400, 49, 16), torch.randint(0, 10, (6400,))
+xv, yv = torch.rand(2000, 49, 16), torch.randint(0, 10, (2000,))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+training.fit(FirstViT(), x, y, xv, yv, epochs=3, device="cpu", seed=0, progress=False)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(__import__("platform").libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_fit_on_cpu_takes_far_fewer_page_faults_with_freed_memory_kept(tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "faults.py"
+    script.write_text(FAULTS_PROBE)
+    faults = {mode: int(subprocess.run([sys.executable, str(script), mode], capture_output=True, text=True,
+                                       check=True).stdout.split()[-1]) for mode in ("on", "off")}
+    # Measured here: about 34,000 with it and 215,000 without.
+    assert faults["on"] * 3 < faults["off"], faults

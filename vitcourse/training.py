@@ -14,6 +14,9 @@ Built for small models on a laptop CPU as much as for a GPU:
   kernel, which has no fast bf16 path on CPUs and trains about 2× *slower* under autocast;
 * ``cpu_threads`` can pin the CPU's thread count for the loop, for machines whose cores are
   shared with other work (see :func:`vitcourse.device.cpu_threads`);
+* on the CPU, glibc's malloc is asked to keep freed memory for the next step
+  (:func:`vitcourse.device.keep_freed_memory`) instead of returning it to the OS and taking
+  a page fault per 4 KiB to get it back;
 * evaluation runs under ``torch.inference_mode``, in eval mode (no dropout), and puts the
   model back in the mode it was in; its batches are large on a GPU and 256 on a CPU, where
   batches of 1,000 made every activation a fresh multi-megabyte allocation that the OS maps in
@@ -28,12 +31,13 @@ from dataclasses import dataclass, field
 import pandas as pd
 import torch
 import torch.nn.functional as F
+
 # Plain-text bars: they render in a terminal, in JupyterLab and in the built HTML book alike
 # (tqdm.auto's widget needs JavaScript from a CDN, which the offline book does not load).
 from tqdm import tqdm
 
+from vitcourse.device import autocast_dtype, get_device, keep_freed_memory
 from vitcourse.device import cpu_threads as _cpu_threads
-from vitcourse.device import autocast_dtype, get_device
 
 
 @dataclass
@@ -155,6 +159,8 @@ def fit(model: torch.nn.Module, x_train, y_train, x_val=None, y_val=None, *, epo
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
     device = torch.device(device) if device is not None else get_device()
+    if device.type == "cpu":
+        keep_freed_memory()   # no page faults for every step's fresh activations (vitcourse.device)
     model.to(device)
     x_train, y_train = _as_tensors(x_train, y_train, device)
     has_val = x_val is not None and y_val is not None
