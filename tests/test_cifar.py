@@ -16,10 +16,11 @@ import torch.nn.functional as F
 from torch.utils.data import DistributedSampler
 
 from vitcourse import cifar
-from vitcourse.cifar import (BatchAugment, CifarTrainer, Recipe, autocast_dtype, cutmix, cutmix_box, load_checkpoint,
+from vitcourse.cifar import (BatchAugment, CifarTrainer, Recipe, cutmix, cutmix_box, load_checkpoint,
                              make_adamw, mixup, per_class_table, quick_recipe, random_cifar_like, random_crop,
                              random_flip, save_checkpoint, shard, smooth_targets, soft_cross_entropy, warmup_cosine)
 from vitcourse.costs import param_count
+from vitcourse.device import autocast_dtype
 from vitcourse.vit import ViTConfig, VisionTransformer
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -149,12 +149,13 @@ def test_keep_freed_memory_sets_glibc_thresholds_once(monkeypatch):
             calls.append((param, value))
             return 1
 
-    monkeypatch.setattr(device, "_freed_memory_kept", [])
+    device.keep_freed_memory.cache_clear()
     monkeypatch.setattr(device.ctypes.util, "find_library", lambda name: "libc.so.6")
     monkeypatch.setattr(device.ctypes, "CDLL", lambda name: FakeGlibc())
     assert device.keep_freed_memory() is True
     assert device.keep_freed_memory() is True                       # once per process
     assert calls == [(-3, 32 * 2**20), (-1, 128 * 2**20)]           # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
+    device.keep_freed_memory.cache_clear()                          # the real libc for later callers
 
 
 def test_keep_freed_memory_does_nothing_without_glibc(monkeypatch):
@@ -164,10 +165,11 @@ def test_keep_freed_memory_does_nothing_without_glibc(monkeypatch):
         def mallopt(self, param, value):
             raise AssertionError("mallopt must not be called on a libc that is not glibc")
 
-    monkeypatch.setattr(device, "_freed_memory_kept", [])
+    device.keep_freed_memory.cache_clear()
     monkeypatch.setattr(device.ctypes.util, "find_library", lambda name: "libc.so")
     monkeypatch.setattr(device.ctypes, "CDLL", lambda name: OtherLibc())
     assert device.keep_freed_memory() is False
+    device.keep_freed_memory.cache_clear()
 
 
 FAULTS_PROBE = """

@@ -43,7 +43,7 @@ from torch import nn
 # Plain-text bars: they render in a terminal, in JupyterLab and in the built (offline) book alike.
 from tqdm import tqdm
 
-from vitcourse.device import autocast_dtype, get_device  # noqa: F401  (autocast_dtype: re-exported)
+from vitcourse.device import autocast_dtype, get_device
 from vitcourse.profile import Profile, get_profile
 from vitcourse.vit import ViTConfig, VisionTransformer
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import random
 import warnings
@@ -76,9 +77,9 @@ def autocast_dtype(device: torch.device | str, enabled: bool | None = None) -> t
 
 # glibc's mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_freed_memory_kept: list[bool] = []
 
 
+@functools.cache
 def keep_freed_memory(mmap_threshold_mb: int = 32, trim_threshold_mb: int = 128) -> bool:
     """Ask glibc's malloc to keep freed memory for reuse instead of handing it back to the OS.
 
@@ -90,17 +91,12 @@ def keep_freed_memory(mmap_threshold_mb: int = 32, trim_threshold_mb: int = 128)
     to ``mmap_threshold_mb`` come from the heap, and up to ``trim_threshold_mb`` of free heap is
     kept. Process-wide and applied once; returns whether it applied (Linux with glibc only).
     """
-    if _freed_memory_kept:
-        return _freed_memory_kept[0]
-    applied = False
     name = ctypes.util.find_library("c")
-    if name is not None:
-        libc = ctypes.CDLL(name)
-        if hasattr(libc, "gnu_get_libc_version") and hasattr(libc, "mallopt"):
-            applied = bool(libc.mallopt(_M_MMAP_THRESHOLD, mmap_threshold_mb << 20)
-                           and libc.mallopt(_M_TRIM_THRESHOLD, trim_threshold_mb << 20))
-    _freed_memory_kept.append(applied)
-    return applied
+    libc = ctypes.CDLL(name) if name is not None else None
+    if not (hasattr(libc, "gnu_get_libc_version") and hasattr(libc, "mallopt")):
+        return False
+    return bool(libc.mallopt(_M_MMAP_THRESHOLD, mmap_threshold_mb << 20)
+                and libc.mallopt(_M_TRIM_THRESHOLD, trim_threshold_mb << 20))
 
 
 def seed_everything(seed: int = 0, deterministic: bool = False) -> torch.Generator:

@@ -40,9 +40,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from vitcourse.cifar import (CIFAR_VIT, QUICK_VIT, autocast_dtype, make_adamw, normalize, random_flip, to_unit_float,
+from vitcourse.cifar import (CIFAR_VIT, QUICK_VIT, make_adamw, normalize, random_flip, to_unit_float,
                              warmup_cosine)
-from vitcourse.device import get_device
+from vitcourse.device import autocast_dtype, get_device
 from vitcourse.profile import Profile, get_profile
 from vitcourse.vit import ViTConfig, VisionTransformer, vit_config
 

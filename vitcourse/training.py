@@ -97,10 +97,7 @@ class FlatAdam:
             p.data = self.flat.data[offset:offset + n].view_as(p)
             p.grad = self.flat.grad[offset:offset + n].view_as(p)
             offset += n
-        try:
-            self.optimizer = torch.optim.Adam([self.flat], lr=lr, fused=True)
-        except (RuntimeError, TypeError, ValueError):  # a device without a fused kernel
-            self.optimizer = torch.optim.Adam([self.flat], lr=lr)
+        self.optimizer = _torch_adam([self.flat], lr)
 
     @staticmethod
     def supports(model: torch.nn.Module) -> bool:
@@ -124,15 +121,19 @@ class FlatAdam:
                                    "in one flat buffer: zero them with .zero_() or leave them to fit")
 
 
-def _make_adam(model: torch.nn.Module, lr: float, device: torch.device):
-    """FlatAdam where it applies, else PyTorch's Adam (fused where the device supports it)."""
-    if FlatAdam.supports(model):
-        return FlatAdam(model, lr)
-    params = [p for p in model.parameters() if p.requires_grad]
+def _torch_adam(params: list[torch.Tensor], lr: float) -> torch.optim.Adam:
+    """PyTorch's Adam, fused (one kernel for every tensor) where the device supports it."""
     try:
         return torch.optim.Adam(params, lr=lr, fused=True)
     except (RuntimeError, TypeError, ValueError):  # a device without a fused kernel
-        return torch.optim.Adam(params, lr=lr, foreach=device.type != "cpu")
+        return torch.optim.Adam(params, lr=lr, foreach=params[0].device.type != "cpu")
+
+
+def _make_adam(model: torch.nn.Module, lr: float):
+    """FlatAdam where it applies, else PyTorch's Adam over the trainable parameters."""
+    if FlatAdam.supports(model):
+        return FlatAdam(model, lr)
+    return _torch_adam([p for p in model.parameters() if p.requires_grad], lr)
 
 
 def fit(model: torch.nn.Module, x_train, y_train, x_val=None, y_val=None, *, epochs: int,
@@ -166,7 +167,7 @@ def fit(model: torch.nn.Module, x_train, y_train, x_val=None, y_val=None, *, epo
     has_val = x_val is not None and y_val is not None
     if has_val:
         x_val, y_val = _as_tensors(x_val, y_val, device)
-    optimizer = _make_adam(model, lr, device)
+    optimizer = _make_adam(model, lr)
     amp_dtype = autocast_dtype(device, mixed_precision)
     if seed is None:
         seed = int(torch.randint(0, 2**31 - 1, ()))
