@@ -96,6 +96,21 @@ def test_attend_goes_step_by_step_in_bf16_under_cpu_autocast(monkeypatch):
     assert torch.allclose(mixed.double(), _attention_reference(q, k, v), atol=3e-2)
 
 
+def test_attend_keeps_the_softmax_in_float32_under_cpu_autocast(monkeypatch):
+    q, k, v = torch.randn(3, 2, 4, 49, 16).unbind(0)
+    softmax_dtypes = []
+    softmax = torch.softmax
+    monkeypatch.setattr(torch, "softmax", lambda *a, **kw: (lambda w: softmax_dtypes.append(w.dtype) or w)(
+        softmax(*a, **kw)))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _, weights = attend(q, k, v, return_weights=True)
+    # CPU autocast alone would give bf16 weights (8 significant bits: rows off by ~1e-2).
+    assert softmax_dtypes == [torch.float32] and weights.dtype == torch.float32
+    assert torch.allclose(weights.sum(-1), torch.ones(2, 4, 49), atol=1e-6)
+    _, weights64 = attend(*(t.double() for t in (q, k, v)), return_weights=True)
+    assert weights64.dtype == torch.float64                # never rounded down to float32
+
+
 def test_attend_returns_weights_whose_rows_sum_to_one():
     q, k, v = torch.randn(3, 2, 4, 49, 16).unbind(0)
     mixed, weights = attend(q, k, v, return_weights=True)
@@ -274,24 +289,27 @@ def test_flat_adam_makes_exactly_the_updates_of_torch_adam():
     from vitcourse.training import FlatAdam
 
     torch.manual_seed(0)
-    reference = FirstViT()
-    flat_model = FirstViT()
+    reference, flat_model = FirstViT(), FirstViT()
     flat_model.load_state_dict(reference.state_dict())
-    reference.eval(), flat_model.eval()                   # no dropout: the same function twice
-    adam = torch.optim.Adam(reference.parameters(), lr=1e-3, fused=True)
+    models = (reference, flat_model)
+    for model in models:
+        model.eval()                                      # no dropout: the same function twice
+    # PyTorch's per-tensor Adam does the same operations as FlatAdam.step, so even the rounding agrees.
+    adam = torch.optim.Adam(reference.parameters(), lr=1e-3, foreach=False)
     flat = FlatAdam(flat_model, lr=1e-3)
     assert flat.flat.numel() == 42_506 and len(flat.params) == 19   # one buffer for 19 tensors
     for step in range(5):
         x, y = torch.rand(8, 49, 16), torch.randint(0, 10, (8,))
-        adam.zero_grad()
-        torch.nn.functional.cross_entropy(reference(x), y).backward()
-        adam.step()
-        flat.zero_grad()
-        torch.nn.functional.cross_entropy(flat_model(x), y).backward()
-        flat.check_gradients()
-        flat.step()
+        for model, optimizer in zip(models, (adam, flat)):
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            if optimizer is flat:
+                flat.check_gradients()
+            optimizer.step()
     for (name, want), got in zip(reference.named_parameters(), flat_model.parameters()):
-        assert torch.allclose(got, want, atol=1e-6, rtol=0), (name, (got - want).abs().max())
+        assert torch.equal(got, want), (name, (got - want).abs().max())
+    first = next(reference.parameters())                  # the start of the flat buffer
+    assert torch.equal(flat.exp_avg_sq[:first.numel()], adam.state[first]["exp_avg_sq"].reshape(-1))
     assert not torch.equal(reference.embed.weight, FirstViT().embed.weight)   # it did train
 
 
