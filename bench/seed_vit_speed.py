@@ -7,12 +7,18 @@ TensorFlow, given by --keras-python), on an .npz of the same images. The PyTorch
 the course's own loop (vitcourse.training.fit) the way chapter 5 trains it — torch's default thread
 count, bf16 mixed precision where the CPU has bf16 units (vitcourse.device.has_fast_bf16) — and,
 for comparison, in plain float32 and on --cpu-threads (default 1). Like Keras's `fit`, each epoch
-includes the pass over the validation images. Prints seconds per epoch for each and the ratio of
-Keras to the default run; the last line is `keras_over_torch=<ratio>` (or `keras_over_torch=skipped`
-when no Keras interpreter was given or it has no TensorFlow).
+includes the pass over the validation images.
+
+A shared machine's speed drifts by tens of per cent within minutes (seen here: the Keras side took
+11.9 s/epoch in one run and 21.2 s in a run an hour later), so the two sides alternate for
+--rounds rounds, Keras first in odd rounds and PyTorch first in even ones; each round gives one
+ratio of Keras's seconds per epoch to PyTorch's, and the median of those ratios is the result.
+The last line is `keras_over_torch=<ratio>` (or `keras_over_torch=skipped` when no Keras
+interpreter was given or it has no TensorFlow).
 
     python bench/seed_vit_speed.py --keras-python /path/to/tf-venv/bin/python
     python bench/seed_vit_speed.py --samples 6000 --epochs 2      # a quick look, PyTorch only
+    python bench/seed_vit_speed.py --keras-python ... --rounds 1  # one Keras run, one PyTorch run
 """
 
 from __future__ import annotations
@@ -88,6 +94,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4,
                         help="the first epoch is a warm-up; the median of the rest counts (the Keras peer takes "
                              "the upper middle of an even count, so an odd number of counted epochs is fairest)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="Keras and PyTorch runs alternate this many times (Keras first, then PyTorch first, "
+                             "...); each round gives one ratio and the median ratio is reported, so a machine "
+                             "that speeds up or slows down during the run does not favour either side")
     parser.add_argument("--keras-python", help="a Python interpreter with TensorFlow, for the seed's Keras model")
     parser.add_argument("--cpu-threads", type=int, default=1,
                         help="a second thread count to time for comparison (the ratio uses torch's default)")
@@ -95,39 +105,65 @@ def main() -> None:
     args = parser.parse_args()
     if args.epochs < 2:
         parser.error("--epochs must be at least 2: the first epoch is a warm-up")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    if args.keras_python and not args.peer.exists():
+        sys.exit(f"the Keras peer {args.peer} does not exist; pass --peer PATH")
 
     data = random_images(args.samples)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu; "
-          f"{args.samples:,} random images, batch 64, {args.epochs} epochs; "
+          f"{args.samples:,} random images, batch 64, {args.epochs} epochs per run; "
           f"model parameters: {count_parameters(FirstViT()):,}")
-    keras = None
-    if args.keras_python:
-        if not args.peer.exists():
-            sys.exit(f"the Keras peer {args.peer} does not exist; pass --peer PATH")
-        keras = keras_result(args.keras_python, args.peer, data, args.epochs)
-        if keras:
-            print(f"keras (seed model, TF {keras['tf']}): {keras['epoch_s_median_rest']:.2f} s/epoch "
-                  f"(first epoch {keras['epoch_s_first']:.2f} s), count_params()={keras['params']:,}")
-    else:
+    if not args.keras_python:
         print("Keras side skipped: no --keras-python given.")
 
     # Chapter 5's setting (torch's threads, bf16 where the CPU has it) sets the ratio.
     default_threads = torch.get_num_threads()
     bf16 = has_fast_bf16("cpu")
     precision = "bf16 mixed precision" if bf16 else "float32 (this CPU has no bf16 units)"
-    runs = {f"{default_threads} threads, {precision} (chapter 5's setting)": {"mixed_precision": bf16}}
-    if bf16:
-        runs[f"{default_threads} threads, float32"] = {"mixed_precision": False}
-    if args.cpu_threads != default_threads:
-        runs[f"{args.cpu_threads} thread(s), {precision}"] = {"cpu_threads": args.cpu_threads, "mixed_precision": bf16}
-    seconds = {}
-    for label, options in runs.items():
+    chapter_label = f"{default_threads} threads, {precision} (chapter 5's setting)"
+
+    def torch_run(label: str, **options) -> float:
         times = torch_epoch_seconds(data, args.epochs, **options)
-        seconds[label] = statistics.median(times[1:])
-        print(f"torch (vitcourse.first_vit, {label}): {seconds[label]:.2f} s/epoch (first epoch {times[0]:.2f} s)")
-    torch_s = next(iter(seconds.values()))
-    if keras:
-        print(f"keras_over_torch={keras['epoch_s_median_rest'] / torch_s:.2f}")
+        median = statistics.median(times[1:])
+        print(f"  torch (vitcourse.first_vit, {label}): {median:.2f} s/epoch (first epoch {times[0]:.2f} s)")
+        return median
+
+    def keras_run() -> float | None:
+        keras = keras_result(args.keras_python, args.peer, data, args.epochs)
+        if keras:
+            print(f"  keras (seed model, TF {keras['tf']}): {keras['epoch_s_median_rest']:.2f} s/epoch "
+                  f"(first epoch {keras['epoch_s_first']:.2f} s), count_params()={keras['params']:,}")
+            return keras["epoch_s_median_rest"]
+        return None
+
+    ratios, torch_seconds, keras_seconds = [], [], []
+    for round_ in range(args.rounds if args.keras_python else 1):
+        print(f"round {round_ + 1}:")
+        keras_first = round_ % 2 == 0
+        keras_s = keras_run() if args.keras_python and keras_first else None
+        torch_s = torch_run(chapter_label, mixed_precision=bf16)
+        if args.keras_python and not keras_first:
+            keras_s = keras_run()
+        torch_seconds.append(torch_s)
+        if keras_s is None:
+            if args.keras_python:
+                break                                  # keras_result said why
+            continue
+        keras_seconds.append(keras_s)
+        ratios.append(keras_s / torch_s)
+        print(f"  keras/torch this round: {ratios[-1]:.2f}")
+
+    print("for comparison:")
+    if bf16:
+        torch_run(f"{default_threads} threads, float32", mixed_precision=False)
+    if args.cpu_threads != default_threads:
+        torch_run(f"{args.cpu_threads} thread(s), {precision}", cpu_threads=args.cpu_threads, mixed_precision=bf16)
+    print(f"torch (chapter 5's setting), median over rounds: {statistics.median(torch_seconds):.2f} s/epoch")
+    if ratios:
+        print(f"keras, median over rounds: {statistics.median(keras_seconds):.2f} s/epoch; "
+              f"ratios per round: {', '.join(f'{r:.2f}' for r in ratios)}")
+        print(f"keras_over_torch={statistics.median(ratios):.2f}")
     else:
         print("keras_over_torch=skipped")
 
