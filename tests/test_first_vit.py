@@ -347,3 +347,76 @@ def test_a_model_trained_by_fit_saves_and_loads_like_any_other(tmp_path):
     assert torch.equal(fresh(x), model(x))
     n_bytes = 4 * count_parameters(model)
     assert n_bytes < (tmp_path / "model.pt").stat().st_size < 1.5 * n_bytes   # one copy of the weights
+
+
+def test_flat_adam_working_copy_is_the_master_rounded_to_bf16():
+    from vitcourse.training import FlatAdam
+
+    torch.manual_seed(0)
+    model = _DtypeSpy()
+    reference = _DtypeSpy()
+    reference.load_state_dict(model.state_dict())
+    flat = FlatAdam(model, lr=1e-2, working_dtype=torch.bfloat16)
+    adam = FlatAdam(reference, lr=1e-2)                    # float32 all the way
+    x, y = _separable_problem(32)
+    for _ in range(3):
+        flat.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16):   # as fit runs it: float32 inputs, bf16 weights
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        flat.check_gradients()
+        assert {p.dtype for p in model.parameters()} == {p.grad.dtype for p in model.parameters()} == {torch.bfloat16}
+        flat.step()
+        assert torch.equal(flat.working, flat.flat.detach().to(torch.bfloat16))   # refreshed every step
+        # Adam on the master saw the bf16 gradients, upcast: exactly that and nothing else.
+        adam.zero_grad()
+        adam.flat.grad.copy_(flat.working.grad)
+        adam.step()
+        assert torch.equal(adam.flat, flat.flat)
+    with flat.master_weights():                            # evaluation sees the float32 master
+        assert all(p.dtype == torch.float32 for p in model.parameters())
+        assert torch.equal(model.net[1].weight.reshape(-1), flat.flat[:16 * 28 * 28].detach())
+    assert all(p.dtype == torch.bfloat16 for p in model.parameters())
+    flat.finish()
+    assert all(p.dtype == torch.float32 and p.grad.dtype == torch.float32 for p in model.parameters())
+    assert model.net[1].weight.untyped_storage().data_ptr() == flat.flat.untyped_storage().data_ptr()
+
+
+def test_fit_in_mixed_precision_validates_and_ends_on_the_float32_weights():
+    torch.manual_seed(0)
+    x, y = _separable_problem(256)
+    model = _DtypeSpy()
+    history = fit(model, x[:192], y[:192], x[192:], y[192:], epochs=3, lr=3e-3, batch_size=32,
+                  progress=False, device="cpu", mixed_precision=True)
+    # The last validation ran on the same float32 weights the model keeps after fit.
+    assert (history.val_loss[-1], history.val_acc[-1]) == evaluate(model, x[192:], y[192:])
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
+def test_an_interrupted_mixed_precision_fit_leaves_float32_weights():
+    torch.manual_seed(0)
+    x, y = _separable_problem(256)
+    model = _DtypeSpy()
+    calls = []
+
+    def interrupt(module, inputs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt            # a reader pressing stop in JupyterLab
+    model.register_forward_pre_hook(interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        fit(model, x, y, epochs=2, batch_size=32, progress=False, device="cpu", mixed_precision=True)
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert model(x[:4]).dtype == torch.float32   # usable as it is, trained for two steps
+
+
+def test_mixed_precision_keeps_float32_weights_for_models_with_float_buffers():
+    # BatchNorm's running statistics must match its weights' dtype: autocast alone, no bf16 copy.
+    torch.manual_seed(0)
+    x, y = _separable_problem(128)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 26 * 26, 4))
+    seen = []
+    model[1].register_forward_pre_hook(lambda module, inputs: seen.append(module.weight.dtype))
+    history = fit(model, x, y, epochs=2, batch_size=32, lr=3e-3, progress=False, device="cpu",
+                  mixed_precision=True)
+    assert set(seen) == {torch.float32} and history.train_loss[-1] < history.train_loss[0]

@@ -6,9 +6,11 @@ Built for small models on a laptop CPU as much as for a GPU:
   per-epoch random permutation: no DataLoader, no worker processes, no per-batch copies;
 * Adam updates all parameters as one flat tensor (:class:`FlatAdam`), in five tensor
   operations per step;
-* mixed precision (``mixed_precision=True``; the default on CUDA): the forward pass runs under
-  bf16 autocast — the matrix products in bf16; softmax, normalisation and the loss in float32;
-  the weights, their gradients and Adam's state float32 throughout. On a CPU with bf16 units
+* mixed precision (``mixed_precision=True``; the default on CUDA): the model computes with a
+  bf16 working copy of its weights under bf16 autocast, while Adam keeps float32 master weights
+  (:class:`FlatAdam`'s ``working_dtype``) — the matrix products and activations in bf16, the
+  softmax and the loss in float32 (LayerNorm's statistics are float32 inside its kernel);
+  evaluation always uses the float32 master weights. On a CPU with bf16 units
   (:func:`vitcourse.device.has_fast_bf16`) it makes the course's own models 1.4-1.8× faster,
   but it is opt-in there: ``nn.MultiheadAttention`` goes through PyTorch's fused attention
   kernel, which has no fast bf16 path on CPUs and trains about 2× *slower* under autocast;
@@ -26,6 +28,8 @@ Built for small models on a laptop CPU as much as for a GPU:
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -83,29 +87,46 @@ class FlatAdam:
     Python bookkeeping of ``torch.optim.Optimizer.step``, which cost a fused Adam step on this
     small model several times what the arithmetic did.
 
+    ``working_dtype=torch.bfloat16`` is mixed precision's classic recipe (Micikevicius et al.,
+    2018): the model computes with a bf16 *working copy* of the weights and writes bf16
+    gradients, while the float32 *master* weights and Adam's state live here; each step
+    upcasts the gradients once, updates the master and refreshes the copy, one tensor
+    operation each. Autocast alone would cast every layer's weights on every forward pass and
+    every gradient on the way back. :meth:`master_weights` points the model at the float32
+    master for a while (to evaluate it); :meth:`finish` does so for good.
+
     Autograd adds each new gradient into the existing ``.grad`` view in place; code that
     *replaces* a ``.grad`` breaks the link, and ``check_gradients()`` says so.
     """
 
     def __init__(self, model: torch.nn.Module, lr: float, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8):
+                 eps: float = 1e-8, working_dtype: torch.dtype | None = None):
         self.params = [p for p in model.parameters() if p.requires_grad]
         if not self.params:
             raise ValueError(f"{type(model).__name__} has no trainable parameters to optimise")
         with torch.no_grad():
             flat = torch.cat([p.reshape(-1) for p in self.params])
-        self.flat = torch.nn.Parameter(flat)
+        self.flat = torch.nn.Parameter(flat)                  # the (master) weights Adam updates
         self.flat.grad = torch.zeros_like(flat)
-        offset = 0
-        for p in self.params:
-            n = p.numel()
-            p.data = self.flat.data[offset:offset + n].view_as(p)
-            p.grad = self.flat.grad[offset:offset + n].view_as(p)
-            offset += n
+        if working_dtype is None or working_dtype == flat.dtype:
+            self.working = None
+        else:
+            self.working = flat.detach().to(working_dtype)   # what the model computes with
+            self.working.grad = torch.zeros_like(self.working)
+        self._point_params_at(self.working if self.working is not None else self.flat)
         self.lr, self.betas, self.eps = lr, betas, eps
         self.exp_avg = torch.zeros_like(flat)       # m: running mean of the gradients
         self.exp_avg_sq = torch.zeros_like(flat)    # v: running mean of their squares
         self.steps = 0
+
+    def _point_params_at(self, buffer: torch.Tensor) -> None:
+        """Make every parameter and its gradient views into ``buffer`` and ``buffer.grad``."""
+        offset = 0
+        for p in self.params:
+            n = p.numel()
+            p.data = buffer.data[offset:offset + n].view(p.shape)
+            p.grad = buffer.grad[offset:offset + n].view(p.shape)
+            offset += n
 
     @staticmethod
     def supports(model: torch.nn.Module) -> bool:
@@ -114,11 +135,13 @@ class FlatAdam:
         return len(kinds) == 1 and next(iter(kinds))[0].is_floating_point
 
     def zero_grad(self) -> None:
-        self.flat.grad.zero_()
+        (self.working if self.working is not None else self.flat).grad.zero_()
 
     @torch.no_grad()
     def step(self) -> None:
         """One Adam update of every parameter at once (Kingma & Ba, with bias correction)."""
+        if self.working is not None:
+            self.flat.grad.copy_(self.working.grad)                          # upcast the gradients
         beta1, beta2 = self.betas
         self.steps += 1
         grad = self.flat.grad
@@ -127,10 +150,30 @@ class FlatAdam:
         step_size = self.lr / (1 - beta1 ** self.steps)                       # m / (1−β₁ᵗ) ...
         denom = (self.exp_avg_sq.sqrt() / (1 - beta2 ** self.steps) ** 0.5).add_(self.eps)  # ... / √(v / (1−β₂ᵗ))
         self.flat.addcdiv_(self.exp_avg, denom, value=-step_size)
+        if self.working is not None:
+            self.working.copy_(self.flat)                                     # refresh the working copy
+
+    @contextmanager
+    def master_weights(self) -> Iterator[None]:
+        """Inside the block the model computes with the float32 master weights."""
+        if self.working is None:
+            yield
+            return
+        self._point_params_at(self.flat)
+        try:
+            yield
+        finally:
+            self._point_params_at(self.working)
+
+    def finish(self) -> None:
+        """Leave the model on the master weights (float32), e.g. when training is over."""
+        if self.working is not None:
+            self._point_params_at(self.flat)
+            self.working = None
 
     def check_gradients(self) -> None:
         """Raise if some parameter's gradient no longer lives in the flat buffer."""
-        flat_grad = self.flat.grad
+        flat_grad = (self.working if self.working is not None else self.flat).grad
         for p in self.params:
             if p.grad is None or p.grad.untyped_storage().data_ptr() != flat_grad.untyped_storage().data_ptr():
                 raise RuntimeError("a parameter's .grad was replaced during training (e.g. by "
@@ -138,10 +181,17 @@ class FlatAdam:
                                    "in one flat buffer: zero them with .zero_() or leave them to fit")
 
 
-def _make_adam(model: torch.nn.Module, lr: float):
-    """FlatAdam where it applies, else PyTorch's Adam (fused where the device has the kernel)."""
+def _make_adam(model: torch.nn.Module, lr: float, working_dtype: torch.dtype | None = None):
+    """FlatAdam where it applies, else PyTorch's Adam (fused where the device has the kernel).
+
+    ``working_dtype`` (mixed precision) gives FlatAdam a low-precision working copy of the
+    weights, unless the model has floating-point buffers (BatchNorm's running statistics, say),
+    which must keep the parameters' dtype; autocast alone handles those models.
+    """
     if FlatAdam.supports(model):
-        return FlatAdam(model, lr)
+        if any(b.is_floating_point() for b in model.buffers()):
+            working_dtype = None
+        return FlatAdam(model, lr, working_dtype=working_dtype)
     params = [p for p in model.parameters() if p.requires_grad]
     try:
         return torch.optim.Adam(params, lr=lr, fused=True)
@@ -168,7 +218,8 @@ def fit(model: torch.nn.Module, x_train, y_train, x_val=None, y_val=None, *, epo
             module docstring for CPUs). Evaluation always runs in float32.
 
     The model's trainable parameters (and their gradients) are left as views into one flat
-    buffer (:class:`FlatAdam`): the same values and shapes, one storage underneath.
+    float32 buffer (:class:`FlatAdam`'s master weights): the same values, dtype and shapes, one
+    storage underneath — also when training stops early with an exception or an interrupt.
     """
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
@@ -180,8 +231,8 @@ def fit(model: torch.nn.Module, x_train, y_train, x_val=None, y_val=None, *, epo
     has_val = x_val is not None and y_val is not None
     if has_val:
         x_val, y_val = _as_tensors(x_val, y_val, device)
-    optimizer = _make_adam(model, lr)
     amp_dtype = autocast_dtype(device, mixed_precision)
+    optimizer = _make_adam(model, lr, working_dtype=amp_dtype)
     if seed is None:
         seed = int(torch.randint(0, 2**31 - 1, ()))
     order = torch.Generator().manual_seed(seed)
@@ -191,42 +242,48 @@ def fit(model: torch.nn.Module, x_train, y_train, x_val=None, y_val=None, *, epo
     bar = tqdm(total=total, desc=f"training {type(model).__name__}", unit="step", disable=not progress,
                mininterval=5.0, ncols=100)  # few lines in a notebook's saved output
     step = 0
-    with _cpu_threads(cpu_threads):
-        for _ in range(epochs):
-            start = time.perf_counter()
-            model.train()
-            loss_sum = torch.zeros((), device=device)
-            correct = torch.zeros((), device=device, dtype=torch.int64)
-            seen = 0
-            for idx in torch.randperm(len(x_train), generator=order).to(device).split(batch_size):
-                inputs, labels = x_train[idx], y_train[idx]
-                with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                    logits = model(inputs)
-                    loss = F.cross_entropy(logits, labels)   # autocast computes it in float32
-                optimizer.zero_grad()
-                loss.backward()
-                if step == 0 and isinstance(optimizer, FlatAdam):
-                    optimizer.check_gradients()
-                optimizer.step()
-                # Accumulate on the device: .item() every step would stall a GPU.
-                loss_sum += loss.detach() * len(idx)
-                correct += (logits.detach().argmax(dim=-1) == labels).sum()
-                seen += len(idx)
-                step += 1
-                bar.update()
+    try:
+        with _cpu_threads(cpu_threads):
+            for _ in range(epochs):
+                start = time.perf_counter()
+                model.train()
+                loss_sum = torch.zeros((), device=device)
+                correct = torch.zeros((), device=device, dtype=torch.int64)
+                seen = 0
+                for idx in torch.randperm(len(x_train), generator=order).to(device).split(batch_size):
+                    inputs, labels = x_train[idx], y_train[idx]
+                    with torch.autocast(device.type, dtype=amp_dtype or torch.float32,
+                                        enabled=amp_dtype is not None):
+                        logits = model(inputs)
+                        loss = F.cross_entropy(logits, labels)   # autocast computes it in float32
+                    optimizer.zero_grad()
+                    loss.backward()
+                    if step == 0 and isinstance(optimizer, FlatAdam):
+                        optimizer.check_gradients()
+                    optimizer.step()
+                    # Accumulate on the device: .item() every step would stall a GPU.
+                    loss_sum += loss.detach() * len(idx)
+                    correct += (logits.detach().argmax(dim=-1) == labels).sum()
+                    seen += len(idx)
+                    step += 1
+                    bar.update()
+                    if step >= total:
+                        break
+                history.train_loss.append(float(loss_sum) / seen)
+                history.train_acc.append(float(correct) / seen)
+                if has_val:
+                    with _master_weights(optimizer):
+                        val_loss, val_acc = evaluate(model, x_val, y_val)   # float32
+                    history.val_loss.append(val_loss)
+                    history.val_acc.append(val_acc)
+                    bar.set_postfix(val_acc=f"{val_acc:.3f}")
+                history.seconds.append(time.perf_counter() - start)
                 if step >= total:
                     break
-            history.train_loss.append(float(loss_sum) / seen)
-            history.train_acc.append(float(correct) / seen)
-            if has_val:
-                val_loss, val_acc = evaluate(model, x_val, y_val)
-                history.val_loss.append(val_loss)
-                history.val_acc.append(val_acc)
-                bar.set_postfix(val_acc=f"{val_acc:.3f}")
-            history.seconds.append(time.perf_counter() - start)
-            if step >= total:
-                break
-    bar.close()
+    finally:
+        bar.close()
+        if isinstance(optimizer, FlatAdam):
+            optimizer.finish()   # the model leaves fit on its float32 weights, even when interrupted
     return history
 
 
@@ -236,6 +293,10 @@ def _eval_batch_size(device: torch.device, batch_size: int | None) -> int:
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     return batch_size
+
+
+def _master_weights(optimizer):
+    return optimizer.master_weights() if isinstance(optimizer, FlatAdam) else nullcontext()
 
 
 @torch.inference_mode()
