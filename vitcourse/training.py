@@ -4,8 +4,8 @@ Built for small models on a laptop CPU as much as for a GPU:
 
 * the whole data set sits in one tensor on the device, and a batch is an index slice of a
   per-epoch random permutation: no DataLoader, no worker processes, no per-batch copies;
-* Adam updates all parameters as one flat tensor (:class:`FlatAdam`), in five tensor
-  operations per step;
+* Adam updates all parameters as one flat tensor (:class:`FlatAdam`), its update written out
+  as a handful of tensor operations on that one tensor;
 * mixed precision (``mixed_precision=True``; the default on CUDA): the model computes with a
   bf16 working copy of its weights under bf16 autocast, while Adam keeps float32 master weights
   (:class:`FlatAdam`'s ``working_dtype``) — the matrix products and activations in bf16, the
@@ -82,7 +82,7 @@ class FlatAdam:
     and zeroing the gradients is a single fill. The first ViT has 19 parameter tensors and only
     42,506 numbers, so per-tensor work was a tenth of a CPU training step.
 
-    The update is Adam's five lines (:meth:`step`), the same operations ``torch.optim.Adam``
+    The update is written out (:meth:`step`) with the same operations ``torch.optim.Adam``
     performs per tensor (``foreach=False``), so the numbers match it bit for bit — without the
     Python bookkeeping of ``torch.optim.Optimizer.step``, which cost a fused Adam step on this
     small model several times what the arithmetic did.
@@ -93,7 +93,9 @@ class FlatAdam:
     upcasts the gradients once, updates the master and refreshes the copy, one tensor
     operation each. Autocast alone would cast every layer's weights on every forward pass and
     every gradient on the way back. :meth:`master_weights` points the model at the float32
-    master for a while (to evaluate it); :meth:`finish` does so for good.
+    master for a while (to evaluate it); :meth:`finish` does so for good. A model with
+    floating-point buffers (BatchNorm's running statistics, say) keeps computing with the master
+    weights: its buffers must match its parameters' dtype, and autocast alone handles it.
 
     Autograd adds each new gradient into the existing ``.grad`` view in place; code that
     *replaces* a ``.grad`` breaks the link, and ``check_gradients()`` says so.
@@ -108,16 +110,21 @@ class FlatAdam:
             flat = torch.cat([p.reshape(-1) for p in self.params])
         self.flat = torch.nn.Parameter(flat)                  # the (master) weights Adam updates
         self.flat.grad = torch.zeros_like(flat)
-        if working_dtype is None or working_dtype == flat.dtype:
-            self.working = None
-        else:
-            self.working = flat.detach().to(working_dtype)   # what the model computes with
+        self.working = None                                  # a low-precision copy the model computes with
+        has_float_buffers = any(b.is_floating_point() for b in model.buffers())
+        if working_dtype not in (None, flat.dtype) and not has_float_buffers:
+            self.working = flat.detach().to(working_dtype)
             self.working.grad = torch.zeros_like(self.working)
-        self._point_params_at(self.working if self.working is not None else self.flat)
+        self._point_params_at(self._in_use)
         self.lr, self.betas, self.eps = lr, betas, eps
         self.exp_avg = torch.zeros_like(flat)       # m: running mean of the gradients
         self.exp_avg_sq = torch.zeros_like(flat)    # v: running mean of their squares
         self.steps = 0
+
+    @property
+    def _in_use(self) -> torch.Tensor:
+        """The flat buffer the model's parameters and gradients are views of right now."""
+        return self.working if self.working is not None else self.flat
 
     def _point_params_at(self, buffer: torch.Tensor) -> None:
         """Make every parameter and its gradient views into ``buffer`` and ``buffer.grad``."""
@@ -135,7 +142,7 @@ class FlatAdam:
         return len(kinds) == 1 and next(iter(kinds))[0].is_floating_point
 
     def zero_grad(self) -> None:
-        (self.working if self.working is not None else self.flat).grad.zero_()
+        self._in_use.grad.zero_()
 
     @torch.no_grad()
     def step(self) -> None:
@@ -173,7 +180,7 @@ class FlatAdam:
 
     def check_gradients(self) -> None:
         """Raise if some parameter's gradient no longer lives in the flat buffer."""
-        flat_grad = (self.working if self.working is not None else self.flat).grad
+        flat_grad = self._in_use.grad
         for p in self.params:
             if p.grad is None or p.grad.untyped_storage().data_ptr() != flat_grad.untyped_storage().data_ptr():
                 raise RuntimeError("a parameter's .grad was replaced during training (e.g. by "
@@ -182,15 +189,9 @@ class FlatAdam:
 
 
 def _make_adam(model: torch.nn.Module, lr: float, working_dtype: torch.dtype | None = None):
-    """FlatAdam where it applies, else PyTorch's Adam (fused where the device has the kernel).
-
-    ``working_dtype`` (mixed precision) gives FlatAdam a low-precision working copy of the
-    weights, unless the model has floating-point buffers (BatchNorm's running statistics, say),
-    which must keep the parameters' dtype; autocast alone handles those models.
-    """
+    """FlatAdam where it applies (with a ``working_dtype`` copy of the weights for mixed
+    precision), else PyTorch's Adam, fused where the device has the kernel."""
     if FlatAdam.supports(model):
-        if any(b.is_floating_point() for b in model.buffers()):
-            working_dtype = None
         return FlatAdam(model, lr, working_dtype=working_dtype)
     params = [p for p in model.parameters() if p.requires_grad]
     try:
@@ -214,12 +215,14 @@ def fit(model: torch.nn.Module, x_train, y_train, x_val=None, y_val=None, *, epo
             so one ``seed_everything`` call fixes the whole run.
         cpu_threads: intra-op threads while training (None: torch's current setting); fewer
             threads help when other work shares the cores.
-        mixed_precision: train the forward pass under bf16 autocast; None: on CUDA only (see the
-            module docstring for CPUs). Evaluation always runs in float32.
+        mixed_precision: train under bf16 autocast with a bf16 working copy of the weights
+            (:class:`FlatAdam`); None: on CUDA only (see the module docstring for CPUs).
+            Evaluation always uses the full-precision weights.
 
     The model's trainable parameters (and their gradients) are left as views into one flat
-    float32 buffer (:class:`FlatAdam`'s master weights): the same values, dtype and shapes, one
-    storage underneath — also when training stops early with an exception or an interrupt.
+    buffer of their own dtype (:class:`FlatAdam`'s master weights): the same values, dtype and
+    shapes, one storage underneath — also when training stops early with an exception or an
+    interrupt.
     """
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
