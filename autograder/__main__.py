@@ -41,7 +41,7 @@ def cmd_collect(args) -> int:
 def cmd_grade(args) -> int:
     from .grade import grade, grade_overrides
 
-    overrides = grade_overrides(cell_timeout=args.cell_timeout, wall_clock=args.wall_clock,
+    overrides = grade_overrides(cell_timeout=args.cell_timeout, budget=args.budget,
                                 memory_mb=args.memory_mb, sandbox="none" if args.no_sandbox else None)
     results = grade(args.assignment, _course(args), workers=args.workers, students=args.student or None,
                     overrides=overrides, executor=args.executor, scheduler=args.scheduler)
@@ -113,8 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="Dask scheduler address (tcp://host:8786); without it --executor dask starts a LocalCluster")
     p.add_argument("--student", action="append", help="grade only this student (repeatable)")
-    p.add_argument("--cell-timeout", type=int, help="seconds per cell (default in nbgrader_config.py)")
-    p.add_argument("--wall-clock", type=int, help="seconds per notebook (default in nbgrader_config.py)")
+    p.add_argument("--cell-timeout", type=int, help="CPU-seconds per cell (default in nbgrader_config.py)")
+    p.add_argument("--budget", type=int, help="CPU-seconds per notebook (default in nbgrader_config.py)")
     p.add_argument("--memory-mb", type=int, help="address-space limit per kernel (MiB)")
     p.add_argument("--no-sandbox", action="store_true",
                    help="fallback without bubblewrap: resource limits only, NO file/network isolation")

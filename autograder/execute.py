@@ -16,12 +16,23 @@ cell scores 0 exactly when it has an error output):
     half-second boot overlaps work instead of adding to it. A kernel
     started ahead has seen nothing: an empty scratch folder until the submission's files
     are copied in, and it serves exactly one notebook, like any other.
+
+Graded test cells never reach the student's kernel. When the notebook arrives at one, the
+grader runs that cell's source (visible and hidden tests) in *its own* process, in a namespace
+built from the instructor's locked cells run here too, and reaches the submission's answers only
+through autograder/channel.py: plain values by value, everything else as handles whose calls run
+in the kernel. So nothing a student cell installs in its interpreter (input transformers,
+event hooks, trace or import hooks, patched numpy/torch, lying objects) can reach, skip, fool or
+read a test. The cell's outputs are the grader's verdict alone ("passed", or the failed check's
+message), and its points follow nbgrader's rule (an error output scores 0).
 """
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import atexit
+import builtins
 import multiprocessing.util
 import os
 import re
@@ -34,11 +45,43 @@ from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
 from traitlets import Bool, Integer
 
-from .sandbox import SandboxedKernelManager
+from . import grading
+from .channel import ChannelError, KernelChannel
+from .sandbox import NOBODY_UID, SandboxedKernelManager
 
 # Error names written into notebooks; export counts them as failure reasons.
 KERNEL_DIED = "KernelDied"
 WALL_CLOCK = "WallClockLimitExceeded"
+CPU_BUDGET = "CPUBudgetExceeded"
+CELL_TIMEOUT = "CellTimeoutError"
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_tree_cpu_seconds(root: int) -> float:
+    """CPU seconds (user + system) used so far by process `root` and all its descendants.
+
+    Read from /proc, so a kernel's own children (and its sandbox's) count towards its limits.
+    """
+    children: dict[int, list[int]] = {}
+    times: dict[int, float] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as handle:
+                stat = handle.read().decode(errors="replace")
+        except OSError:
+            continue                     # the process ended meanwhile
+        fields = stat[stat.rfind(")") + 2:].split()
+        pid = int(entry.name)
+        children.setdefault(int(fields[1]), []).append(pid)
+        times[pid] = (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        total += times.get(pid, 0.0)
+        todo.extend(children.get(pid, []))
+    return total
 NOT_RUN = "NotExecuted"
 OUTPUT_LIMIT = "OutputLimitExceeded"
 
@@ -46,6 +89,52 @@ OUTPUT_LIMIT = "OutputLimitExceeded"
 def error_output(ename: str, evalue: str) -> NotebookNode:
     return NotebookNode(output_type="error", ename=ename, evalue=evalue,
                         traceback=[f"{ename}: {evalue}"])
+
+
+def _nbgrader(cell) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def is_test_cell(cell) -> bool:
+    """An autograded test cell: a graded code cell the student does not write in."""
+    info = _nbgrader(cell)
+    return cell.cell_type == "code" and bool(info.get("grade")) and not info.get("solution")
+
+
+def is_instructor_code(cell) -> bool:
+    """A locked, ungraded code cell of the instructor's (imports, data set-up)."""
+    info = _nbgrader(cell)
+    return (cell.cell_type == "code" and bool(info.get("locked")) and not info.get("grade")
+            and not info.get("solution"))
+
+
+_BUILTIN_NAMES = frozenset(dir(builtins))
+
+
+def free_names(source: str) -> set[str]:
+    """Names a cell reads that it neither assigns, imports, nor receives as arguments."""
+    tree = ast.parse(source)
+    read, bound = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            (read if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+    return read - bound - _BUILTIN_NAMES
+
+
+def verdict_outputs(grade_id: str, points, error: BaseException | None) -> list[NotebookNode]:
+    """What a graded cell shows: the grader's own words, never anything the tests printed."""
+    if error is None:
+        return [NotebookNode(output_type="stream", name="stdout",
+                             text=f"{grade_id}: passed ({points:g} of {points:g} points)\n")]
+    ename = type(error).__name__
+    message = " ".join(str(error).split())[:600] or "a check failed"
+    return [error_output(ename, message)]
 
 
 def _uses_torch(nb: NotebookNode) -> bool:
@@ -102,10 +191,19 @@ def _drop_last(outs: list, out: NotebookNode) -> None:
 
 
 class GuardedExecute(Execute):
-    """Execute with a notebook wall-clock budget, dead-kernel recovery and an output cap."""
+    """Execute with limits in CPU-seconds, dead-kernel recovery and an output cap.
 
-    wall_clock_limit = Integer(
-        600, help="Seconds the whole notebook may run; then remaining cells score 0.").tag(config=True)
+    Limits count the CPU time of the kernel and its children, not the clock: on a machine busy
+    with other work a correct notebook gets the same time to compute as on an idle one. A cell
+    is interrupted after `Execute.timeout` CPU-seconds; the notebook stops after `cpu_budget`.
+    Code that waits without computing (sleep, a blocked read) is stopped by the clock after
+    `wall_factor` times those limits.
+    """
+
+    cpu_budget = Integer(
+        600, help="CPU-seconds the whole notebook may use; then remaining cells score 0.").tag(config=True)
+    wall_factor = Integer(
+        4, help="Wall-clock cap of a cell and of the notebook, as a multiple of its CPU limit.").tag(config=True)
     max_output_chars = Integer(
         2_000_000, help="Output characters kept per notebook; later output is dropped.").tag(config=True)
     start_kernels_ahead = Bool(
@@ -117,11 +215,47 @@ class GuardedExecute(Execute):
         super().__init__(*args, **kwargs)
 
     def preprocess(self, nb, resources=None, km=None):
-        self._deadline = time.monotonic() + self.wall_clock_limit
+        self._deadline = time.monotonic() + self.wall_factor * self.cpu_budget
+        self._cpu_at_start: float | None = None
         self._stopped_reason: tuple[str, str] | None = None
         self._output_chars = 0
         self._output_truncated = False
+        self._channel: KernelChannel | None = None
+        self._grader_namespace: dict = {}
         return super().preprocess(nb, resources, km)
+
+    async def async_execute(self, reset_kc: bool = False, **kwargs) -> NotebookNode:
+        """nbclient's loop over the cells, with the grader's channel to the kernel opened first."""
+        if reset_kc and self.owns_km:
+            await self._async_cleanup_kernel()
+        self.reset_execution_trackers()
+        async with self.async_setup_kernel(**kwargs):
+            msg_id = await self.kc.kernel_info()
+            info_msg = await self.async_wait_for_reply(msg_id)
+            if info_msg is not None and "language_info" in info_msg["content"]:
+                self.nb.metadata["language_info"] = info_msg["content"]["language_info"]
+            self._open_channel()
+            self._loop, self._op_cell_index = asyncio.get_running_loop(), 0
+            try:
+                for index, cell in enumerate(self.nb.cells):
+                    await self.async_execute_cell(cell, index, execution_count=self.code_cells_executed + 1)
+            finally:
+                if self._channel is not None:
+                    self._channel.close()
+        return self.nb
+
+    execute = run_sync(async_execute)
+
+    def _open_channel(self) -> None:
+        """The folder the grader and the kernel exchange values through (channel.py), made before
+        any student code runs, in the kernel's private runtime folder."""
+        runtime = getattr(self.km, "_runtime", None)
+        if runtime is None:
+            return
+        drop = getattr(self.km, "drop_privileges", False) and os.geteuid() == 0
+        self._channel = KernelChannel(Path(runtime) / "channel", self._run_in_kernel_from_thread,
+                                      kernel_uid=NOBODY_UID if drop else None)
+        self._grader_namespace = {"__name__": "__main__", "print": lambda *args, **kwargs: None}
 
     def create_kernel_manager(self):
         km = self._configured_kernel_manager()
@@ -180,42 +314,144 @@ class GuardedExecute(Execute):
         _spare.update(key=self._kernel_key(km), km=km)
 
     def _remaining(self) -> float:
+        """Wall-clock seconds left before the notebook's hard cap."""
         return self._deadline - time.monotonic()
 
+    def _kernel_cpu(self) -> float | None:
+        """CPU-seconds used by the kernel's processes so far (None when it cannot be read)."""
+        process = getattr(getattr(self.km, "provisioner", None), "process", None)
+        if process is None:
+            return None
+        return process_tree_cpu_seconds(process.pid)
+
     def _get_timeout(self, cell):
+        # nbclient's own timer is the wall-clock cap; the CPU limits are watched by _watch_cell.
         per_cell = super()._get_timeout(cell)
         budget = max(1, int(self._remaining()) + 1)
-        return budget if per_cell is None else min(per_cell, budget)
+        return budget if per_cell is None else min(per_cell * self.wall_factor, budget)
+
+    async def _watch_cell(self, state: dict) -> None:
+        """Interrupt the running cell when it has used its CPU-seconds, or the notebook its
+        budget; kill the kernel if it ignores the interrupt."""
+        used_before = self._kernel_cpu()
+        if used_before is None:
+            return
+        if self._cpu_at_start is None:
+            self._cpu_at_start = used_before
+        interrupted_at = None
+        while True:
+            await asyncio.sleep(0.2)
+            used = self._kernel_cpu()
+            if used is None:
+                return
+            if interrupted_at is None:
+                if self.timeout and used - used_before > self.timeout:
+                    state["reason"] = (CELL_TIMEOUT, f"the cell used its {self.timeout} CPU-seconds and was interrupted")
+                elif used - self._cpu_at_start > self.cpu_budget:
+                    state["reason"] = (CPU_BUDGET, f"the notebook used its {self.cpu_budget} CPU-seconds")
+                    self._stopped_reason = state["reason"]
+                if "reason" in state:
+                    interrupted_at = time.monotonic()
+                    await self.km.interrupt_kernel()
+            elif time.monotonic() - interrupted_at > 10:
+                state["killed"] = True
+                self._stopped_reason = (state["reason"][0], state["reason"][1] + " (it ignored the interrupt)")
+                await self._kill_kernel()
+                return
 
     async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
-        if cell.cell_type != "code" or not cell.source.strip():
-            return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
-        if self._stopped_reason is None and self._remaining() <= 0:
-            self._stopped_reason = (WALL_CLOCK, f"the notebook used its {self.wall_clock_limit} s budget")
-        if self._stopped_reason is not None:
-            ename, why = self._stopped_reason
-            cell.outputs = [error_output(NOT_RUN, f"not executed: {why}")]
-            return cell
-        # The per-cell timeout interrupts a busy cell; this outer guard catches cells
-        # that ignore the interrupt (e.g. `except BaseException: pass` in a loop).
-        grace = 10
-        try:
-            return await asyncio.wait_for(
-                super().async_execute_cell(cell, cell_index, execution_count, store_history),
-                timeout=max(1.0, self._remaining()) + grace)
-        except DeadKernelError:
-            why = "the kernel died (os._exit, a crash, or the memory limit)"
-            self._stopped_reason = (KERNEL_DIED, why)
-            cell.outputs.append(error_output(KERNEL_DIED, why))
-        except asyncio.TimeoutError:
-            why = f"the notebook used its {self.wall_clock_limit} s budget and ignored the interrupt"
-            self._stopped_reason = (WALL_CLOCK, why)
-            cell.outputs.append(error_output(WALL_CLOCK, why))
-            await self._kill_kernel()
+        if self._channel is not None and is_test_cell(cell):
+            return await self._grade_cell(cell, cell_index)
+        cell = await self._execute_in_kernel(cell, cell_index, execution_count, store_history)
+        if self._channel is not None and is_instructor_code(cell) and cell.source.strip():
+            # The tests' namespace gets the instructor's set-up from the instructor's code run
+            # here, never from the student's kernel.
+            await asyncio.to_thread(self._run_in_grader, cell.source, "set-up cell")
         return cell
 
     # nbclient wraps the *base* coroutine at class creation; re-wrap the override.
     execute_cell = run_sync(async_execute_cell)
+
+    async def _grade_cell(self, cell, cell_index):
+        """Run a test cell in the grader's process; its outputs become the verdict."""
+        info = _nbgrader(cell)
+        self._loop = asyncio.get_running_loop()
+        self._op_cell_index = cell_index
+        error = await asyncio.to_thread(self._run_in_grader, cell.source, info.get("grade_id", "test"))
+        cell.outputs = verdict_outputs(info.get("grade_id", "test"), float(info.get("points", 0) or 0), error)
+        return cell
+
+    def _run_in_grader(self, source: str, label: str) -> BaseException | None:
+        """exec `source` in the tests' namespace (this process), with the submission's names it
+        reads bound through the channel; returns the exception it raised, if any."""
+        namespace = self._grader_namespace
+        grading.set_current_channel(self._channel)
+        try:
+            code = compile(source, f"<{label}>", "exec")
+            wanted = sorted(free_names(source) - set(namespace))
+            if wanted:
+                namespace.update(self._channel.bind(wanted))
+            exec(code, namespace)
+        except Exception as error:  # noqa: BLE001 - a failing test is a verdict, not a crash
+            return error
+        finally:
+            grading.set_current_channel(None)
+        return None
+
+    def _run_in_kernel_from_thread(self, code: str) -> None:
+        """Called by the channel from the tests' thread: run one line in the kernel, wait."""
+        if self._stopped_reason is not None:
+            raise ChannelError(f"the submission could not be called: {self._stopped_reason[1]}")
+        future = asyncio.run_coroutine_threadsafe(self._run_in_kernel(code), self._loop)
+        future.result()
+
+    async def _run_in_kernel(self, code: str) -> None:
+        cell = NotebookNode(cell_type="code", source=code, metadata={}, outputs=[], execution_count=None)
+        cell = await self._execute_in_kernel(cell, self._op_cell_index, None, store_history=False)
+        if self._stopped_reason is not None:
+            raise ChannelError(f"the submission could not be called: {self._stopped_reason[1]}")
+        errors = [out for out in cell.outputs if out.get("output_type") == "error"]
+        if errors:
+            raise ChannelError(f"the kernel could not answer the tests ({errors[-1].get('ename')})")
+
+    async def _execute_in_kernel(self, cell, cell_index, execution_count=None, store_history=True):
+        if cell.cell_type != "code" or not cell.source.strip():
+            return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+        if self._stopped_reason is None and self._remaining() <= 0:
+            self._stopped_reason = (WALL_CLOCK, f"the notebook reached its wall-clock cap "
+                                                f"({self.wall_factor} x {self.cpu_budget} s)")
+        if self._stopped_reason is not None:
+            ename, why = self._stopped_reason
+            cell.outputs = [error_output(NOT_RUN, f"not executed: {why}")]
+            return cell
+        # The watchdog interrupts a cell over its CPU limit and kills a kernel that ignores the
+        # interrupt (e.g. `except BaseException: pass` in a loop); this outer guard is the clock's.
+        grace = 10
+        state: dict = {}
+        watchdog = asyncio.ensure_future(self._watch_cell(state))
+        try:
+            cell = await asyncio.wait_for(
+                super().async_execute_cell(cell, cell_index, execution_count, store_history),
+                timeout=max(1.0, self._remaining()) + grace)
+        except DeadKernelError:
+            if state.get("killed"):
+                why = self._stopped_reason[1]
+            else:
+                why = "the kernel died (os._exit, a crash, or the memory limit)"
+                self._stopped_reason = (KERNEL_DIED, why)
+            cell.outputs.append(error_output(self._stopped_reason[0], why))
+            return cell
+        except asyncio.TimeoutError:
+            why = "the notebook reached its wall-clock cap and ignored the interrupt"
+            self._stopped_reason = (WALL_CLOCK, why)
+            cell.outputs.append(error_output(WALL_CLOCK, why))
+            await self._kill_kernel()
+            return cell
+        finally:
+            watchdog.cancel()
+        if "reason" in state:
+            cell.outputs.append(error_output(*state["reason"]))
+        return cell
 
     async def _kill_kernel(self) -> None:
         if self.km is not None:

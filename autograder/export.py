@@ -20,7 +20,7 @@ import nbformat  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from .course import Course, check_id  # noqa: E402
-from .execute import KERNEL_DIED, NOT_RUN, WALL_CLOCK  # noqa: E402
+from .execute import CPU_BUDGET, KERNEL_DIED, NOT_RUN, WALL_CLOCK  # noqa: E402
 from .grade import read_grading_log  # noqa: E402
 
 
@@ -41,7 +41,7 @@ def failure_reasons(autograded: Path) -> dict[str, str]:
             if errors:
                 last = errors[-1]
                 # The grader's own errors say why the cell could not run: keep that.
-                own = last.ename in (NOT_RUN, KERNEL_DIED, WALL_CLOCK)
+                own = last.ename in (NOT_RUN, KERNEL_DIED, WALL_CLOCK, CPU_BUDGET)
                 reasons[meta["grade_id"]] = f"{last.ename}: {last.evalue}" if own else last.ename
     return reasons
 

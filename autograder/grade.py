@@ -74,14 +74,14 @@ def review_flags(notebook: Path) -> list[str]:
     return [name for name, pattern in TAMPER_PATTERNS.items() if re.search(pattern, student_code)]
 
 
-def grade_overrides(*, cell_timeout: int | None = None, wall_clock: int | None = None,
+def grade_overrides(*, cell_timeout: int | None = None, budget: int | None = None,
                     memory_mb: int | None = None, sandbox: str | None = None) -> Config:
     """Config overriding the course defaults for one grading run."""
     config = Config()
     if cell_timeout is not None:
         config.Execute.timeout = cell_timeout
-    if wall_clock is not None:
-        config.GuardedExecute.wall_clock_limit = wall_clock
+    if budget is not None:
+        config.GuardedExecute.cpu_budget = budget
     if memory_mb is not None:
         config.SandboxedKernelManager.memory_limit_mb = memory_mb
     if sandbox is not None:

@@ -13,7 +13,7 @@ from autograder.course import REPO_ROOT, Course
 
 FIXTURE_SOLUTIONS = REPO_ROOT / "tests" / "fixtures" / "course" / "solutions"
 # Short limits keep the hanging samples quick; the course defaults are much longer.
-TEST_LIMITS = ["--cell-timeout", "6", "--wall-clock", "40", "--memory-mb", "2048"]
+TEST_LIMITS = ["--cell-timeout", "6", "--budget", "40", "--memory-mb", "2048"]
 
 
 def temp_course(tmp: Path, solutions: Path) -> Course:
@@ -58,5 +58,5 @@ def sequential_nbgrader(course: Course, assignment: str, copy_to: Path, limits: 
     return gradebook_totals(copy, assignment)
 
 
-NBGRADER_LIMITS = ["--Execute.timeout=6", "--GuardedExecute.wall_clock_limit=40",
+NBGRADER_LIMITS = ["--Execute.timeout=6", "--GuardedExecute.cpu_budget=40",
                    "--SandboxedKernelManager.memory_limit_mb=2048"]

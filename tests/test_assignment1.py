@@ -121,7 +121,7 @@ def test_untouched_release_scores_zero_without_crashing():
     assert not any(results.values()), results
 
 
-def test_every_hidden_region_restores_the_originals_before_checking():
+def test_every_hidden_region_checks_with_the_canonical_helpers():
     assert len(hidden_regions(ASSIGNMENT)) == 6
 
 

@@ -103,7 +103,7 @@ def test_release_blanks_every_answer():
             assert "BEGIN SOLUTION" not in blank and "raise NotImplementedError()" in blank
 
 
-def test_every_hidden_region_restores_the_originals_before_checking():
+def test_every_hidden_region_checks_with_the_canonical_helpers():
     from assignment_runner import hidden_regions
 
     assert len(hidden_regions("assignment2")) == 5

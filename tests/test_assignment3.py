@@ -122,7 +122,7 @@ def test_points_match_the_intro_table():
         assert re.search(rf"^## {q} .*\(4 points\)$", text, re.M), q
 
 
-def test_hidden_regions_restore_the_originals_and_use_tamper_proof_checks():
+def test_every_hidden_region_checks_with_the_canonical_helpers():
     assert len(hidden_regions(ASSIGNMENT)) == 5
 
 

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 ASSIGNMENT = "assignment2"
 # A training cell takes ~15 s on an idle 2-core machine; the infinite loop costs one worker the
 # 60 s cell timeout while the other grades the rest.
-LIMITS = ["--cell-timeout", "60", "--wall-clock", "600", "--memory-mb", "4096"]
+LIMITS = ["--cell-timeout", "60", "--budget", "600", "--memory-mb", "4096"]
 # The CNN (q8) needs only the setup cell, so it still scores when q6 is broken and the kernel lives.
 CNN_ONLY = 4.0
 KERNEL_SURVIVES = {"exception_in_cell", "infinite_loop", "memory_bomb", "edited_locked_cell"}

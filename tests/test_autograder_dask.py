@@ -34,7 +34,7 @@ distributed = pytest.importorskip("distributed")
 pytestmark = pytest.mark.filterwarnings("ignore:.*not in session.*")
 ASSIGNMENT = "assignment1"
 KILLER = "worker-killer"
-LIMITS = dict(cell_timeout=6, wall_clock=40, memory_mb=2048)  # = TEST_LIMITS, for grade()
+LIMITS = dict(cell_timeout=6, budget=40, memory_mb=2048)  # = TEST_LIMITS, for grade()
 
 
 def solution_blocks(source_md) -> list[str]:

@@ -128,3 +128,24 @@ def threshold(dataset_name: str, model: str) -> float:
     if value is None:
         raise ValueError(f"the {dataset_name} threshold for {model} has not been calibrated yet")
     return value
+
+
+def grading_images(images: torch.Tensor, seed: int) -> torch.Tensor:
+    """The test images as the grader shows them: each moved by at most one pixel in each direction
+    (padding with black) and given faint noise (σ = 0.02, clipped to [0, 1]), as ``seed`` decides.
+
+    A model that learned the classes barely notices (``tests/test_assignment2.py`` measures the
+    reference models); a lookup table of the public test images no longer finds them.
+    """
+    generator = torch.Generator().manual_seed(int(seed))
+    n = images.shape[0]
+    shifts = torch.randint(-1, 2, (n, 2), generator=generator)
+    padded = torch.nn.functional.pad(images, (1, 1, 1, 1))
+    height, width = images.shape[-2:]
+    moved = torch.empty_like(images)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            chosen = (shifts[:, 0] == dy) & (shifts[:, 1] == dx)
+            moved[chosen] = padded[chosen, 1 - dy:1 - dy + height, 1 - dx:1 - dx + width]
+    noise = torch.randn(images.shape, generator=generator) * 0.02
+    return (moved + noise).clamp_(0.0, 1.0)
