@@ -158,6 +158,11 @@ def student_pyproject(repo_pyproject: Path = REPO_ROOT / "pyproject.toml") -> st
     return "\n".join(lines)
 
 
+def zip_path(out: Path) -> Path:
+    """The zip written next to the package folder `out`: OUT.zip."""
+    return out.parent / f"{out.name}.zip"
+
+
 def _prepare_out(out: Path) -> None:
     """Empty `out`, refusing a non-empty folder that an earlier package run did not write."""
     if out.exists():
@@ -187,8 +192,10 @@ def build_package(out: Path = DEFAULT_OUT, course: Course | None = None, *, make
         if not (STUDENT_FILES / name).is_file():
             raise FileNotFoundError(f"{STUDENT_FILES / name} is missing: the package's {name} comes from there")
     out = out.resolve()
-    if out == REPO_ROOT or REPO_ROOT.is_relative_to(out):
-        raise ValueError(f"--out {out} would replace the repository; give a folder of its own")
+    sources = [REPO_ROOT / name for name in ("exercises", "solutions", "student", LIBRARY, TOOL)]
+    if REPO_ROOT.is_relative_to(out) or any(out.is_relative_to(p) for p in sources + [course.exercises]):
+        raise ValueError(f"--out {out} would overwrite the course's own files; give a folder of its own "
+                         "(default: _build/student-package)")
     _prepare_out(out)
     written = [_copy(p, out / "exercises" / p.relative_to(course.exercises)) for p in notebooks]
     imports = set().union(*(notebook_imports(p) for p in notebooks))
@@ -208,7 +215,7 @@ def build_package(out: Path = DEFAULT_OUT, course: Course | None = None, *, make
             raise RuntimeError(f"{path.relative_to(out)} would carry {leaks} to students; package not written")
     (out / STAMP).write_text("written by `python -m autograder package`; replaced on every run\n")
     if make_zip:
-        archive = out.with_suffix(".zip")
+        archive = zip_path(out)
         with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
             for path in sorted(written):
                 zipped.write(path, Path(out.name) / path.relative_to(out))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -21,7 +22,7 @@ import pytest
 from autograder import __main__ as cli
 from autograder.collect import collect, student_id
 from autograder.course import REPO_ROOT, Course
-from autograder.package import STAMP, STUDENT_MAIN, build_package
+from autograder.package import STAMP, STUDENT_MAIN, build_package, zip_path
 from test_leaks import MARKERS, _leaks, _meaningful, instructor_sources, secrets
 
 EXERCISES = REPO_ROOT / "exercises"
@@ -48,7 +49,7 @@ def package_texts(folder: Path) -> dict[str, str]:
     """Every file of the package folder, and every member of its zip, as text."""
     texts = {str(p.relative_to(folder)): p.read_text(encoding="utf-8")
              for p in sorted(folder.rglob("*")) if p.is_file()}
-    with zipfile.ZipFile(folder.with_suffix(".zip")) as archive:
+    with zipfile.ZipFile(zip_path(folder)) as archive:
         texts |= {f"zip:{name}": archive.read(name).decode("utf-8") for name in archive.namelist()}
     return texts
 
@@ -89,7 +90,7 @@ def test_the_package_holds_the_student_files_and_nothing_of_the_instructors(pack
     pins = (REPO_ROOT / "pyproject.toml").read_text()
     for spec in re.findall(r'"([A-Za-z0-9_.-]+==[^"]+)"', (package / "pyproject.toml").read_text()):
         assert f'"{spec}"' in pins, f"{spec} is not the course's pin"
-    assert {name.split("/", 1)[1] for name in zipfile.ZipFile(package.with_suffix(".zip")).namelist()} \
+    assert {name.split("/", 1)[1] for name in zipfile.ZipFile(zip_path(package)).namelist()} \
         == {str(p.relative_to(package)) for p in package.rglob("*") if p.is_file() and p.name != STAMP}
 
 
@@ -125,6 +126,9 @@ def test_package_refuses_to_replace_a_folder_it_did_not_write(tmp_path, capsys):
     assert cli.main(["package", "--out", str(mine)]) == 2
     assert "not written by `package`" in capsys.readouterr().err
     assert (mine / "notes.txt").read_text() == "keep me"
+    assert cli.main(["package", "--out", str(REPO_ROOT / "exercises" / "copy")]) == 2
+    assert "would overwrite the course's own files" in capsys.readouterr().err
+    assert not (REPO_ROOT / "exercises" / "copy").exists()
 
 
 def test_the_notebooks_imports_resolve_inside_the_package(package):
@@ -220,3 +224,19 @@ def test_student_texts_name_the_menus_and_commands_that_exist():
 
     assert recipe(REPO_ROOT / "student" / "Makefile", "lab") == recipe(REPO_ROOT / "Makefile", "lab"), \
         "student/Makefile's `make lab` must start JupyterLab as the course's Makefile does"
+
+
+def test_the_package_installs_the_library_and_validate_with_the_course_pins(package, tmp_path):
+    """`pip install -e .` in the package builds from its pyproject.toml: the wheel shows what it installs."""
+    copy = tmp_path / "package"
+    shutil.copytree(package, copy)
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
+                           ".", "-w", str(tmp_path / "wheel")], cwd=copy, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    with zipfile.ZipFile(next((tmp_path / "wheel").glob("*.whl"))) as wheel:
+        names = set(wheel.namelist())
+        metadata = wheel.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    assert {"vitcourse/vit.py", "vitcourse/data/__main__.py", "autograder/validate.py", "autograder/__main__.py"} <= names
+    requires = set(re.findall(r"^Requires-Dist: (\S+)$", metadata, re.M))
+    pins = set(re.findall(r'"([A-Za-z0-9_.-]+==[^"]+)"', (REPO_ROOT / "pyproject.toml").read_text()))
+    assert requires <= pins and {r.split("==")[0] for r in requires} >= {"torch", "numpy", "jupyterlab", "nbgrader"}
