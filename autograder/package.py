@@ -1,7 +1,7 @@
 """`package`: the folder (and zip) that students get; this repository is the instructor's.
 
 What goes in:
-  exercises/          the released notebooks (run `python -m autograder release --all` first)
+  exercises/          the released assignments (run `python -m autograder release --all` first)
   vitcourse/          the library modules the notebooks import, and the modules those import
   autograder/         the student side of the tool only: `python -m autograder validate`
   README.md, Makefile from student/: set-up, `make lab`, Validate, how and where to submit
@@ -184,7 +184,9 @@ def _copy(source: Path, target: Path) -> Path:
 def build_package(out: Path = DEFAULT_OUT, course: Course | None = None, *, make_zip: bool = False) -> list[Path]:
     """Write the student package into `out` (replaced); returns the files written (and the zip)."""
     course = course or Course()
-    notebooks = sorted(course.exercises.glob("*/*.ipynb"))
+    released = sorted(p for p in course.exercises.rglob("*") if p.is_file() and not any(
+        part.startswith(".") or part == "__pycache__" for part in p.relative_to(course.exercises).parts))
+    notebooks = [p for p in released if p.suffix == ".ipynb"]
     if not notebooks:
         raise FileNotFoundError(f"no released notebook under {course.exercises}: "
                                 "run `python -m autograder release --all` first")
@@ -197,7 +199,7 @@ def build_package(out: Path = DEFAULT_OUT, course: Course | None = None, *, make
         raise ValueError(f"--out {out} would overwrite the course's own files; give a folder of its own "
                          "(default: _build/student-package)")
     _prepare_out(out)
-    written = [_copy(p, out / "exercises" / p.relative_to(course.exercises)) for p in notebooks]
+    written = [_copy(p, out / "exercises" / p.relative_to(course.exercises)) for p in released]
     imports = set().union(*(notebook_imports(p) for p in notebooks))
     library = module_closure(imports | set(LIBRARY_ROOTS), REPO_ROOT, LIBRARY)
     tool = module_closure(set(TOOL_ROOTS), REPO_ROOT, TOOL)
@@ -209,7 +211,7 @@ def build_package(out: Path = DEFAULT_OUT, course: Course | None = None, *, make
     (out / "pyproject.toml").write_text(student_pyproject(), encoding="utf-8")
     written.append(out / "pyproject.toml")
     for path in written:
-        leaks = [m for m in FORBIDDEN_MARKERS if m in path.read_text(encoding="utf-8")]
+        leaks = [m for m in FORBIDDEN_MARKERS if m in path.read_bytes().decode("utf-8", errors="replace")]
         if leaks:
             shutil.rmtree(out)
             raise RuntimeError(f"{path.relative_to(out)} would carry {leaks} to students; package not written")
