@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 VENV_STAMP    := $(VENV)/.installed
 MATHJAX_STAMP := book/assets/mathjax/es5/tex-mml-chtml.js
 
-.PHONY: help setup mathjax system-deps book test test-fast lab release clean clean-book
+.PHONY: help setup mathjax system-deps book test test-fast lab release student-package clean clean-book
 
 help:
 	@echo "make book        build the HTML book into _build/html (executes every chapter)"
@@ -16,6 +16,7 @@ help:
 	@echo "make test-fast   unit tests only (no book build, no browser, no slow tests)"
 	@echo "make setup       create $(VENV) with the pinned dependencies"
 	@echo "make lab         open JupyterLab for the assignments"
+	@echo "make student-package  the folder and zip students get (_build/student-package): no solutions"
 	@echo "VITCOURSE_PROFILE=quick|full chooses how much the chapters train (default: full on a CUDA GPU, quick otherwise)"
 
 setup: $(VENV_STAMP)
@@ -57,6 +58,10 @@ lab: setup
 
 release: setup
 	$(PY) -m autograder release --all
+
+# What students get instead of this repository (no solutions, no hidden tests): see student/README.md.
+student-package: setup
+	$(PY) -m autograder package --zip
 
 clean-book:
 	rm -rf _build

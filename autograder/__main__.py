@@ -77,6 +77,17 @@ def cmd_validate(args) -> int:
     return 1 if results else 0
 
 
+def cmd_package(args) -> int:
+    from .package import DEFAULT_OUT, build_package
+
+    out = Path(args.out) if args.out else DEFAULT_OUT
+    written = build_package(out, _course(args), make_zip=args.zip)
+    print(f"wrote the student package: {out.resolve()} ({sum(p.suffix != '.zip' for p in written)} files)")
+    if args.zip:
+        print(f"wrote {written[-1]}")
+    return 0
+
+
 def cmd_doctor(args) -> int:
     from .doctor import doctor
 
@@ -133,6 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("notebook")
     p.set_defaults(run=cmd_validate)
 
+    p = sub.add_parser("package", help="the student package: exercises, library, README; no solutions")
+    p.add_argument("--out", help="folder to write (replaced; default: _build/student-package)")
+    p.add_argument("--zip", action="store_true", help="also write OUT.zip")
+    p.set_defaults(run=cmd_package)
+
     p = sub.add_parser("doctor", help="check the OS packages the sandbox needs")
     p.add_argument("--install", action="store_true", help="apt-get install what is missing (root)")
     p.set_defaults(run=cmd_doctor)
@@ -144,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     quiet_gradebook_warnings()
     try:
         return args.run(args)
-    except (FileNotFoundError, ValueError, RuntimeError, PermissionError) as error:
+    except (FileNotFoundError, FileExistsError, ValueError, RuntimeError, PermissionError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
