@@ -56,8 +56,14 @@ def cmd_grade(args) -> int:
 def cmd_feedback(args) -> int:
     from .feedback import feedback
 
-    for page in feedback(args.assignment, _course(args), students=args.student or None):
+    problems: list[str] = []
+    for page in feedback(args.assignment, _course(args), students=args.student or None, problems=problems):
         print(f"wrote {page}")
+    if problems:
+        print(f"{len(problems)} student(s) got no page or an incomplete one:")
+        for problem in problems:
+            print(f"  {problem}")
+        return 1
     return 0
 
 

@@ -331,25 +331,36 @@ class KernelChannel:
         self.folder = Path(folder)
         self.run_in_kernel = run_in_kernel
         self.count = 0
-        (self.folder / "requests").mkdir(parents=True, exist_ok=True, mode=0o755)
+        self.folder.mkdir(mode=0o755)
+        (self.folder / "requests").mkdir(mode=0o755)
         answers = self.folder / "answers"
-        answers.mkdir(exist_ok=True, mode=0o700)
+        answers.mkdir(mode=0o700)
         if kernel_uid is not None:
             os.chown(answers, kernel_uid, kernel_uid)
-        # Opened now, before any student code runs: replacing the folder later changes nothing.
-        self._answers_fd = os.open(answers, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        # Opened now, before any student code runs: replacing the folders (or the folder above,
+        # which the kernel's user owns) with links later changes nothing the grader reads or writes.
+        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+        self._requests_fd = os.open(self.folder / "requests", flags)
+        self._answers_fd = os.open(answers, flags)
 
     def close(self) -> None:
-        if self._answers_fd is not None:
-            os.close(self._answers_fd)
-            self._answers_fd = None
+        for name in ("_requests_fd", "_answers_fd"):
+            fd = getattr(self, name)
+            if fd is not None:
+                os.close(fd)
+                setattr(self, name, None)
 
     def request(self, message: dict, arrays: dict | None = None):
         self.count += 1
         number = self.count
-        path = self.folder / "requests" / f"{number}.npz"
-        _write_message(path, message, arrays or {})
-        os.chmod(path, 0o644)
+        buffer = io.BytesIO()
+        numpy.savez(buffer, header=numpy.frombuffer(json.dumps(message).encode(), dtype=numpy.uint8),
+                    **(arrays or {}))
+        fd = os.open(f"{number}.npz", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644,
+                     dir_fd=self._requests_fd)
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), 0o644)
+            handle.write(buffer.getvalue())
         self.run_in_kernel(f"__import__('autograder.channel').channel.serve({str(self.folder)!r}, {number})")
         header, answer_arrays = self._read_answer(number)
         if "error" in header:

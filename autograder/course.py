@@ -74,6 +74,12 @@ class Course:
             return []
         return sorted(p.name for p in base.iterdir() if (p / assignment).is_dir())
 
+    def grading_seed(self) -> int:
+        """The course's secret grading seed (created on first use, readable by the instructor
+        only). It chooses the inputs that hidden tests make at grading time, e.g. the perturbed
+        test images of assignment 2; kernels never see it (the course folder is hidden)."""
+        return read_grading_seed(self.root, create=True)
+
     def ensure(self) -> None:
         """Create the course folder and its nbgrader_config.py stub."""
         self.root.mkdir(parents=True, exist_ok=True)
@@ -114,6 +120,28 @@ def quiet_gradebook_warnings() -> None:
 
     warnings.filterwarnings("ignore", module="nbgrader")
     warnings.filterwarnings("ignore", message=".*not in session.*")
+
+
+SECRET_FILE = ".grading_secret"
+
+
+def read_grading_seed(root: Path, *, create: bool = False) -> int | None:
+    """The seed in `root`/.grading_secret; with create, made (0600) when missing."""
+    import secrets
+
+    path = Path(root) / SECRET_FILE
+    if not path.exists():
+        if not create:
+            return None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(f"{secrets.randbelow(2**31)}\n")
+    text = path.read_text().strip()
+    if not text.isdigit():
+        raise ValueError(f"{path} must hold one whole number (the course's grading seed); "
+                         "delete it to make a new one")
+    return int(text)
 
 
 def run_api(result: dict, action: str) -> str:

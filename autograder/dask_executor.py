@@ -39,6 +39,7 @@ from pathlib import Path, PurePosixPath
 from traitlets.config import Config
 
 from .course import Course, quiet_gradebook_warnings
+from .grading import SECRET_ENV
 from .grade import GradeResult, grade_submission, grading_api, merge_scores
 
 # A task that was running on this many + 1 workers that died is marked failed.
@@ -78,6 +79,7 @@ class GradingJob:
     overrides: dict  # grade_overrides() as plain data (limits, sandbox mode)
     kernels_per_host: int  # concurrent kernels on one machine: math-library threads each
     course_root: str  # the instructor's course folder: hidden from kernels where it exists
+    grading_seed: int  # the course's secret seed for inputs chosen at grading time
 
     @property
     def plugin_name(self) -> str:
@@ -125,7 +127,7 @@ def build_job(course: Course, assignment: str, overrides: Config, *, kernels_per
     return GradingJob(token=token or uuid.uuid4().hex[:12], assignment=assignment,
                       gradebook=course.gradebook.read_bytes(), release_files=release_files,
                       overrides=json.loads(json.dumps(overrides)), kernels_per_host=max(1, kernels_per_host),
-                      course_root=str(course.root.resolve()))
+                      course_root=str(course.root.resolve()), grading_seed=course.grading_seed())
 
 
 def submission_task(course: Course, assignment: str, student: str) -> SubmissionTask:
@@ -207,6 +209,7 @@ def grade_task(token: str, task: SubmissionTask) -> tuple[GradeResult, dict | No
     # Read by every kernel manager: math threads per kernel, and the folders to hide.
     os.environ["AUTOGRADER_WORKERS"] = str(job.kernels_per_host)
     os.environ["AUTOGRADER_COURSE_ROOT"] = plugin.hidden_folders
+    os.environ[SECRET_ENV] = str(job.grading_seed)
     submitted = course.submitted(task.student, job.assignment)
     autograded = course.autograded(task.student, job.assignment)
     for folder in (submitted, autograded):

@@ -8,7 +8,7 @@ import subprocess
 
 # Debian package -> command it provides.
 APT_PACKAGES = {"bubblewrap": "bwrap", "util-linux": "prlimit"}
-# setpriv (util-linux) is only used when grading as root, to run kernels as nobody.
+# setpriv (util-linux) is only used when grading as root, to run each kernel under a uid of its own.
 OPTIONAL_COMMANDS = {"setpriv": "util-linux"}
 
 
@@ -43,4 +43,7 @@ def doctor(*, install_missing: bool = False, report=print) -> bool:
         report("fallback: `grade --no-sandbox` keeps resource limits but not file/network isolation")
         return False
     report("sandbox: bubblewrap works (user, pid, net and mount namespaces); prlimit found")
+    from .budget import hierarchies
+
+    report(f"per-submission budget: {hierarchies().describe()}")
     return True

@@ -47,7 +47,8 @@ from traitlets import Bool, Integer
 
 from . import grading
 from .channel import ChannelError, KernelChannel
-from .sandbox import NOBODY_UID, SandboxedKernelManager
+from .course import read_grading_seed
+from .sandbox import SandboxedKernelManager
 
 # Error names written into notebooks; export counts them as failure reasons.
 KERNEL_DIED = "KernelDied"
@@ -203,7 +204,7 @@ class GuardedExecute(Execute):
     cpu_budget = Integer(
         600, help="CPU-seconds the whole notebook may use; then remaining cells score 0.").tag(config=True)
     wall_factor = Integer(
-        4, help="Wall-clock cap of a cell and of the notebook, as a multiple of its CPU limit.").tag(config=True)
+        10, help="Wall-clock cap of a cell and of the notebook, as a multiple of its CPU limit.").tag(config=True)
     max_output_chars = Integer(
         2_000_000, help="Output characters kept per notebook; later output is dropped.").tag(config=True)
     start_kernels_ahead = Bool(
@@ -221,30 +222,13 @@ class GuardedExecute(Execute):
         self._output_chars = 0
         self._output_truncated = False
         self._channel: KernelChannel | None = None
+        self._channel_opened = False
         self._grader_namespace: dict = {}
-        return super().preprocess(nb, resources, km)
-
-    async def async_execute(self, reset_kc: bool = False, **kwargs) -> NotebookNode:
-        """nbclient's loop over the cells, with the grader's channel to the kernel opened first."""
-        if reset_kc and self.owns_km:
-            await self._async_cleanup_kernel()
-        self.reset_execution_trackers()
-        async with self.async_setup_kernel(**kwargs):
-            msg_id = await self.kc.kernel_info()
-            info_msg = await self.async_wait_for_reply(msg_id)
-            if info_msg is not None and "language_info" in info_msg["content"]:
-                self.nb.metadata["language_info"] = info_msg["content"]["language_info"]
-            self._open_channel()
-            self._loop, self._op_cell_index = asyncio.get_running_loop(), 0
-            try:
-                for index, cell in enumerate(self.nb.cells):
-                    await self.async_execute_cell(cell, index, execution_count=self.code_cells_executed + 1)
-            finally:
-                if self._channel is not None:
-                    self._channel.close()
-        return self.nb
-
-    execute = run_sync(async_execute)
+        try:
+            return super().preprocess(nb, resources, km)
+        finally:
+            if self._channel is not None:
+                self._channel.close()
 
     def _open_channel(self) -> None:
         """The folder the grader and the kernel exchange values through (channel.py), made before
@@ -252,9 +236,12 @@ class GuardedExecute(Execute):
         runtime = getattr(self.km, "_runtime", None)
         if runtime is None:
             return
-        drop = getattr(self.km, "drop_privileges", False) and os.geteuid() == 0
+        if grading.SECRET_ENV not in os.environ:   # plain `nbgrader autograde` in the course folder
+            seed = read_grading_seed(Path(self.config.CourseDirectory.get("root") or "."))
+            if seed is not None:
+                os.environ[grading.SECRET_ENV] = str(seed)
         self._channel = KernelChannel(Path(runtime) / "channel", self._run_in_kernel_from_thread,
-                                      kernel_uid=NOBODY_UID if drop else None)
+                                      kernel_uid=getattr(self.km, "kernel_uid", None))
         self._grader_namespace = {"__name__": "__main__", "print": lambda *args, **kwargs: None}
 
     def create_kernel_manager(self):
@@ -273,7 +260,8 @@ class GuardedExecute(Execute):
         current = self.km
         km = super().create_kernel_manager()
         self.km = current   # nbclient's method also assigns self.km; the caller decides that
-        # Hidden-test helpers must capture torch's real functions before student code runs.
+        # A torch notebook's kernel imports torch while it boots (a kernel started ahead pays
+        # for it while the previous notebook runs).
         if isinstance(km, SandboxedKernelManager) and _uses_torch(self.nb):
             km.boot_modules = ["torch", *km.boot_modules]
         return km
@@ -360,12 +348,17 @@ class GuardedExecute(Execute):
                 return
 
     async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
+        if not self._channel_opened and self.kc is not None:
+            # Before the first cell runs (nothing of the student's has run yet).
+            self._channel_opened = True
+            self._open_channel()
         if self._channel is not None and is_test_cell(cell):
             return await self._grade_cell(cell, cell_index)
         cell = await self._execute_in_kernel(cell, cell_index, execution_count, store_history)
         if self._channel is not None and is_instructor_code(cell) and cell.source.strip():
             # The tests' namespace gets the instructor's set-up from the instructor's code run
             # here, never from the student's kernel.
+            self._loop, self._op_cell_index, self._op_cell = asyncio.get_running_loop(), cell_index, cell
             await asyncio.to_thread(self._run_in_grader, cell.source, "set-up cell")
         return cell
 
@@ -375,8 +368,7 @@ class GuardedExecute(Execute):
     async def _grade_cell(self, cell, cell_index):
         """Run a test cell in the grader's process; its outputs become the verdict."""
         info = _nbgrader(cell)
-        self._loop = asyncio.get_running_loop()
-        self._op_cell_index = cell_index
+        self._loop, self._op_cell_index, self._op_cell = asyncio.get_running_loop(), cell_index, cell
         error = await asyncio.to_thread(self._run_in_grader, cell.source, info.get("grade_id", "test"))
         cell.outputs = verdict_outputs(info.get("grade_id", "test"), float(info.get("points", 0) or 0), error)
         return cell
@@ -407,7 +399,11 @@ class GuardedExecute(Execute):
 
     async def _run_in_kernel(self, code: str) -> None:
         cell = NotebookNode(cell_type="code", source=code, metadata={}, outputs=[], execution_count=None)
-        cell = await self._execute_in_kernel(cell, self._op_cell_index, None, store_history=False)
+        try:
+            cell = await self._execute_in_kernel(cell, self._op_cell_index, None, store_history=False)
+        finally:
+            # nbclient stores the cell it ran at its index: put the test cell back.
+            self.nb.cells[self._op_cell_index] = self._op_cell
         if self._stopped_reason is not None:
             raise ChannelError(f"the submission could not be called: {self._stopped_reason[1]}")
         errors = [out for out in cell.outputs if out.get("output_type") == "error"]
@@ -436,6 +432,10 @@ class GuardedExecute(Execute):
         except DeadKernelError:
             if state.get("killed"):
                 why = self._stopped_reason[1]
+            elif getattr(self.km, "ran_out_of_memory", lambda: False)():
+                why = (f"the kernel was stopped: the submission used its memory budget "
+                       f"({getattr(self.km, 'memory_limit_mb', '?')} MiB over all its processes and files)")
+                self._stopped_reason = (KERNEL_DIED, why)
             else:
                 why = "the kernel died (os._exit, a crash, or the memory limit)"
                 self._stopped_reason = (KERNEL_DIED, why)

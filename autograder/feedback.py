@@ -1,11 +1,14 @@
-"""`feedback`: per-student HTML with scores and visible-test output, and no hidden tests.
+"""`feedback`: per-student HTML pages with scores and the grader's verdicts, and no hidden tests.
 
-nbgrader's feedback shows the autograded notebook, whose grade cells carry the
-restored hidden tests -- in the cell source and in the tracebacks they raise.
-RedactHiddenTests (registered in nbgrader_config.py) removes both, and blanks any
-output that quotes hidden-test lines (a student cell could print the kernel's input
-history). `feedback()` then re-checks every written page for hidden-test lines and
-deletes a page that still has one, so a leak fails loudly instead of being sent out.
+A page shows exactly three things: the student's own notebook as they submitted it (their
+code and the outputs *they* saw), each test cell's verdict and points as the grader wrote it
+(execute.verdict_outputs: "passed", or the failed check's message), and nothing that the
+grading run printed. RedactHiddenTests (registered in nbgrader_config.py) builds that page
+from the autograded notebook: it removes hidden-test regions from test cells, keeps their
+verdicts, and puts back the submitted outputs of every other cell. As a second line of
+defence `feedback()` scans each written page for hidden-test lines and withholds a page that
+has one; that, or any other problem with one student's page, is reported and the other
+students' pages are written all the same.
 """
 
 from __future__ import annotations
@@ -20,10 +23,10 @@ from nbformat.v4 import new_output
 from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor
 
 from .course import REPO_ROOT, Course, check_id, run_api
+from .execute import is_test_cell
 
 BEGIN_HIDDEN = "### BEGIN HIDDEN TESTS"
 END_HIDDEN = "### END HIDDEN TESTS"
-HIDDEN_TRACEBACK_NOTE = "(traceback not shown: this cell contains hidden tests)"
 REDACTED_OUTPUT = "[output removed by the autograder: it quoted hidden test code]\n"
 # Lines shorter than this (e.g. `)` or `x = 1`) are too generic to identify hidden code.
 MIN_SECRET_LINE = 6
@@ -35,9 +38,6 @@ MATHJAX_FILES = ["tex-mml-chtml.js", "output/chtml/fonts/woff-v2"]
 class OfflineFeedbackExporter(HTMLExporter):
     """HTMLExporter under its own config section (see nbgrader_config.py)."""
 
-
-class LeakError(RuntimeError):
-    """A feedback page still contains hidden-test source."""
 
 
 def hidden_lines(sources: list[str]) -> set[str]:
@@ -68,20 +68,48 @@ def _output_text(output) -> str:
 
 
 class RedactHiddenTests(NbGraderPreprocessor):
-    """Remove hidden tests from sources, their tracebacks, and outputs quoting them."""
+    """The feedback page's notebook: submitted cells and outputs, verdicts, no hidden tests."""
 
     def preprocess(self, nb, resources):
         self._secrets = hidden_lines([cell.source for cell in nb.cells])
         self._clear = ClearHiddenTests(enforce_metadata=False)
+        self._submitted = self._submitted_cells(resources)
         return super().preprocess(nb, resources)
 
+    def _submitted_cells(self, resources) -> list | None:
+        """The cells of the notebook as the student submitted it, or None if it cannot be read."""
+        import nbformat
+
+        info = resources.get("nbgrader", {})
+        root = Path(self.config.CourseDirectory.get("root") or ".")
+        path = root / "submitted" / str(info.get("student")) / str(info.get("assignment")) / f"{info.get('notebook')}.ipynb"
+        try:
+            return nbformat.read(path, as_version=4).cells
+        except Exception:  # noqa: BLE001 - no submitted outputs then: the page shows none
+            return None
+
+    def _submitted_outputs(self, cell, index) -> list:
+        cells = self._submitted
+        if cells is None or index >= len(cells):
+            return []
+        theirs = cells[index]
+        same = (theirs.cell_type == cell.cell_type and theirs.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+                == cell.get("metadata", {}).get("nbgrader", {}).get("grade_id"))
+        return list(theirs.get("outputs", [])) if same else []
+
     def preprocess_cell(self, cell, resources, index):
-        had_hidden = BEGIN_HIDDEN in cell.source
-        if had_hidden:
+        if BEGIN_HIDDEN in cell.source:
             self._clear._remove_hidden_test_region(cell)
+        if cell.cell_type != "code":
+            return cell, resources
+        if is_test_cell(cell):
+            # The grader's verdict: one line, no traceback.
+            for output in cell.outputs:
+                if output.get("output_type") == "error":
+                    output.traceback = [f"{output.ename}: {output.evalue}"]
+        else:
+            cell.outputs = self._submitted_outputs(cell, index)
         for position, output in enumerate(cell.get("outputs", [])):
-            if had_hidden and output.get("output_type") == "error":
-                output.traceback = [f"{output.ename}: {output.evalue}", HIDDEN_TRACEBACK_NOTE]
             if any(secret in _output_text(output) for secret in self._secrets):
                 cell.outputs[position] = new_output("stream", name="stderr", text=REDACTED_OUTPUT)
         return cell, resources
@@ -133,12 +161,18 @@ def _student_secrets(course: Course, student: str, assignment: str) -> set[str]:
 
 
 def feedback(assignment: str, course: Course | None = None, students: list[str] | None = None,
-             progress=print) -> list[Path]:
-    """Write feedback/<student>/<assignment>/*.html for graded students; return the pages."""
+             progress=print, problems: list[str] | None = None) -> list[Path]:
+    """Write feedback/<student>/<assignment>/*.html for graded students; return the pages.
+
+    A student whose page cannot be written, or whose page is withheld because it still holds
+    hidden-test lines, is reported through `progress` and appended to `problems`; every other
+    student still gets a page.
+    """
     course = course or Course()
     check_id(assignment, "assignment")
     graded = sorted(p.parent.name for p in (course.root / "autograded").glob(f"*/{assignment}"))
     todo = students or graded
+    problems = [] if problems is None else problems
     api = course.api()
     pages: list[Path] = []
     have_mathjax = mathjax_source() is not None
@@ -146,15 +180,24 @@ def feedback(assignment: str, course: Course | None = None, students: list[str] 
         progress("warning: no local MathJax (run `make book` / `npm install`): math will show as TeX source")
     for student in todo:
         if student not in graded:
-            raise FileNotFoundError(f"{student} has no autograded {assignment}: run `grade` first")
-        run_api(api.generate_feedback(assignment, student, force=True), f"feedback for {student}")
+            problems.append(f"{student}: no autograded {assignment} (run `grade` first)")
+            progress(f"skipped {student}: {problems[-1]}")
+            continue
+        try:
+            run_api(api.generate_feedback(assignment, student, force=True), f"feedback for {student}")
+        except RuntimeError as error:
+            problems.append(f"{student}: nbgrader could not write the page ({str(error).splitlines()[0]})")
+            progress(f"skipped {student}: {problems[-1]}")
+            continue
         folder = course.feedback(student, assignment)
         secrets = _student_secrets(course, student, assignment)
         for page in sorted(folder.glob("*.html")):
             leaks = leaked_lines(page.read_text(encoding="utf-8"), secrets)
             if leaks:
                 page.unlink()
-                raise LeakError(f"{page} contained hidden-test lines {leaks[:3]}; page deleted")
+                problems.append(f"{student}: page {page.name} withheld, it contained {len(leaks)} hidden-test line(s)")
+                progress(f"withheld {page}: it contained hidden-test lines")
+                continue
             pages.append(page)
         if have_mathjax:
             copy_mathjax(folder)

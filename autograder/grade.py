@@ -32,6 +32,7 @@ import nbformat
 from traitlets.config import Config
 
 from .course import Course, check_id
+from .grading import SECRET_ENV
 from .progress import BatchProgress
 
 # Student code touching these is not necessarily cheating, but deserves a look.
@@ -46,9 +47,23 @@ TAMPER_PATTERNS = {
     "tracing": r"\bsys\.(settrace|setprofile)\b",
     "autograder": r"\bautograder\b",
     "gc": r"\bgc\.get_(referrers|objects)\b",
-    # The course library's answer modules (assignment 3 asks students to write these themselves).
-    "answer module": r"\b(from|import)\s+vitcourse\.(swin|deit|attention_maps|dino)\b",
 }
+
+# The course library holds every assignment's answers (the chapters build them, then keep a copy).
+# A submission whose own code imports the modules or names that answer *its* assignment gets the
+# review flag "library answer" (the score is not changed: a human decides).
+LIBRARY_ANSWERS = {
+    # Assignment 1 is NumPy only: any import of the library is one of its answers.
+    "assignment1": (r"\b(from|import)\s+vitcourse\b"
+                    r"|\bvitcourse\.(attention|norms|positions|patches)\b"),
+    "assignment2": (r"\b(from|import)\s+vitcourse\.first_vit\b"
+                    r"|\bvitcourse\.first_vit\b"
+                    r"|\bfrom\s+vitcourse(\.\w+)*\s+import\s+[^\n]*\b(first_vit|FirstViT|FashionCNN|SelfAttention"
+                    r"|PostNormEncoderLayer|count_parameters|parameter_table)\b"),
+    "assignment3": (r"\b(from|import)\s+vitcourse\.(swin|deit|attention_maps|dino)\b"
+                    r"|\bvitcourse\.(swin|deit|attention_maps|dino)\b"),
+}
+LIBRARY_ANSWER_FLAG = "library answer"
 
 
 @dataclass
@@ -63,15 +78,20 @@ class GradeResult:
     scores: dict = field(default_factory=dict)  # notebook -> grade_id -> auto score
 
 
-def review_flags(notebook: Path) -> list[str]:
-    """Names of TAMPER_PATTERNS found in the student's own (unlocked) code cells."""
+def review_flags(notebook: Path, assignment: str | None = None) -> list[str]:
+    """Names of TAMPER_PATTERNS found in the student's own (unlocked) code cells, and
+    "library answer" when that code imports the course library's answers to `assignment`."""
     try:
         nb = nbformat.read(notebook, as_version=4)
     except Exception as error:
         return [f"unreadable notebook: {type(error).__name__}"]
     student_code = "\n".join(cell.source for cell in nb.cells if cell.cell_type == "code"
                              and not cell.metadata.get("nbgrader", {}).get("locked"))
-    return [name for name, pattern in TAMPER_PATTERNS.items() if re.search(pattern, student_code)]
+    flags = [name for name, pattern in TAMPER_PATTERNS.items() if re.search(pattern, student_code)]
+    answers = LIBRARY_ANSWERS.get(assignment or "")
+    if answers and re.search(answers, student_code):
+        flags.append(LIBRARY_ANSWER_FLAG)
+    return flags
 
 
 def grade_overrides(*, cell_timeout: int | None = None, budget: int | None = None,
@@ -103,7 +123,8 @@ def grading_api(course: Course, gradebook: Path, overrides: Config) -> tuple[str
 
 def _init_worker(course: Course, snapshot: Path, overrides: Config) -> None:
     """Give this worker process its own copy of the gradebook."""
-    private = Path(tempfile.mkdtemp(prefix="autograder-worker-")) / "gradebook.db"
+    # Inside the run's folder (next to the snapshot): removed with it when the batch ends.
+    private = Path(tempfile.mkdtemp(prefix="worker-", dir=snapshot.parent)) / "gradebook.db"
     shutil.copy2(snapshot, private)
     db_url, api = grading_api(course, private, overrides)
     _worker_state.update(course=course, db_url=db_url, api=api)
@@ -254,9 +275,11 @@ def grade(assignment: str, course: Course | None = None, *, workers: int | None 
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
     if executor == "local" or scheduler is None:
         _check_sandbox(course, overrides)  # remote workers check their own machine (dask_executor)
-    # Seen by every kernel manager: thread count per kernel, and the folder to hide.
+    # Seen by every kernel manager: thread count per kernel, and the folder to hide; and by the
+    # tests run in the grader: the course's secret seed (never passed to a kernel).
     os.environ["AUTOGRADER_WORKERS"] = str(workers)
     os.environ["AUTOGRADER_COURSE_ROOT"] = str(course.root.resolve())
+    os.environ[SECRET_ENV] = str(course.grading_seed())
 
     bar = BatchProgress(len(todo), write=progress, tty=tty)
     try:
@@ -270,16 +293,23 @@ def grade(assignment: str, course: Course | None = None, *, workers: int | None 
 
             results = run_dask(course, assignment, todo, overrides, bar, workers=workers, scheduler=scheduler)
         else:
-            with tempfile.TemporaryDirectory(prefix="autograder-snapshot-") as tmp:
+            # Everything of this run on the host lives in one folder, removed when it ends: the
+            # gradebook snapshot, each worker's private copy, the kernels' scratch and runtime.
+            with tempfile.TemporaryDirectory(prefix="autograder-run-") as tmp:
+                os.chmod(tmp, 0o755)
+                os.environ["AUTOGRADER_RUN_DIR"] = tmp
                 snapshot = Path(tmp) / "gradebook.db"
                 shutil.copy2(course.gradebook, snapshot)
-                results = _run_pool(course, assignment, todo, workers, snapshot, overrides, bar)
+                try:
+                    results = _run_pool(course, assignment, todo, workers, snapshot, overrides, bar)
+                finally:
+                    os.environ.pop("AUTOGRADER_RUN_DIR", None)
     finally:
         bar.close()
     for result in results:
         notebook_dir = course.submitted(result.student, assignment)
         result.review_flags = sorted({flag for nb in sorted(notebook_dir.glob("*.ipynb"))
-                                      for flag in review_flags(nb)})
+                                      for flag in review_flags(nb, assignment)})
     _write_grading_log(course, assignment, results)
     return sorted(results, key=lambda r: r.student)
 

@@ -23,7 +23,7 @@ c.Autograde.autograde_preprocessors = [
 # code that waits without computing is stopped by the clock at wall_factor x these limits.
 c.Execute.timeout = 120             # CPU-seconds per cell, then the cell is interrupted
 c.GuardedExecute.cpu_budget = 600   # CPU-seconds per notebook
-c.GuardedExecute.wall_factor = 4
+c.GuardedExecute.wall_factor = 10
 c.GuardedExecute.max_output_chars = 2_000_000
 # A grading kernel is thrown away after its notebook: kill it rather than ask it to exit
 # (a polite shutdown took 0.1-0.2 s, and now and then 2.6 s, per submission here).

@@ -33,12 +33,32 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jupyter_client.manager import AsyncKernelManager
+
+from .budget import SubmissionGroup
 from traitlets import Bool, CaselessStrEnum, Integer, List, Type, Unicode
 
 SANDBOX_HOME = "/home/student"
 NOBODY_UID = 65534
+# Kernels of a grader running as root each get a uid of their own (no account needed), so the
+# process limit (RLIMIT_NPROC counts every process of a uid) is one submission's, and no two
+# kernels share files or signals. Two per grading process: the running one and the one ahead.
+KERNEL_UID_BASE = 1_100_000
+_kernels_started = [0]
+
+
+def next_kernel_uid() -> int:
+    """A uid no other live kernel on this host uses (see KERNEL_UID_BASE)."""
+    _kernels_started[0] += 1
+    return KERNEL_UID_BASE + (os.getpid() % 400_000) * 2 + _kernels_started[0] % 2
 # Environment variables the kernel may see; everything else is cleared.
 PASSED_ENV_PREFIXES = ("VITCOURSE_", "NBGRADER_", "LANG", "LC_")
+
+
+def run_dir() -> str | None:
+    """The grading run's own folder on the host ($AUTOGRADER_RUN_DIR, set by `grade`), which is
+    removed when the run ends, so no kernel's files outlive it; else the system's temp folder."""
+    folder = os.environ.get("AUTOGRADER_RUN_DIR")
+    return folder if folder and os.path.isdir(folder) else None
 
 
 class SandboxUnavailableError(RuntimeError):
@@ -137,7 +157,8 @@ def read_only_dirs() -> list[Path]:
     return unique
 
 
-def bwrap_argv(scratch: Path, runtime: Path, env: dict[str, str], *, drop_to_nobody: bool) -> list[str]:
+def bwrap_argv(scratch: Path, runtime: Path, env: dict[str, str], *, uid: int | None,
+               tmp_mb: int = 1024) -> list[str]:
     """The bubblewrap command line that confines one kernel.
 
     scratch: host folder mounted read-write as the kernel's cwd and $HOME.
@@ -148,7 +169,8 @@ def bwrap_argv(scratch: Path, runtime: Path, env: dict[str, str], *, drop_to_nob
     if os.geteuid() != 0:
         argv += ["--unshare-user", "--cap-drop", "ALL"]
     # Mount order matters: later mounts go on top, so the private /tmp comes first.
-    argv += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp",
+    argv += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", str(tmp_mb * 1024 * 1024),
+             "--tmpfs", "/tmp",
              "--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc"]
     for name in ("bin", "lib", "lib64", "sbin"):
         top = Path("/") / name
@@ -174,8 +196,8 @@ def bwrap_argv(scratch: Path, runtime: Path, env: dict[str, str], *, drop_to_nob
     for key, value in sorted(env.items()):
         argv += ["--setenv", key, value]
     argv.append("--")
-    if drop_to_nobody:
-        argv += ["setpriv", f"--reuid={NOBODY_UID}", f"--regid={NOBODY_UID}", "--clear-groups",
+    if uid is not None:
+        argv += ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
                  "--inh-caps=-all", "--bounding-set=-all"]
     return argv
 
@@ -208,7 +230,8 @@ def check_bwrap() -> str | None:
         return "prlimit is not installed (Debian: apt-get install util-linux)"
     with tempfile.TemporaryDirectory() as scratch, tempfile.TemporaryDirectory() as runtime:
         os.chmod(scratch, 0o777)
-        argv = bwrap_argv(Path(scratch), Path(runtime), kernel_env(1), drop_to_nobody=os.geteuid() == 0)
+        argv = bwrap_argv(Path(scratch), Path(runtime), kernel_env(1),
+                          uid=next_kernel_uid() if os.geteuid() == 0 else None)
         probe = subprocess.run(argv + [sys.executable, "-c", "import os; print(os.getcwd())"],
                                capture_output=True, text=True, timeout=60)
     if probe.returncode != 0 or probe.stdout.strip() != SANDBOX_HOME:
@@ -250,13 +273,22 @@ class SandboxedKernelManager(AsyncKernelManager):
     cpu_limit_s = Integer(900, help="CPU-seconds limit of the kernel process.").tag(config=True)
     file_size_limit_mb = Integer(256, help="Largest file the kernel may write (MiB).").tag(config=True)
     drop_privileges = Bool(True, help="When the grader runs as root, run kernels as nobody.").tag(config=True)
-    threads = Integer(0, help="Math-library threads per kernel; 0 = CPU cores / "
+    # One thread by default: on a machine busy with other work, torch's multi-threaded kernels
+    # spin and collapse (6x slower measured on 2 shared cores), and spinning threads burn the
+    # CPU-seconds a notebook is limited by. Batches use the cores through parallel workers.
+    threads = Integer(1, help="Math-library threads per kernel; 0 = CPU cores / "
                               "$AUTOGRADER_WORKERS.").tag(config=True)
-    boot_modules = List(Unicode(), ["autograder.checks"],
-                        help="Imported in the kernel before any cell runs.").tag(config=True)
+    boot_modules = List(Unicode(), [],
+                        help="Imported in the kernel before any cell runs (saves time only: "
+                             "tests never run in the kernel).").tag(config=True)
+
+    tmp_limit_mb = Integer(1024, help="Size of the kernel's private /tmp (a tmpfs: its pages also "
+                                      "count towards the memory budget).").tag(config=True)
 
     _scratch: Path | None = None
     _runtime: Path | None = None
+    _group: SubmissionGroup | None = None
+    kernel_uid: int | None = None
     # Set on a kernel started ahead of its submission (autograder.execute's spare kernel): it
     # starts with an empty scratch folder and gets the files from receive_submission().
     started_ahead = False
@@ -273,7 +305,7 @@ class SandboxedKernelManager(AsyncKernelManager):
 
     async def _async_pre_start_kernel(self, **kw):
         # A private runtime folder: connection file and ipc sockets live there.
-        self._runtime = Path(tempfile.mkdtemp(prefix="autograder-kernel-"))
+        self._runtime = Path(tempfile.mkdtemp(prefix="autograder-kernel-", dir=run_dir()))
         os.chmod(self._runtime, 0o755)
         self.transport = "ipc"
         self.ip = str(self._runtime / "ipc")
@@ -286,9 +318,9 @@ class SandboxedKernelManager(AsyncKernelManager):
         return cmd + ([f"--IPKernelApp.exec_lines={boot}"] if boot else [])
 
     def _give_scratch_to_kernel_user(self) -> None:
-        if self.drop_privileges and os.geteuid() == 0:
+        if self.kernel_uid is not None:
             for path in [self._scratch, *self._scratch.rglob("*")]:
-                os.chown(path, NOBODY_UID, NOBODY_UID)
+                os.chown(path, self.kernel_uid, self.kernel_uid)
 
     def receive_submission(self, notebook_dir: Path) -> None:
         """Copy a submission's files into the scratch folder of a kernel started ahead of it.
@@ -302,8 +334,9 @@ class SandboxedKernelManager(AsyncKernelManager):
 
     async def _async_launch_kernel(self, kernel_cmd, **kw):
         drop = self.drop_privileges and os.geteuid() == 0
+        self.kernel_uid = next_kernel_uid() if drop else None
         notebook_dir = Path(kw.get("cwd") or os.getcwd())
-        self._scratch = Path(tempfile.mkdtemp(prefix="autograder-scratch-"))
+        self._scratch = Path(tempfile.mkdtemp(prefix="autograder-scratch-", dir=run_dir()))
         if self.started_ahead:
             kw["cwd"] = str(self._scratch)   # no submission yet: receive_submission() brings its files
         else:
@@ -311,15 +344,19 @@ class SandboxedKernelManager(AsyncKernelManager):
         self._give_scratch_to_kernel_user()
         if drop:
             os.chmod(self._runtime / "connection.json", 0o644)
-            os.chown(self._runtime, NOBODY_UID, NOBODY_UID)
+            os.chown(self._runtime, self.kernel_uid, self.kernel_uid)
         # The kernel's own stdout/stderr (not cell output) would flood the grader's log.
         kw["stdout"] = kw["stderr"] = subprocess.DEVNULL
         limits = self._limits().prlimit_argv(limit_processes=drop)
         env = kernel_env(self._threads())
+        # One memory and process budget for all of the submission's processes (budget.py).
+        self._group = SubmissionGroup(self.memory_limit_mb, ResourceLimits.processes)
+        joins = self._group.argv_prefix()
         if self.sandbox == "bwrap":
-            wrapped = limits + bwrap_argv(self._scratch, self._runtime, env, drop_to_nobody=drop) + kernel_cmd
+            wrapped = joins + limits + bwrap_argv(self._scratch, self._runtime, env, uid=self.kernel_uid,
+                                                  tmp_mb=self.tmp_limit_mb) + kernel_cmd
         else:
-            wrapped = limits + kernel_cmd
+            wrapped = joins + limits + kernel_cmd
             kw["cwd"] = str(self._scratch)
             kw["env"] = {**env, "HOME": str(self._scratch), "AUTOGRADER_SANDBOX": "none"}
         self.log.debug("Sandboxed kernel command: %s", wrapped)
@@ -337,8 +374,14 @@ class SandboxedKernelManager(AsyncKernelManager):
         # jupyter_client polls a dying kernel every 0.1 s; a grader kills one per submission.
         await super()._async_wait(pollinterval=pollinterval)
 
+    def ran_out_of_memory(self) -> bool:
+        """Whether the submission's memory budget was exhausted (only known with control groups)."""
+        return self._group is not None and self._group.ran_out_of_memory()
+
     async def _async_cleanup_resources(self, restart: bool = False) -> None:
         await super()._async_cleanup_resources(restart=restart)
+        if self._group is not None:
+            self._group.close()
         for folder in (self._scratch, self._runtime):
             if folder is not None:
                 shutil.rmtree(folder, ignore_errors=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import subprocess
 import sys
@@ -60,3 +62,16 @@ def sequential_nbgrader(course: Course, assignment: str, copy_to: Path, limits: 
 
 NBGRADER_LIMITS = ["--Execute.timeout=6", "--GuardedExecute.cpu_budget=40",
                    "--SandboxedKernelManager.memory_limit_mb=2048"]
+
+
+@contextlib.contextmanager
+def cpu_hog(processes: int | None = None):
+    """One busy-looping process per core (or `processes`) for the duration: a busy machine."""
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            for _ in range(processes or os.cpu_count() or 1)]
+    try:
+        yield hogs
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()

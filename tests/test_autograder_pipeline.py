@@ -117,7 +117,8 @@ def test_failure_reasons_are_recorded(graded):
     reasons = pd.read_csv(course.reports(ASSIGNMENT) / "failure_reasons.csv")
     text = " ".join(reasons["reason"])
     assert "not executed: the kernel died" in text  # os._exit
-    assert "not executed: the notebook used its 40 s budget and ignored the interrupt" in text  # stubborn loop
+    # The stubborn loop: interrupted at its CPU limit, it ignored the interrupt and was stopped.
+    assert "not executed: the cell used its 6 CPU-seconds and was interrupted (it ignored the interrupt)" in text
     assert "cell deleted or not gradable" in text
     assert "CheckFailed" in set(reasons["reason"])
 

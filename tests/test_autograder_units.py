@@ -16,7 +16,7 @@ from autograder import checks
 from autograder.collect import collect, student_id
 from autograder.course import Course, check_id
 from autograder.export import question_of
-from autograder.feedback import (HIDDEN_TRACEBACK_NOTE, REDACTED_OUTPUT, RedactHiddenTests, hidden_lines,
+from autograder.feedback import (REDACTED_OUTPUT, RedactHiddenTests, hidden_lines,
                                  leaked_lines)
 from autograder.grade import review_flags
 from autograder.release import leaked_markers, read_source
@@ -198,21 +198,45 @@ def test_hidden_lines_are_those_only_inside_hidden_regions():
     assert hidden_lines(sources) == {"assert f(3) == 42  # secret"}
 
 
-def test_redaction_strips_hidden_source_tracebacks_and_quoting_outputs():
-    secret = "assert answer(7) == 49  # secret check"
-    error = new_output("error", ename="AssertionError", evalue="", traceback=[f"----> 3 {secret}"])
-    quoting = new_output("stream", name="stdout", text=f"I found: {secret}\n")
-    nb = new_notebook(cells=[
+def test_feedback_notebook_is_the_submission_plus_verdicts_without_hidden_tests(tmp_path):
+    from traitlets.config import Config
+
+    secret = "checks.assert_equal(answer(7), 49)  # secret check"
+    verdict = new_output("error", ename="CheckFailed", evalue="answer(7): expected 49, got 48",
+                         traceback=["CheckFailed: answer(7): expected 49, got 48", f"----> 3 {secret}"])
+    graded = new_notebook(cells=[
         new_markdown_cell("intro"),
-        _graded_cell(f"assert answer(1) == 1\n### BEGIN HIDDEN TESTS\n{secret}\n### END HIDDEN TESTS", [error]),
-        new_code_cell("print(In[-2])", outputs=[quoting]),
+        new_code_cell("def answer(x):\n    return x * x - 1", outputs=[new_output("stream", name="stdout",
+                                                                        text="printed while graded\n")]),
+        _graded_cell(f"assert answer(1) == 0\n### BEGIN HIDDEN TESTS\n{secret}\n### END HIDDEN TESTS", [verdict]),
+        new_code_cell("print(In[-2])", outputs=[]),
     ])
-    redacted, _ = RedactHiddenTests().preprocess(nb, {})
-    assert redacted.cells[1].source.strip() == "assert answer(1) == 1"
-    assert redacted.cells[1].outputs[0].traceback == ["AssertionError: ", HIDDEN_TRACEBACK_NOTE]
-    assert redacted.cells[2].outputs[0]["text"] == REDACTED_OUTPUT
+    submitted = new_notebook(cells=[
+        new_markdown_cell("intro"),
+        new_code_cell("def answer(x):\n    return x * x - 1", outputs=[new_output("stream", name="stdout",
+                                                                        text="what the student saw\n")]),
+        _graded_cell("assert answer(1) == 0", []),
+        new_code_cell("print(In[-2])", outputs=[new_output("stream", name="stdout", text=f"I found: {secret}\n")]),
+    ])
+    folder = tmp_path / "submitted" / "s1" / "a1"
+    folder.mkdir(parents=True)
+    nbformat.write(submitted, folder / "a1.ipynb")
+    config = Config()
+    config.CourseDirectory.root = str(tmp_path)
+    resources = {"nbgrader": {"student": "s1", "assignment": "a1", "notebook": "a1"}}
+    redacted, _ = RedactHiddenTests(config=config).preprocess(graded, resources)
+    assert redacted.cells[2].source.strip() == "assert answer(1) == 0"
+    # The verdict, one line; the student's own outputs, never the grading run's.
+    assert redacted.cells[2].outputs[0].traceback == ["CheckFailed: answer(7): expected 49, got 48"]
+    assert redacted.cells[1].outputs[0]["text"] == "what the student saw\n"
+    assert redacted.cells[3].outputs[0]["text"] == REDACTED_OUTPUT
     page = nbformat.writes(redacted)
-    assert secret not in page
+    assert secret not in page and "printed while graded" not in page
+    # Without the submitted notebook, no outputs but the verdicts.
+    resources["nbgrader"]["student"] = "nobody-here"
+    graded.cells[1].outputs = [new_output("stream", name="stdout", text="printed while graded\n")]
+    redacted, _ = RedactHiddenTests(config=config).preprocess(graded, resources)
+    assert redacted.cells[1].outputs == [] and redacted.cells[2].outputs
 
 
 def test_leaked_lines_sees_text_through_html_markup():
@@ -232,15 +256,27 @@ def test_review_flags_name_tampering_in_student_cells_only(tmp_path):
     assert review_flags(path) == ["ctypes", "numpy.testing"]
 
 
-def test_review_flags_name_an_imported_answer_module(tmp_path):
+@pytest.mark.parametrize("assignment, answer, allowed", [
+    ("assignment1", "from vitcourse.attention import softmax", "import numpy as np"),
+    ("assignment1", "import vitcourse.norms as n\nlayer_norm = n.layer_norm", "x = 1"),
+    ("assignment2", "from vitcourse.first_vit import FirstViT\nmodel_vit = FirstViT()",
+     "from vitcourse.training import fit"),
+    ("assignment2", "from vitcourse import first_vit", "from vitcourse.patches import extract_patches"),
+    ("assignment3", "from vitcourse.swin import window_partition  # the answer, imported",
+     "import vitcourse.vit as vit  # allowed"),
+])
+def test_review_flags_name_library_answers_for_every_assignment(tmp_path, assignment, answer, allowed):
     nb = new_notebook(cells=[
         new_code_cell("from vitcourse.vit import ViTConfig", metadata={"nbgrader": {"locked": True}}),
-        new_code_cell("from vitcourse.swin import window_partition  # the answer, imported"),
-        new_code_cell("import vitcourse.vit as vit  # allowed"),
+        new_code_cell(answer),
+        new_code_cell(allowed),
     ])
     path = tmp_path / "s.ipynb"
     nbformat.write(nb, path)
-    assert review_flags(path) == ["answer module"]
+    assert review_flags(path, assignment) == ["library answer"]
+    nb.cells = [nb.cells[0], nb.cells[2]]
+    nbformat.write(nb, path)
+    assert review_flags(path, assignment) == []
 
 
 @pytest.mark.parametrize("grade_id, question", [("q1_tests", "q1"), ("q4a_hidden", "q4"), ("bonus", "bonus")])
@@ -251,11 +287,11 @@ def test_question_of_grade_ids(grade_id, question):
 def test_sandbox_command_isolates_network_and_hides_the_course(tmp_path, monkeypatch):
     course_root = Path(__file__).resolve().parents[1] / "autograder" / "course"
     course_root.mkdir(exist_ok=True)  # generated and git-ignored; hidden whenever it exists
-    argv = bwrap_argv(tmp_path / "scratch", tmp_path / "runtime", {"HOME": "/home/student"}, drop_to_nobody=True)
+    argv = bwrap_argv(tmp_path / "scratch", tmp_path / "runtime", {"HOME": "/home/student"}, uid=1_100_002)
     assert {"--unshare-net", "--unshare-pid", "--die-with-parent", "--clearenv"} <= set(argv)
     assert argv[argv.index("--chdir") + 1] == "/home/student"
     assert argv[argv.index(str(course_root)) - 1] == "--tmpfs"
-    assert argv[-7:] == ["--", "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+    assert argv[-7:] == ["--", "setpriv", "--reuid=1100002", "--regid=1100002", "--clear-groups",
                          "--inh-caps=-all", "--bounding-set=-all"]
 
 
