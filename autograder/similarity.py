@@ -32,6 +32,8 @@ import io
 import json
 import keyword
 import math
+import multiprocessing
+import os
 import re
 import tokenize
 import zlib
@@ -234,7 +236,8 @@ class Pair:
 
 
 def compare(answers: list[Answers], known: set[int]) -> tuple[list[Pair], set[int]]:
-    """Ranked pairs sharing fingerprints, and the fingerprints treated as common."""
+    """Pairs sharing fingerprints (flagged first, then by similarity), and the fingerprints
+    treated as common."""
     counts: dict[int, int] = {}
     for entry in answers:
         entry.fingerprints = set()
@@ -255,7 +258,7 @@ def compare(answers: list[Answers], known: set[int]) -> tuple[list[Pair], set[in
             shared[pair] = shared.get(pair, 0) + 1
     pairs = [Pair(answers[i].student, answers[j].student, n, len(answers[i].fingerprints),
                   len(answers[j].fingerprints)) for (i, j), n in shared.items()]
-    pairs.sort(key=lambda p: (-p.similarity, -p.shared, p.a, p.b))
+    pairs.sort(key=lambda p: (not p.flagged, -p.similarity, -p.shared, p.a, p.b))
     return pairs, common
 
 
@@ -365,22 +368,36 @@ def _instructor_notebooks(course: Course, assignment: str) -> tuple[Path, Path]:
     return released[0], source[0]
 
 
-def similarity(assignment: str, course: Course | None = None) -> SimilarityReport:
-    """Compare the collected submissions of `assignment`; write reports/A/similarity/."""
+def _read_one(job: tuple[str, Path, str]) -> Answers | tuple[str, str]:
+    """Answers of one submission, or (student, why it was skipped)."""
+    student, path, name = job
+    try:
+        if not path.is_file():
+            raise ValueError(f"no {name} in {path.parent}")
+        return read_answers(student, path)
+    except ValueError as error:
+        return student, str(error)
+
+
+def similarity(assignment: str, course: Course | None = None, *, workers: int | None = None) -> SimilarityReport:
+    """Compare the collected submissions of `assignment`; write reports/A/similarity/.
+
+    Reading and tokenising (most of the time) runs in `workers` processes (default: CPU cores)."""
     course = course or Course()
     check_id(assignment, "assignment")
     released, source = _instructor_notebooks(course, assignment)
     known = instructor_hashes([released, source])
     secrets = secret_lines(source)
-    answers, skipped = [], []
-    for student in course.students_submitted(assignment):
-        path = course.submitted(student, assignment) / released.name
-        try:
-            if not path.is_file():
-                raise ValueError(f"no {released.name} in {path.parent}")
-            answers.append(read_answers(student, path))
-        except ValueError as error:
-            skipped.append((student, str(error)))
+    jobs = [(student, course.submitted(student, assignment) / released.name, released.name)
+            for student in course.students_submitted(assignment)]
+    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs) // 20))
+    if workers > 1:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            results = pool.map(_read_one, jobs, chunksize=8)
+    else:
+        results = [_read_one(job) for job in jobs]
+    answers = [r for r in results if isinstance(r, Answers)]
+    skipped = [r for r in results if not isinstance(r, Answers)]
     if not answers and not skipped:
         raise FileNotFoundError(f"no collected submissions of {assignment}: run `collect` first")
     pairs, common = compare(answers, known)
