@@ -377,6 +377,8 @@ def _read_one(job: tuple[str, Path, str]) -> Answers | tuple[str, str]:
         return read_answers(student, path)
     except ValueError as error:
         return student, str(error)
+    except Exception as error:  # anything else odd in a student's file: report it, go on
+        return student, f"could not be compared ({type(error).__name__}: {str(error)[:120]})"
 
 
 def similarity(assignment: str, course: Course | None = None, *, workers: int | None = None) -> SimilarityReport:
