@@ -233,6 +233,7 @@ def _sample_course(tmp: Path, assignment: str) -> Course:
     return course
 
 
+@pytest.mark.slow  # four releases' worth of samples: about half a minute
 def test_false_positive_rate_on_the_sample_batches(tmp_path):
     """The generic samples of every assignment (all share the reference answers and differ
     by one disruption each): no pair may be flagged. Prints the measured rate."""
