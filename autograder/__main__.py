@@ -33,7 +33,8 @@ def cmd_release(args) -> int:
 def cmd_collect(args) -> int:
     from .collect import collect
 
-    report = collect(args.assignment, Path(args.inbox), _course(args), id_pattern=args.id_pattern)
+    report = collect(args.assignment, Path(args.inbox), _course(args), id_pattern=args.id_pattern,
+                     due_date=args.due_date, zone=args.timezone)
     print("\n".join(report.lines()))
     return 0 if report.collected else 1
 
@@ -67,10 +68,18 @@ def cmd_feedback(args) -> int:
     return 0
 
 
+def cmd_similarity(args) -> int:
+    from .similarity import similarity
+
+    report = similarity(args.assignment, _course(args))
+    print("\n".join(report.lines()))
+    return 0
+
+
 def cmd_export(args) -> int:
     from .export import export
 
-    for name, path in export(args.assignment, _course(args)).items():
+    for name, path in export(args.assignment, _course(args), fmt=args.format, id_column=args.id_column).items():
         print(f"{name}: {path}")
     return 0
 
@@ -116,7 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("assignment")
     p.add_argument("inbox", help="folder holding the submissions")
     p.add_argument("--id-pattern", default="default",
-                   help="'default', 'moodle', or a regex with a (?P<student>...) group, matched to file names")
+                   help="'default', 'moodle', 'blackboard', or a regex with a (?P<student>...) group, "
+                        "matched to file names")
+    p.add_argument("--due-date", help="due date stored in the gradebook, e.g. '2026-12-14 23:59:00 Europe/Zurich' "
+                                      "(default: c.DueDates.due_dates in autograder/nbgrader_config.py)")
+    p.add_argument("--timezone", default="UTC",
+                   help="time zone of dates in file names, e.g. Blackboard's (default: UTC)")
     p.set_defaults(run=cmd_collect)
 
     p = sub.add_parser("grade", help="autograde collected submissions in parallel, sandboxed")
@@ -142,8 +156,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--student", action="append", help="only this student (repeatable)")
     p.set_defaults(run=cmd_feedback)
 
-    p = sub.add_parser("export", help="scores.csv, summary.csv, failure_reasons.csv, histogram.png")
+    p = sub.add_parser("similarity", help="pairs of submissions sharing answer passages (reports/A/similarity/)")
     p.add_argument("assignment")
+    p.set_defaults(run=cmd_similarity)
+
+    p = sub.add_parser("export", help="scores.csv, summary.csv, failure_reasons.csv, histogram.png "
+                                      "(+ an LMS grade file with --format)")
+    p.add_argument("assignment")
+    p.add_argument("--format", choices=["canvas", "moodle", "csv"],
+                   help="also write <format>_grades.csv, the file that LMS's gradebook imports")
+    p.add_argument("--id-column", help="column holding the student id (canvas: 'SIS Login ID' (default), "
+                                       "'SIS User ID' or 'ID'; moodle: any header, default 'ID number')")
     p.set_defaults(run=cmd_export)
 
     p = sub.add_parser("validate", help="student side: run a notebook and report failing visible tests")

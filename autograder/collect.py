@@ -9,7 +9,14 @@ Accepted inputs (mixed freely in one folder):
     Moodle  "Jane Doe_12345_assignsubmission_file_a1.ipynb" (--id-pattern moodle)
 Files that cannot be read, whose name has no valid id, or that duplicate another
 file of the same student are reported and skipped; the rest are still collected.
-For duplicates, the most recently modified file wins.
+For duplicates, the most recently submitted file wins.
+
+The submission time (for late penalties, see late.py) is a date and time in the file name
+when there is one (Blackboard: "..._attempt_2026-12-01-17-05-33_..."; read in --timezone,
+default UTC), else the file's modification time (for a folder, its newest file; files
+unpacked from an LMS zip keep the time stored in the zip). It is written to nbgrader's
+`timestamp.txt` in the submission folder; a timestamp.txt inside an upload is ignored
+(students could write any date there).
 """
 
 from __future__ import annotations
@@ -19,17 +26,21 @@ import shutil
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 
 import nbformat
 
 from .course import ID_PATTERN, Course, check_id
+from .late import check_zone, set_due_date, submission_time, write_timestamp
 
 ID_PATTERNS = {
     # The id is everything before the first '_' or '.': s001.ipynb, doejane_12345_..., s001_a1.zip
     "default": r"^(?P<student>[A-Za-z0-9][A-Za-z0-9-]*)",
     # Moodle: "<Full Name>_<numeric id>_assignsubmission_file_<file>"
     "moodle": r"^[^_]+_(?P<student>\d+)_assignsubmission",
+    # Blackboard: "<Assignment>_<username>_attempt_<YYYY-MM-DD-HH-MM-SS>_<file>"
+    "blackboard": r"_(?P<student>[A-Za-z0-9][A-Za-z0-9.-]*)_attempt_\d{4}-",
 }
 MAX_UNZIPPED_BYTES = 200 * 1024 * 1024
 
@@ -38,9 +49,20 @@ MAX_UNZIPPED_BYTES = 200 * 1024 * 1024
 class CollectReport:
     collected: dict[str, Path] = field(default_factory=dict)  # student -> source file
     problems: list[tuple[Path, str]] = field(default_factory=list)  # (file, why skipped)
+    times: dict[str, tuple[datetime, str]] = field(default_factory=dict)  # student -> (UTC, from where)
+    due: datetime | None = None  # the assignment's due date (UTC), when it has one
+
+    def late(self) -> dict[str, float]:
+        """student -> hours after the due date, for late submissions."""
+        if self.due is None:
+            return {}
+        return {s: (t - self.due).total_seconds() / 3600 for s, (t, _) in sorted(self.times.items()) if t > self.due}
 
     def lines(self) -> list[str]:
         out = [f"collected {len(self.collected)} submission(s)"]
+        if self.due is not None:
+            out.append(f"due {self.due:%Y-%m-%d %H:%M:%S} UTC; {len(self.late())} late")
+            out += [f"late {student}: {hours:.1f} h after the due date" for student, hours in self.late().items()]
         out += [f"skipped {path.name}: {why}" for path, why in self.problems]
         return out
 
@@ -108,8 +130,9 @@ def _place_notebook(folder: Path, notebook_name: str) -> None:
 
 
 def collect(assignment: str, inbox: Path, course: Course | None = None, *,
-            id_pattern: str = "default") -> CollectReport:
-    """Copy every submission in `inbox` to submitted/<student>/<assignment>/."""
+            id_pattern: str = "default", due_date: str | None = None, zone: str = "UTC") -> CollectReport:
+    """Copy every submission in `inbox` to submitted/<student>/<assignment>/ with its
+    submission time; store the due date (`due_date`, else the course config's) in the gradebook."""
     course = course or Course()
     check_id(assignment, "assignment")
     if not inbox.is_dir():
@@ -119,7 +142,8 @@ def collect(assignment: str, inbox: Path, course: Course | None = None, *,
     if len(notebooks) != 1:
         raise FileNotFoundError(f"{released} should hold exactly one notebook (found {notebooks}): "
                                 f"run `python -m autograder release {assignment}`")
-    report = CollectReport()
+    check_zone(zone)
+    report = CollectReport(due=set_due_date(course, assignment, due_date))
     by_student: dict[str, list[Path]] = {}
     for entry in sorted(inbox.iterdir()):
         if entry.name.startswith(".") or not (entry.is_dir() or entry.suffix in (".ipynb", ".zip")):
@@ -131,7 +155,8 @@ def collect(assignment: str, inbox: Path, course: Course | None = None, *,
             continue
         by_student.setdefault(student, []).append(entry)
     for student, entries in sorted(by_student.items()):
-        entries.sort(key=lambda p: (p.stat().st_mtime, p.name))
+        times = {entry: submission_time(entry, zone) for entry in entries}
+        entries.sort(key=lambda p: (times[p][0], p.name))
         for older in entries[:-1]:
             report.problems.append((older, f"duplicate for {student}; kept the newer {entries[-1].name}"))
         source = entries[-1]
@@ -141,6 +166,8 @@ def collect(assignment: str, inbox: Path, course: Course | None = None, *,
             try:
                 _unpack(source, staging)
                 _place_notebook(staging, notebooks[0])
+                (staging / "timestamp.txt").unlink(missing_ok=True)
+                write_timestamp(staging, times[source][0])
             except (ValueError, OSError, zipfile.BadZipFile) as error:
                 report.problems.append((source, f"unreadable: {error}"))
                 continue
@@ -149,4 +176,5 @@ def collect(assignment: str, inbox: Path, course: Course | None = None, *,
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copytree(staging, target)
         report.collected[student] = source
+        report.times[student] = times[source]
     return report

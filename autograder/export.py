@@ -4,6 +4,11 @@ A question is the letters+number a grade id starts with (q1_tests, q4a_hidden ->
 Failure reasons come from the autograded notebooks: the error name of each grade
 cell that scored below its maximum (AssertionError, CellTimeoutError, KernelDied,
 NotExecuted, ...), or "cell deleted" when the student removed it.
+
+Scores are nbgrader's (a manual score replaces the automatic one); `total` is the points
+minus nbgrader's late-submission penalty. Review flags are those `grade` logged plus
+`similar: <other id>` from the last `similarity` run. `--format canvas|moodle|csv` also
+writes the file that LMS imports (autograder/lms.py).
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ import pandas as pd  # noqa: E402
 from .course import Course, check_id  # noqa: E402
 from .execute import CPU_BUDGET, KERNEL_DIED, NOT_RUN, WALL_CLOCK  # noqa: E402
 from .grade import read_grading_log  # noqa: E402
+from .lms import write_lms  # noqa: E402
+from .similarity import similarity_flags  # noqa: E402
 
 
 def question_of(grade_id: str) -> str:
@@ -86,8 +93,24 @@ def score_table(assignment: str, course: Course) -> tuple[pd.DataFrame, pd.DataF
     return pd.DataFrame(rows, columns=columns), pd.Series(maxima, name="max_score").sort_index()
 
 
-def export(assignment: str, course: Course | None = None) -> dict[str, Path]:
-    """Write scores.csv, summary.csv, failure_reasons.csv and histogram.png under reports/."""
+def late_table(assignment: str, course: Course) -> pd.DataFrame:
+    """Per student: submission time and due date (UTC), hours late, nbgrader's late penalty."""
+    from nbgrader.api import Gradebook
+
+    rows = []
+    with Gradebook(course.db_url, "vitcourse") as gb:
+        for submission in gb.assignment_submissions(assignment):
+            rows.append({"student": submission.student_id,
+                         "submitted_at": submission.timestamp.isoformat(sep=" ") if submission.timestamp else "",
+                         "hours_late": round(submission.total_seconds_late / 3600, 2),
+                         "late_penalty": float(submission.late_submission_penalty or 0.0)})
+    return pd.DataFrame(rows, columns=["student", "submitted_at", "hours_late", "late_penalty"]).set_index("student")
+
+
+def export(assignment: str, course: Course | None = None, *, fmt: str | None = None,
+           id_column: str | None = None) -> dict[str, Path]:
+    """Write scores.csv, summary.csv, failure_reasons.csv and histogram.png under reports/,
+    and with `fmt` ("canvas", "moodle" or "csv") the grade file that LMS imports."""
     course = course or Course()
     check_id(assignment, "assignment")
     cells, maxima = score_table(assignment, course)
@@ -98,9 +121,16 @@ def export(assignment: str, course: Course | None = None) -> dict[str, Path]:
     log = read_grading_log(course, assignment)
 
     scores = cells.pivot_table(index="student", columns="question", values="score", aggfunc="sum")
-    scores["total"] = scores.sum(axis=1)
+    late = late_table(assignment, course).reindex(scores.index)
+    scores["points"] = scores.sum(axis=1)
+    scores["late_penalty"] = late["late_penalty"].fillna(0.0)
+    scores["total"] = scores["points"] - scores["late_penalty"]
+    scores["submitted_at"] = late["submitted_at"].fillna("")
+    scores["hours_late"] = late["hours_late"].fillna(0.0)
     scores["status"] = [log.get(s, {}).get("status", "graded") for s in scores.index]
-    scores["review_flags"] = [";".join(log.get(s, {}).get("review_flags", [])) for s in scores.index]
+    similar = similarity_flags(course, assignment)
+    scores["review_flags"] = [";".join(log.get(s, {}).get("review_flags", []) + similar.get(s, []))
+                              for s in scores.index]
     scores.to_csv(out / "scores.csv")
 
     per_question = scores[list(maxima.index)]
@@ -113,6 +143,10 @@ def export(assignment: str, course: Course | None = None) -> dict[str, Path]:
     })
     summary.loc["total"] = [maxima.sum(), scores["total"].mean(), scores["total"].median(),
                             int((scores["total"] >= maxima.sum()).sum()), len(scores)]
+    # Late work: mean/median penalty over all students; `students` = how many were penalised.
+    penalties = scores["late_penalty"]
+    summary.loc["late_penalty"] = [float("nan"), penalties.mean(), penalties.median(), float("nan"),
+                                   int((penalties > 0).sum())]
     summary.index.name = "question"
     summary.to_csv(out / "summary.csv")
 
@@ -130,5 +164,9 @@ def export(assignment: str, course: Course | None = None) -> dict[str, Path]:
     figure.tight_layout()
     figure.savefig(out / "histogram.png", dpi=120)
     plt.close(figure)
-    return {"scores": out / "scores.csv", "summary": out / "summary.csv",
-            "failure_reasons": out / "failure_reasons.csv", "histogram": out / "histogram.png"}
+    written = {"scores": out / "scores.csv", "summary": out / "summary.csv",
+               "failure_reasons": out / "failure_reasons.csv", "histogram": out / "histogram.png"}
+    if fmt is not None:
+        grades = pd.DataFrame({"grade": scores["total"], "late_penalty": scores["late_penalty"]})
+        written[fmt] = write_lms(fmt, grades, assignment, float(maxima.sum()), out, id_column)
+    return written

@@ -19,6 +19,15 @@ c.Autograde.autograde_preprocessors = [
     "nbgrader.preprocessors.AssignLatePenalties",
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
+# Late work (autograder/late.py): `collect` writes each submission's time to timestamp.txt and
+# these due dates to the gradebook; AssignLatePenalties (above) then asks this plugin for the
+# penalty, stored as the notebook's late_submission_penalty and subtracted in feedback/export.
+c.DueDates.due_dates = {
+    # "assignment1": "2026-12-14 23:59:00 Europe/Zurich",
+}
+c.AssignLatePenalties.plugin_class = "autograder.late.PercentPerDayLate"
+c.PercentPerDayLate.percent_per_day = 10.0   # of the score, per started day late
+c.PercentPerDayLate.zero_after_days = 7.0    # from 7 days late on: no points
 # Limits count the CPU time of the kernel and its children, so a busy machine changes no grade;
 # code that waits without computing is stopped by the clock at wall_factor x these limits.
 c.Execute.timeout = 120             # CPU-seconds per cell, then the cell is interrupted
