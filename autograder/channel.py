@@ -377,7 +377,8 @@ class KernelChannel:
         try:
             fd = os.open(f"{number}.npz", os.O_RDONLY | os.O_NOFOLLOW, dir_fd=self._answers_fd)
         except OSError as error:
-            raise ChannelError(f"the kernel gave no answer ({error.strerror})") from None
+            raise ChannelError("the notebook's kernel gave the tests no answer (did a cell change how "
+                               "code runs?)") from None
         with os.fdopen(fd, "rb") as handle:
             info = os.fstat(handle.fileno())
             if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_MESSAGE_BYTES:

@@ -368,6 +368,9 @@ class GuardedExecute(Execute):
     async def _grade_cell(self, cell, cell_index):
         """Run a test cell in the grader's process; its outputs become the verdict."""
         info = _nbgrader(cell)
+        if self._stopped_reason is not None:   # the kernel is gone: nothing left to test
+            cell.outputs = [error_output(NOT_RUN, f"not executed: {self._stopped_reason[1]}")]
+            return cell
         self._loop, self._op_cell_index, self._op_cell = asyncio.get_running_loop(), cell_index, cell
         error = await asyncio.to_thread(self._run_in_grader, cell.source, info.get("grade_id", "test"))
         cell.outputs = verdict_outputs(info.get("grade_id", "test"), float(info.get("points", 0) or 0), error)

@@ -107,3 +107,39 @@ def test_every_hidden_region_checks_with_the_canonical_helpers():
     from assignment_runner import hidden_regions
 
     assert len(hidden_regions("assignment2")) == 5
+
+
+def test_grading_images_cost_the_reference_models_under_a_point_and_defeat_a_lookup(reference):
+    """The accuracy threshold is checked on images the submission never had (each test image
+    moved by up to a pixel and noised, by the course's secret seed). The trained reference
+    models lose less than a point there; a lookup table of the public test split falls to chance."""
+    import torch
+
+    from autograder import grading
+    from vitcourse import assignment2 as a2
+
+    _, namespace = reference
+    split = a2.load_split()
+    for seed in (1, 2, 3):
+        unseen = a2.grading_images(split.x_test, seed)
+        assert not torch.equal(unseen, split.x_test)
+        for model, inputs in ((namespace["model_vit"], a2.vit_inputs), (namespace["model_cnn"], a2.cnn_inputs)):
+            public = grading.accuracy(model, inputs(split.x_test), split.y_test)
+            graded = grading.accuracy(model, inputs(unseen), split.y_test)
+            assert public - graded < 0.01, (seed, type(model).__name__, public, graded)
+
+    table = {image.numpy().tobytes(): int(label) for image, label in zip(split.x_test, split.y_test)}
+
+    class Lookup(torch.nn.Module):
+        """Memorised the public test split; answers class 0 for anything else."""
+
+        def forward(self, images):
+            out = torch.zeros(len(images), 10)
+            for row, image in enumerate(images.reshape(len(images), 28, 28)):
+                out[row, table.get(image.numpy().tobytes(), 0)] = 1.0
+            return out
+
+    lookup = Lookup()
+    assert grading.accuracy(lookup, split.x_test.unsqueeze(1), split.y_test) == 1.0
+    chance = max(float((split.y_test == c).float().mean()) for c in range(10))
+    assert grading.accuracy(lookup, a2.grading_images(split.x_test, 1).unsqueeze(1), split.y_test) <= chance + 0.01

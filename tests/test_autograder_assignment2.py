@@ -11,7 +11,7 @@ import pytest
 
 from autograder.course import REPO_ROOT
 from autograder.samples import Sample, build_samples, generic_samples, with_answer, with_code
-from autograder_support import cli, gradebook_totals, temp_course, write_inbox
+from autograder_support import cli, cpu_hog, gradebook_totals, temp_course, write_inbox
 
 pytestmark = pytest.mark.slow
 ASSIGNMENT = "assignment2"
@@ -45,6 +45,31 @@ WRONG_SHAPES_FORWARD = '''class FirstViT(nn.Module):
 model_vit = FirstViT().to(device)
 '''
 
+# No training: a lookup table of the public test split stands in for the model. It agrees with
+# q7_val_acc (1.0) on the test split the notebook has, and falls to chance on the grader's own
+# images (q7 hidden -3); its heads never learned anything (q9 hidden -3).
+MEMORISED_TEST_SPLIT = """_table = {p.numpy().tobytes(): int(y) for p, y in zip(patches_test, data.y_test)}
+_forward = model_vit.forward
+
+
+def _lookup(patches, return_attention=False):
+    if return_attention:
+        return _forward(patches, return_attention=True)
+    out = _forward(patches).detach().clone()
+    for row, p in enumerate(patches):
+        label = _table.get(p.numpy().tobytes())
+        if label is not None:
+            out[row] = -100.0
+            out[row, label] = 100.0
+    return out
+
+
+model_vit.forward = _lookup
+q7_val_acc = round(evaluate(model_vit, patches_test, data.y_test)[1], 3)
+print(q7_val_acc)
+"""
+
+
 def assignment2_samples() -> list[Sample]:
     """The issue's list for assignment 2: generic breakers at q6, then the specific ones."""
     chosen = [sample for sample in generic_samples(answer=0) if sample.name in GENERIC]
@@ -62,6 +87,7 @@ SPECIFIC_SAMPLES = [
     # Wrong output shape: q6 fails, training it fails (q7), it has no attention to show (q9),
     # and q10 cannot report q7's accuracy; only the CNN (q8) scores.
     Sample("wrong_shapes", with_answer("q6_model", WRONG_SHAPES_FORWARD), lambda nb: 4.0),
+    Sample("memorised_test_split", with_answer("q7_train", MEMORISED_TEST_SPLIT), lambda nb: 14.0),
 ]
 
 
@@ -73,7 +99,8 @@ def graded(tmp_path_factory):
     built = build_samples(course.exercises, course.solutions, ASSIGNMENT, assignment2_samples())
     write_inbox(tmp / "inbox", ASSIGNMENT, built)
     cli(course, "collect", ASSIGNMENT, str(tmp / "inbox"))
-    cli(course, "grade", ASSIGNMENT, "--workers", "2", *LIMITS)
+    with cpu_hog():   # a busy machine: the same scores (limits count CPU-seconds)
+        cli(course, "grade", ASSIGNMENT, "--workers", "2", *LIMITS)
     expected = {name.replace("_", "-"): score for name, (_nb, score) in built.items()}
     return course, expected
 
