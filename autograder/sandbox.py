@@ -54,6 +54,18 @@ def next_kernel_uid() -> int:
 PASSED_ENV_PREFIXES = ("VITCOURSE_", "NBGRADER_", "LANG", "LC_")
 
 
+def mount_scratch(folder: Path, size_mb: int) -> bool:
+    """Make `folder` a tmpfs of `size_mb` (when the grader may mount, i.e. runs as root): the
+    submission's files then have a disk budget of their own, and the pages it writes there count
+    towards its memory budget too. Elsewhere the folder stays on the host's disk, bounded per file
+    by prlimit only (documented fallback). True when mounted."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        return False
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m,mode=0755,nosuid,nodev", "tmpfs",
+                           str(folder)], capture_output=True)
+    return done.returncode == 0
+
+
 def run_dir() -> str | None:
     """The grading run's own folder on the host ($AUTOGRADER_RUN_DIR, set by `grade`), which is
     removed when the run ends, so no kernel's files outlive it; else the system's temp folder."""
@@ -282,6 +294,9 @@ class SandboxedKernelManager(AsyncKernelManager):
                         help="Imported in the kernel before any cell runs (saves time only: "
                              "tests never run in the kernel).").tag(config=True)
 
+    scratch_limit_mb = Integer(1024, help="Size of the kernel's home folder, where it may write files "
+                                          "(a tmpfs of its own when the grader may mount one).").tag(config=True)
+    _scratch_mounted = False
     tmp_limit_mb = Integer(1024, help="Size of the kernel's private /tmp (a tmpfs: its pages also "
                                       "count towards the memory budget).").tag(config=True)
 
@@ -337,6 +352,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         self.kernel_uid = next_kernel_uid() if drop else None
         notebook_dir = Path(kw.get("cwd") or os.getcwd())
         self._scratch = Path(tempfile.mkdtemp(prefix="autograder-scratch-", dir=run_dir()))
+        self._scratch_mounted = mount_scratch(self._scratch, self.scratch_limit_mb)
         if self.started_ahead:
             kw["cwd"] = str(self._scratch)   # no submission yet: receive_submission() brings its files
         else:
@@ -382,6 +398,8 @@ class SandboxedKernelManager(AsyncKernelManager):
         await super()._async_cleanup_resources(restart=restart)
         if self._group is not None:
             self._group.close()
+        if self._scratch is not None and self._scratch_mounted:
+            subprocess.run(["umount", "--lazy", str(self._scratch)], capture_output=True)
         for folder in (self._scratch, self._runtime):
             if folder is not None:
                 shutil.rmtree(folder, ignore_errors=True)

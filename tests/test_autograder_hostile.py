@@ -17,6 +17,7 @@ import base64
 import codecs
 import copy
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -164,6 +165,37 @@ print(codecs.encode(blob.decode(errors='ignore'), 'rot13')[:50000])
 """
 
 
+# Resource escapes beside correct answers: each may cost only its own submission.
+FORK_BOMB = """
+import os, time
+children = 0
+for _ in range(5000):
+    try:
+        pid = os.fork()
+    except OSError:
+        break
+    if pid == 0:
+        os.close(1)
+        os.close(2)
+        time.sleep(600)
+        os._exit(0)
+    children += 1
+print('FORKED', children)
+"""
+FILL_THE_DISK = """
+written = 0
+for n in range(40):
+    try:
+        with open(f'fill-{n}', 'wb') as handle:
+            for _ in range(200):
+                handle.write(b'x' * 1024 * 1024)
+                written += 1
+    except OSError:
+        break
+print('WROTE_MB', written)
+"""
+
+
 def encodings(secret: str) -> list[str]:
     """`secret` as it would appear in text that holds it raw, as hex, rot13 or base64 (at any of
     the three byte alignments; the groups it shares with its neighbours left out)."""
@@ -200,14 +232,19 @@ def graded(tmp_path_factory):
     samples["impostors"] = (_released_with(released, IMPOSTORS), 0.0)
     samples["exfiltrate"] = (_released_with(correct, {"q3_answer": "n_patches = 64\n" + EXFILTRATE}), 6.0)
     samples["correct"] = (correct, 6.0)
+    samples["fork_bomb"] = (_released_with(correct, {"q3_answer": "n_patches = 64\n" + FORK_BOMB}), 6.0)
+    samples["fill_the_disk"] = (_released_with(correct, {"q3_answer": "n_patches = 64\n" + FILL_THE_DISK}), 6.0)
     # The tricks beside correct answers change nothing either (here: tracing and hooks).
     samples["hooks_and_correct"] = (_released_with(correct, {
         "q3_answer": "n_patches = 64\n" + HIJACKS["trace_and_audit_hooks"]
                      + HIJACKS["events_and_exception_hook"]}), 6.0)
     write_inbox(tmp / "inbox", ASSIGNMENT, samples)
     cli(course, "collect", ASSIGNMENT, str(tmp / "inbox"))
+    before = {entry.name for entry in Path("/tmp").iterdir()}
     with cpu_hog():
         cli(course, "grade", ASSIGNMENT, "--workers", "2", *TEST_LIMITS)
+    left = {entry.name for entry in Path("/tmp").iterdir()} - before
+    assert not {name for name in left if name.startswith("autograder-")}, left
     expected = {name.replace("_", "-"): score for name, (_nb, score) in samples.items()}
     return course, expected
 
@@ -226,6 +263,21 @@ def test_no_trick_changes_a_grade(graded):
     totals = gradebook_totals(course, ASSIGNMENT)
     assert totals == pytest.approx(expected), {s: (totals.get(s), want) for s, want in expected.items()
                                                if totals.get(s) != want}
+
+
+def test_resource_escapes_cost_their_own_submission_only(graded):
+    import nbformat
+
+    course, _ = graded
+
+    def printed(student):
+        nb = nbformat.read(course.root / "autograded" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+        return "".join(out.get("text", "") for cell in nb.cells for out in cell.get("outputs", []))
+
+    forked = int(printed("fork-bomb").split("FORKED")[1].split()[0])
+    assert 100 <= forked < 512                  # stopped at this submission's own process limit
+    wrote = int(printed("fill-the-disk").split("WROTE_MB")[1].split()[0])
+    assert 200 <= wrote <= 1024                 # its own 1 GiB folder, not the host's disk
 
 
 def test_the_gradebook_is_intact(graded):
