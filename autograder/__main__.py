@@ -70,11 +70,13 @@ def cmd_export(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from .validate import describe, validate_notebook
+    import json
 
-    results = validate_notebook(Path(args.notebook))
-    print("\n".join(describe(results)))
-    return 1 if results else 0
+    from .validate import validate_notebook
+
+    report = validate_notebook(Path(args.notebook))
+    print(json.dumps(report.as_json()) if args.json else "\n".join(report.lines()))
+    return 0 if report.ok else 1
 
 
 def cmd_doctor(args) -> int:
@@ -129,8 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("assignment")
     p.set_defaults(run=cmd_export)
 
-    p = sub.add_parser("validate", help="student side: run a notebook and report failing visible tests")
+    p = sub.add_parser("validate", help="student side: run a notebook with the course's limits and "
+                                        "report failing visible tests (hidden tests run only when graded)")
     p.add_argument("notebook")
+    p.add_argument("--json", action="store_true", help="print the report as JSON (the Lab's Validate button reads it)")
     p.set_defaults(run=cmd_validate)
 
     p = sub.add_parser("doctor", help="check the OS packages the sandbox needs")

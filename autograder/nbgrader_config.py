@@ -19,12 +19,16 @@ c.Autograde.autograde_preprocessors = [
     "nbgrader.preprocessors.AssignLatePenalties",
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
-c.Execute.timeout = 120                 # seconds per cell, then the cell is interrupted
+c.Execute.timeout = 120                 # seconds per cell, then the cell is interrupted (also Validate)
 c.GuardedExecute.wall_clock_limit = 600  # seconds per notebook
 c.GuardedExecute.max_output_chars = 2_000_000
 # A grading kernel is thrown away after its notebook: kill it rather than ask it to exit
 # (a polite shutdown took 0.1-0.2 s, and now and then 2.6 s, per submission here).
 c.GuardedExecute.shutdown_kernel = "immediate"
+# Validate (the student Lab's button and `python -m autograder validate` both read this file):
+# nbgrader's Validator with the per-cell limit above and, by default, as many math threads as
+# the machine has idle cores (one on a busy machine, where more threads only wait for each other).
+c.CourseValidator.threads = 0
 c.SandboxedKernelManager.sandbox = "bwrap"  # "none": documented fallback, see README
 c.SandboxedKernelManager.memory_limit_mb = 4096
 c.SandboxedKernelManager.cpu_limit_s = 900
