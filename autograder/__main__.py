@@ -79,6 +79,18 @@ def cmd_validate(args) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_lab(args) -> int:
+    from .lab import run_lab
+
+    return run_lab("student", _course(args).exercises, args.jupyter_args)
+
+
+def cmd_formgrader(args) -> int:
+    from .lab import run_lab
+
+    return run_lab("instructor", _course(args).root, args.jupyter_args)
+
+
 def cmd_doctor(args) -> int:
     from .doctor import doctor
 
@@ -137,6 +149,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the report as JSON (the Lab's Validate button reads it)")
     p.set_defaults(run=cmd_validate)
 
+    p = sub.add_parser("lab", help="JupyterLab for students on the exercises (Validate; no exchange panels); "
+                                   "other options go to jupyter lab")
+    p.set_defaults(run=cmd_lab)
+
+    p = sub.add_parser("formgrader", help="nbgrader's Formgrader on the course folder (manual grading); "
+                                          "other options go to jupyter lab")
+    p.set_defaults(run=cmd_formgrader)
+
     p = sub.add_parser("doctor", help="check the OS packages the sandbox needs")
     p.add_argument("--install", action="store_true", help="apt-get install what is missing (root)")
     p.set_defaults(run=cmd_doctor)
@@ -144,7 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command not in ("lab", "formgrader"):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.jupyter_args = extra  # lab, formgrader: passed on to jupyter lab
     quiet_gradebook_warnings()
     try:
         return args.run(args)
