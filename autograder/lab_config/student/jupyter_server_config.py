@@ -11,10 +11,12 @@ c.ServerApp.jpserver_extensions = {
     "nbgrader.server_extensions.validate_assignment": False,
     "nbgrader.server_extensions.assignment_list": False,
     "nbgrader.server_extensions.course_list": False,
-    "jupyter_lsp": False,  # it would write .virtual_documents/ into the assignments folder
     "autograder.lab": True,
 }
 c.LabApp.custom_css = True  # custom/custom.css: locked cells and the Validate dialog
 # Checkpoints next to Lab's other state, outside the repository.
 if os.environ.get("VITCOURSE_LAB_CHECKPOINTS"):
     c.FileContentsManager.checkpoints_kwargs = {"root_dir": os.environ["VITCOURSE_LAB_CHECKPOINTS"]}
+    # jupyter-lsp's copies of open documents (for a language server, if one is installed).
+    c.LanguageServerManager.virtual_documents_dir = os.path.join(
+        os.path.dirname(os.environ["VITCOURSE_LAB_CHECKPOINTS"]), "virtual_documents")
