@@ -198,9 +198,11 @@ def test_validate_on_a_solved_notebook_says_hidden_tests_wait(browser, student_l
 def formgrader(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("formgrader")
     course = graded_written_course(tmp)
+    status = git_status()
     server = LabServer("instructor", course.root, tmp / "state", tmp / "lab.log")
     yield course, server
     server.stop()
+    assert git_status() == status, "Formgrader changed the repository"
 
 
 def test_formgrader_offers_the_written_answer_for_manual_grading(browser, formgrader):
