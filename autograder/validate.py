@@ -165,12 +165,13 @@ class Report:
 
         The dialog prints each failed cell under "The following cell failed:"; the first
         entry carries the summary and notes instead (the student Lab's CSS hides its heading).
+        A pass that took longer than the grader allows is shown that way too, as a warning.
         """
-        if self.ok or "failed" not in self.results:
+        warnings = self.notes()[:-1]
+        if (self.ok and not warnings) or self.results.get("type_changed") or self.results.get("changed"):
             return self.results
-        head = {"source": "\n".join([self.summary(), *self.notes()[:-1]]),
-                "error": HIDDEN_NOTE, "raw_error": HIDDEN_NOTE}
-        return {"failed": [head, *self.results["failed"]]}
+        head = {"source": "\n".join([self.summary(), *warnings]), "error": HIDDEN_NOTE, "raw_error": HIDDEN_NOTE}
+        return {"failed": [head, *self.results.get("failed", [])]}
 
     def as_json(self) -> dict:
         return {"results": self.results, "lab_value": self.lab_value(), "summary": self.summary(),

@@ -122,3 +122,13 @@ def test_busy_cores_sees_a_cpu_hog():
     finally:
         hog.kill()
         hog.wait()
+
+
+def test_a_pass_slower_than_the_grader_allows_is_a_warning_in_the_lab():
+    from autograder.validate import Report
+
+    slow = Report(results={}, tests=["q1_tests"], seconds=700, cell_timeout=120, wall_clock=600)
+    assert slow.ok and slow.summary() == "Success! All 1 visible test cells pass."
+    assert slow.lab_value()["failed"][0]["source"].startswith(
+        "Success! All 1 visible test cells pass.\nThe notebook took 700 s: the grader stops a notebook after 600 s")
+    assert Report(results={}, tests=["q1_tests"], seconds=5, wall_clock=600).lab_value() == {}
