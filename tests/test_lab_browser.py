@@ -119,7 +119,7 @@ def validate(page, server) -> tuple[str, list[float]]:
 def assert_responsive(latencies: list[float]) -> None:
     """The server answered throughout (a loaded 2-core machine slows single answers down)."""
     assert len(latencies) >= 3, latencies
-    assert sorted(latencies)[len(latencies) // 2] < 1.0 and max(latencies) < 5.0, latencies
+    assert sorted(latencies)[len(latencies) // 2] < 1.0 and max(latencies) < 10.0, latencies
 
 
 def screenshot(page, name: str) -> None:
