@@ -5,7 +5,7 @@ Student Lab (on a copy of exercises/): only Validate of nbgrader is shown, no er
 failed request, locked cells are marked, Validate on the untouched and on a solved assignment 1
 says what the course promises, and the server keeps answering while it validates; nothing is
 written next to the notebooks or into the repository. Formgrader: a written answer waits in
-manual grading with its points. Screenshots go to _build/screenshots/lab/.
+manual grading with its points, and the score typed into its box reaches `export`. Screenshots go to _build/screenshots/lab/.
 """
 
 from __future__ import annotations
@@ -17,11 +17,13 @@ import time
 from urllib.parse import urlparse
 
 import nbformat
+import pandas as pd
 import pytest
 
 from autograder.course import REPO_ROOT
 from autograder.samples import build_samples
 from autograder.validate import HIDDEN_NOTE
+from autograder_support import cli
 from lab_support import WRITTEN_ANSWER, LabServer, graded_written_course
 
 pytestmark = pytest.mark.browser
@@ -220,4 +222,14 @@ def test_formgrader_offers_the_written_answer_for_manual_grading(browser, formgr
     text = page.inner_text("body")
     assert "q2, in words (2 points, graded by hand)" in text
     assert "/ 2.0" in text and "/ 1.0" in text, text[:2000]
+    # Grade it as an instructor would: the score box saves on change, and export reports it.
+    waiting = page.locator("input.score.needs_manual_grade")
+    assert waiting.count() == 1
+    waiting.fill("1.5")
+    waiting.press("Tab")
+    page.wait_for_function("document.querySelectorAll('input.score.needs_manual_grade').length === 0",
+                           timeout=30_000)
     page.close()
+    cli(course, "export", "written")
+    scores = pd.read_csv(course.reports("written") / "scores.csv", index_col="student")
+    assert scores.loc["ada", "q2"] == 1.5 and scores.loc["ada", "total"] == 2.5
