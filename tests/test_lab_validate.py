@@ -130,5 +130,5 @@ def test_a_pass_slower_than_the_grader_allows_is_a_warning_in_the_lab():
     slow = Report(results={}, tests=["q1_tests"], seconds=700, cell_timeout=120, wall_clock=600)
     assert slow.ok and slow.summary() == "Success! All 1 visible test cells pass."
     assert slow.lab_value()["failed"][0]["source"].startswith(
-        "Success! All 1 visible test cells pass.\nThe notebook took 700 s: the grader stops a notebook after 600 s")
+        "Success! All 1 visible test cells pass.\nThe notebook took 700 s: the grader stops a notebook after 600 CPU-seconds")
     assert Report(results={}, tests=["q1_tests"], seconds=5, wall_clock=600).lab_value() == {}
