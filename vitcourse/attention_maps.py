@@ -57,66 +57,85 @@ def cls_attention_map(model: VisionTransformer, image: torch.Tensor) -> torch.Te
     """Per head, the CLS token's attention to every patch in the model's last block.
 
     Args:
-        model: a :class:`~vitcourse.vit.VisionTransformer` with a CLS token (``pool="cls"``).
+        model: a :class:`~vitcourse.vit.VisionTransformer` with a CLS token
+        (``pool="cls"``).
         image: one image (C, H, W) or (1, C, H, W), preprocessed as the model expects.
 
     Returns:
-        (heads, H/P, W/P) float tensor on the CPU. Row 0 of each head's softmax covers all T
-        tokens, the CLS token itself included, so each head's map sums to at most 1; what is
-        missing is the CLS token's attention to itself.
+        (heads, H/P, W/P) float tensor on the CPU. Row 0 of each head's softmax covers
+        all T tokens, the CLS token itself included, so each head's map sums to at most
+        1; what is missing is the CLS token's attention to itself.
 
     Raises:
         ValueError: for a model without a CLS token, or an image of the wrong shape.
     """
     batch = _check_image(model, image, "cls_attention_map")
-    last = model.attention_maps(batch)[-1][0]                  # (heads, T, T)
+    last = model.attention_maps(batch)[-1][0]  # (heads, T, T)
     side = model.config.image_size // model.config.patch_size
-    return last[:, 0, 1:].reshape(-1, side, side).float().cpu()   # the CLS row, patch columns only
+    # the CLS row, patch columns only
+    return (last[:, 0, 1:].reshape(-1, side, side).float().cpu())
 
 
-def attention_rollout(weights_per_layer: Sequence[torch.Tensor], *, head_fusion: str = "mean",
-                      residual: bool = True) -> torch.Tensor:
-    """Attention rollout (Abnar & Zuidema, 2020): how much each output token draws on each input token.
+def attention_rollout(
+    weights_per_layer: Sequence[torch.Tensor],
+    *,
+    head_fusion: str = "mean",
+    residual: bool = True,
+) -> torch.Tensor:
+    """Attention rollout (Abnar & Zuidema, 2020): how much each output token draws on
+    each input token.
 
-    For every layer: fuse the heads (their mean, by default), add the identity for the residual
-    connection (x + attention(x) passes the token itself on) and renormalise the rows, giving
-    A_l = (W_l + I) / 2 for row-stochastic W_l. Then multiply through the layers, the later
-    layer on the left: R = A_L · … · A_2 · A_1.
+    For every layer: fuse the heads (their mean, by default), add the identity for the
+    residual connection (x + attention(x) passes the token itself on) and renormalise
+    the rows, giving A_l = (W_l + I) / 2 for row-stochastic W_l. Then multiply through
+    the layers, the later layer on the left: R = A_L · … · A_2 · A_1.
 
     Args:
-        weights_per_layer: one (B, heads, T, T) or (heads, T, T) tensor per layer, first layer
+        weights_per_layer: one (B, heads, T, T) or (heads, T, T) tensor per layer,
+        first layer
             first, each row a softmax (as ``model.attention_maps`` returns them).
         head_fusion: ``"mean"`` (the paper), ``"max"`` or ``"min"`` over the heads.
         residual: add the identity before renormalising (the paper: yes).
 
     Returns:
-        (B, T, T), or (T, T) for unbatched input: row i is how much output token i draws on
-        each input token; rows add up to 1.
+        (B, T, T), or (T, T) for unbatched input: row i is how much output token i
+        draws on each input token; rows add up to 1.
     """
     if head_fusion not in HEAD_FUSIONS:
-        raise ValueError(f"head_fusion must be one of {HEAD_FUSIONS}, got {head_fusion!r}")
+        raise ValueError(
+            f"head_fusion must be one of {HEAD_FUSIONS}, got {head_fusion!r}"
+        )
     layers = list(weights_per_layer)
     if not layers:
         raise ValueError("attention_rollout needs the weights of at least one layer")
     shape = layers[0].shape
     if layers[0].dim() not in (3, 4) or shape[-1] != shape[-2]:
-        raise ValueError(f"each layer's weights must be (B, heads, T, T) or (heads, T, T), got {tuple(shape)}")
+        raise ValueError(
+            "each layer's weights must be (B, heads, T, T) or (heads, T, T), got "
+            f"{tuple(shape)}"
+        )
     for i, weights in enumerate(layers):
         if weights.shape != shape:
-            raise ValueError(f"layer {i} has weights of shape {tuple(weights.shape)}, layer 0 {tuple(shape)}; "
-                             f"all layers must match")
+            raise ValueError(
+                f"layer {i} has weights of shape {tuple(weights.shape)}, layer 0 "
+                f"{tuple(shape)}; "
+                f"all layers must match"
+            )
     unbatched = len(shape) == 3
     tokens = shape[-1]
     eye = torch.eye(tokens, dtype=torch.float64, device=layers[0].device)
     rollout = None
     for weights in layers:
-        w = weights.double()[None] if unbatched else weights.double()          # (B, heads, T, T)
+        # (B, heads, T, T)
+        w = (weights.double()[None] if unbatched else weights.double())
         fused = getattr(w, head_fusion)(dim=1)
-        fused = fused.values if head_fusion != "mean" else fused              # max/min return (values, indices)
+        # max/min return (values, indices)
+        fused = (fused.values if head_fusion != "mean" else fused)
         if residual:
             fused = fused + eye
-        fused = fused / fused.sum(dim=-1, keepdim=True)                       # rows sum to 1 again
-        rollout = fused if rollout is None else fused @ rollout               # later layer on the left
+        fused = fused / fused.sum(dim=-1, keepdim=True)  # rows sum to 1 again
+        # later layer on the left
+        rollout = (fused if rollout is None else fused @ rollout)
     rollout = rollout.to(layers[0].dtype)
     return rollout[0] if unbatched else rollout
 
@@ -133,12 +152,13 @@ def cls_rollout_map(model: VisionTransformer, image: torch.Tensor, *, head_fusio
 
 
 def keep_top_mass(maps: torch.Tensor, mass: float = 0.6) -> torch.Tensor:
-    """The smallest set of patches that holds ``mass`` of each map's total: DINO's display mask.
+    """The smallest set of patches that holds ``mass`` of each map's total: DINO's
+    display mask.
 
-    Each map (the last two dimensions) is divided by its own sum, its patches taken from the
-    largest down until their share reaches ``mass``. The CLS→patch part of a softmax row sums
-    to less than 1; dividing by the sum makes "60 %" mean 60 % of the attention that went to
-    patches.
+    Each map (the last two dimensions) is divided by its own sum, its patches taken
+    from the largest down until their share reaches ``mass``. The CLS→patch part of a
+    softmax row sums to less than 1; dividing by the sum makes "60 %" mean 60 % of the
+    attention that went to patches.
 
     Args:
         maps: (..., h, w) non-negative attention maps, e.g. (heads, h, w).
@@ -150,15 +170,23 @@ def keep_top_mass(maps: torch.Tensor, mass: float = 0.6) -> torch.Tensor:
     if not 0.0 < mass <= 1.0:
         raise ValueError(f"mass must be in (0, 1], got {mass!r}")
     if not isinstance(maps, torch.Tensor) or maps.dim() < 2:
-        raise ValueError(f"keep_top_mass wants maps of shape (..., h, w), got "
-                         f"{tuple(maps.shape) if isinstance(maps, torch.Tensor) else type(maps).__name__}")
+        is_tensor = isinstance(maps, torch.Tensor)
+        got = tuple(maps.shape) if is_tensor else type(maps).__name__
+        raise ValueError(f"keep_top_mass wants maps of shape (..., h, w), got {got}")
     if (maps < 0).any():
-        raise ValueError("attention maps must be non-negative (softmax weights); got negative entries")
+        raise ValueError(
+            "attention maps must be non-negative (softmax weights); got negative "
+            "entries"
+        )
     flat = maps.reshape(*maps.shape[:-2], -1).double()
-    share = flat / flat.sum(dim=-1, keepdim=True).clamp_min(torch.finfo(torch.float64).tiny)
+    share = flat / flat.sum(dim=-1, keepdim=True).clamp_min(
+        torch.finfo(torch.float64).tiny
+    )
     ordered, order = share.sort(dim=-1, descending=True)
-    before = ordered.cumsum(dim=-1) - ordered                  # mass of the larger patches, this one excluded
-    keep_sorted = before < mass - 1e-6    # still short of ``mass`` (float32 rounding aside)
+    # mass of the larger patches, this one excluded
+    before = (ordered.cumsum(dim=-1) - ordered)
+    # still short of ``mass`` (float32 rounding aside)
+    keep_sorted = (before < mass - 1e-6)
     keep = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
     return keep.reshape(maps.shape)
 

@@ -1,0 +1,68 @@
+"""No line of code in the book is wider than its code box.
+
+The book's code box shows 88 characters at the 1280 px layout; a longer line is clipped (or
+scrolls), so the reader sees half a statement. Checked on the sources: every code cell of every
+book/*.md chapter, and every library listing a chapter shows with {literalinclude} (resolved
+exactly as Sphinx resolves it, :pyobject: and all).
+"""
+
+from __future__ import annotations
+
+import re
+from types import SimpleNamespace
+
+import pytest
+
+from book_pages import ROOT
+
+WIDTH = 88
+BOOK = ROOT / "book"
+CELL = re.compile(r"^(?P<fence>```+|~~~+)\s*\{code-cell\}[^\n]*\n(?P<body>.*?)^(?P=fence)\s*$", re.S | re.M)
+LITERALINCLUDE = re.compile(r"^```+\{literalinclude\} (?P<path>\S+)\n(?P<options>(?::[\w-]+:.*\n)*)", re.M)
+CHAPTERS = sorted(BOOK.glob("*.md"))
+
+
+def code_cell_lines(text: str):
+    """(line number in the .md, line) for every line inside a code cell."""
+    for match in CELL.finditer(text):
+        first = text.count("\n", 0, match.start("body")) + 1
+        for offset, line in enumerate(match["body"].split("\n")):
+            yield first + offset, line
+
+
+def listings(page):
+    """(path, options, text) of every {literalinclude} on ``page``, as Sphinx would show it."""
+    from sphinx.directives.code import LiteralIncludeReader
+
+    for match in LITERALINCLUDE.finditer(page.read_text()):
+        options = {}
+        for line in match["options"].splitlines():
+            key, _, value = line[1:].partition(":")
+            options[key] = value.strip() or True
+        path = (page.parent / match["path"]).resolve()
+        text, _ = LiteralIncludeReader(str(path), options, SimpleNamespace(source_encoding="utf-8")).read()
+        yield path, options, text
+
+
+@pytest.mark.parametrize("page", CHAPTERS, ids=lambda p: p.name)
+def test_code_cells_fit_the_code_box(page):
+    wide = [f"{page.name}:{number}: {len(line)} characters: {line.strip()[:60]}…"
+            for number, line in code_cell_lines(page.read_text()) if len(line) > WIDTH]
+    assert not wide, f"code lines wider than {WIDTH} characters (wrap them):\n" + "\n".join(wide)
+
+
+@pytest.mark.parametrize("page", CHAPTERS, ids=lambda p: p.name)
+def test_library_listings_fit_the_code_box(page):
+    wide = []
+    for path, options, text in listings(page):
+        what = options.get("pyobject") or options.get("lines") or "whole file"
+        wide += [f"{path.relative_to(ROOT)} ({what}): {len(line)} characters: {line.strip()[:60]}…"
+                 for line in text.splitlines() if len(line) > WIDTH]
+    assert not wide, f"{page.name} shows library lines wider than {WIDTH} characters:\n" + "\n".join(wide)
+
+
+def test_the_width_check_sees_code_cells_and_listings():
+    cells = sum(1 for page in CHAPTERS for _ in code_cell_lines(page.read_text()))
+    shown = sum(1 for page in CHAPTERS for _ in listings(page))
+    assert cells > 1000 and shown > 20, (cells, shown)
+    assert list(code_cell_lines("```{code-cell} ipython3\nx = 1\n```\n")) == [(2, "x = 1"), (3, "")]
