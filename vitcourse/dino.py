@@ -38,7 +38,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
+from vitcourse.progress import progress_bar
 
 from vitcourse.cifar import (CIFAR_VIT, QUICK_VIT, make_adamw, normalize, random_flip, to_unit_float,
                              warmup_cosine)
@@ -541,8 +541,7 @@ class DINOTrainer:
 
     def fit(self, progress: bool = True) -> pd.DataFrame:
         """Train to the end of the recipe; returns :meth:`history`."""
-        bar = tqdm(total=self.total_steps, initial=self.step, desc="DINO", unit="step", ncols=100,
-                   mininterval=5.0, disable=not progress)
+        bar = progress_bar(self.total_steps, "DINO", initial=self.step, enabled=progress)
         while self.step < self.total_steps:
             epoch = self.step // self.steps_per_epoch
             order = torch.randperm(len(self.x_train),

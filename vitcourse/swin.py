@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 # Plain-text bars: they render in a terminal, in JupyterLab and in the offline book alike.
-from tqdm import tqdm
+from vitcourse.progress import progress_bar
 
 from vitcourse.cifar import CifarTrainer, Recipe, full_recipe, quick_recipe
 from vitcourse.device import cpu_threads
@@ -687,7 +687,9 @@ def _attention_scaling(sides, dim, heads, window, device, repeats, seed, progres
                                                       return_weights=weights),
     }
     rows = []
-    for side in tqdm(list(sides), desc="attention scaling", unit="size", ncols=100, disable=not progress):
+    sides = list(sides)
+    bar = progress_bar(len(sides), "attention scaling", enabled=progress, unit="size")
+    for side in sides:
         x = torch.randn(1, side, side, dim, device=device)
         macs = {"global": global_attention_macs(side, side, dim),
                 "window": window_attention_macs(side, side, dim, window)}
@@ -697,6 +699,8 @@ def _attention_scaling(sides, dim, heads, window, device, repeats, seed, progres
                 seconds = best_seconds(run, x, weights, repeats=repeats, device=device)
                 rows.append({"side": side, "tokens": side * side, "attention": kind, "path": path,
                              "seconds": seconds, "peak_bytes": peak, "macs": macs[kind]})
+        bar.update()
+    bar.close()
     return pd.DataFrame(rows)
 
 
