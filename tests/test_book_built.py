@@ -83,3 +83,19 @@ def test_shown_code_fits_the_code_box(file, pages):
             continue
         wide += [line for line in pre.text().splitlines() if len(line) > WIDTH]
     assert not wide, f"{file}: {len(wide)} code lines wider than {WIDTH}: {wide[:3]}"
+
+
+DIAGRAMS = {"book/06_full_vit_cifar": ["fig-vit-pipeline", "fig-encoder-blocks"],
+            "book/08_deit": ["fig-deit-tokens"],
+            "book/09_swin": ["fig-swin-windows", "fig-swin-stages"]}
+
+
+@pytest.mark.parametrize("file", sorted(DIAGRAMS))
+def test_architecture_diagrams_have_caption_and_alt_text(file, pages):
+    figures = {f.attrs.get("id"): f for f in pages[file].find_all("figure")}
+    for name in DIAGRAMS[file]:
+        assert name in figures, f"{file}: no figure {name} (found {sorted(filter(None, figures))})"
+        images = list(figures[name].find_all("img"))
+        captions = list(figures[name].find_all("figcaption"))
+        assert len(images) == 1 and len(images[0].attrs.get("alt", "")) > 40, f"{name}: alt text"
+        assert captions and len(captions[0].text().strip()) > 40, f"{name}: caption"

@@ -23,10 +23,17 @@ CHAPTERS = sorted(BOOK.glob("*.md"))
 
 
 def code_cell_lines(text: str):
-    """(line number in the .md, line) for every line inside a code cell."""
+    """(line number in the .md, line) for every line of code in a code cell (the cell's
+    options — a leading ``---`` YAML block or ``:key: value`` lines — are not shown)."""
     for match in CELL.finditer(text):
         first = text.count("\n", 0, match.start("body")) + 1
-        for offset, line in enumerate(match["body"].split("\n")):
+        lines = match["body"].split("\n")
+        skip = 0
+        if lines[0].strip() == "---" and "---" in lines[1:]:
+            skip = lines.index("---", 1) + 1
+        while skip < len(lines) and re.match(r"^:[\w-]+:", lines[skip]):
+            skip += 1
+        for offset, line in enumerate(lines[skip:], start=skip):
             yield first + offset, line
 
 
@@ -66,3 +73,5 @@ def test_the_width_check_sees_code_cells_and_listings():
     shown = sum(1 for page in CHAPTERS for _ in listings(page))
     assert cells > 1000 and shown > 20, (cells, shown)
     assert list(code_cell_lines("```{code-cell} ipython3\nx = 1\n```\n")) == [(2, "x = 1"), (3, "")]
+    with_options = "```{code-cell} ipython3\n---\ntags: [" + "x" * 99 + "]\n---\ny = 2\n```\n"
+    assert list(code_cell_lines(with_options)) == [(5, "y = 2"), (6, "")]
