@@ -20,8 +20,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import ast
+import re
+import textwrap
+
 from docutils import nodes
 from docutils.parsers.rst import Directive
+from sphinx.directives.code import LiteralInclude
 
 DEFAULT_MODE_JS = 'document.documentElement.dataset.mode = document.documentElement.dataset.mode || "auto";'
 
@@ -150,7 +155,50 @@ def fill_run_notes(app, doctree, docname):
         placeholder.replace_self(box)
 
 
+def hide_argument_checks(code: str) -> str:
+    """The listing without its argument checks: every ``if …: raise …`` becomes one comment.
+
+    A chapter shows library code for its idea; the checks that turn bad input into a clear
+    error stay in the library (and its tests) but would fill the listing.
+    """
+    try:
+        tree = ast.parse(textwrap.dedent(code))
+    except SyntaxError:
+        return code
+    lines = code.split("\n")
+    checks = [node for node in ast.walk(tree)
+              if isinstance(node, ast.If) and not node.orelse
+              and all(isinstance(statement, ast.Raise) for statement in node.body)]
+    drop, notes = set(), {}
+    for node in checks:
+        drop.update(range(node.lineno - 1, node.end_lineno))
+    for start in sorted(drop):
+        if start - 1 not in drop:                        # the first line of a run of checks
+            indent = re.match(r"\s*", lines[start])[0]
+            notes[start] = f"{indent}...  # argument checks (see the library's source)"
+    if not drop:
+        return code
+    return "\n".join(notes.get(i, line) for i, line in enumerate(lines) if i not in drop or i in notes)
+
+
+class ListingInclude(LiteralInclude):
+    """``literalinclude`` for Python listings, with :func:`hide_argument_checks` applied."""
+
+    def run(self):
+        result = super().run()
+        for block in result:
+            for literal in block.findall(nodes.literal_block) if isinstance(block, nodes.Element) else []:
+                if literal.get("language", "python") not in ("python", "python3", "default"):
+                    continue
+                shown = hide_argument_checks(literal.astext())
+                if shown != literal.astext():
+                    literal.rawsource = shown
+                    literal.children = [nodes.Text(shown)]
+        return result
+
+
 def setup(app):
+    app.add_directive("literalinclude", ListingInclude, override=True)
     app.add_js_file(None, body=DEFAULT_MODE_JS, priority=100)
     app.connect("html-page-context", clean_page_scripts, priority=900)
     app.add_config_value("course_repository_url", "", "html")

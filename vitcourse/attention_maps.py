@@ -118,8 +118,7 @@ def attention_rollout(
         if weights.shape != shape:
             raise ValueError(
                 f"layer {i} has weights of shape {tuple(weights.shape)}, layer 0 "
-                f"{tuple(shape)}; "
-                f"all layers must match"
+                f"{tuple(shape)}; all layers must match"
             )
     unbatched = len(shape) == 3
     tokens = shape[-1]

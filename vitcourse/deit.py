@@ -190,10 +190,8 @@ def distillation_loss(
     if len(set(shapes.values())) != 1 or cls_logits.dim() != 2:
         raise ValueError(
             "cls_logits, dist_logits and teacher_logits must be (B, K) logits of one "
-            "shape, got "
-            f"{', '.join(f'{n} {s}' for n, s in shapes.items())}. Pass the student's "
-            "train-mode "
-            f"output (a pair), not its eval-mode average"
+            f"shape, got {', '.join(f'{n} {s}' for n, s in shapes.items())}. Pass the "
+            "student's train-mode output (a pair), not its eval-mode average"
         )
     batch, classes = cls_logits.shape
     if labels.shape == (batch,) and not torch.is_floating_point(labels):
@@ -203,10 +201,8 @@ def distillation_loss(
     else:
         raise ValueError(
             f"labels must be class indices (B,) = ({batch},) of an integer dtype, or "
-            "target "
-            f"distributions (B, K) = ({batch}, {classes}) of floats; got "
-            f"{labels.dtype} "
-            f"{tuple(labels.shape)}"
+            f"target distributions (B, K) = ({batch}, {classes}) of floats; got "
+            f"{labels.dtype} {tuple(labels.shape)}"
         )
     teacher_logits = teacher_logits.detach().float()
     if mode == "hard":
@@ -258,8 +254,8 @@ class CifarCNN(nn.Module):
         ):
             raise ValueError(
                 "need at least one stage of positive channel counts and "
-                "convs_per_stage ≥ 1, got "
-                f"channels={channels!r}, convs_per_stage={convs_per_stage!r}"
+                f"convs_per_stage ≥ 1, got channels={channels!r}, "
+                f"convs_per_stage={convs_per_stage!r}"
             )
         layers, width = [], 3
         for stage, out in enumerate(channels):
@@ -463,7 +459,7 @@ def locality_ratio(weights: torch.Tensor, grid: int, special_tokens: int = 1) ->
         or weights.shape[-1] != special_tokens + grid * grid
     ):
         raise ValueError(
-            f"weights must be (B, heads, T, T) with T = special_tokens + grid² = "
+            "weights must be (B, heads, T, T) with T = special_tokens + grid² = "
             f"{special_tokens + grid * grid}, got {tuple(weights.shape)}"
         )
     # (N, N)

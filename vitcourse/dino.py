@@ -270,8 +270,7 @@ def dino_loss(
     if len(teacher_outputs) > len(student_outputs):
         raise ValueError(
             f"{len(teacher_outputs)} teacher views but only {len(student_outputs)} "
-            "student views; "
-            f"the student sees every view, the teacher the global ones"
+            "student views; the student sees every view, the teacher the global ones"
         )
     targets = [
         F.softmax((t.detach().float() - center) / teacher_temp, dim=-1)
@@ -629,8 +628,7 @@ def knn_predict(
     ):
         raise ValueError(
             "want train (N, D) and test (M, D) features, got "
-            f"{tuple(train_features.shape)} "
-            f"and {tuple(test_features.shape)}"
+            f"{tuple(train_features.shape)} and {tuple(test_features.shape)}"
         )
     if len(train_labels) != len(train_features):
         raise ValueError(
@@ -758,8 +756,7 @@ def from_official_state_dict(state: dict, model: VisionTransformer) -> dict:
         c = model.config
         raise ValueError(
             f"this state dict does not fit a DINO ViT with dim={c.dim}, "
-            f"depth={c.depth}, "
-            f"patch={c.patch_size}, image={c.image_size}: "
+            f"depth={c.depth}, patch={c.patch_size}, image={c.image_size}: "
             + "; ".join(problems[:8])
             + ". Check the file and the arch (S/16 or S/8)"
         )
@@ -790,10 +787,9 @@ def load_official_dino(
         name, url = OFFICIAL_CHECKPOINTS[arch]
         raise FileNotFoundError(
             f"no DINO ViT-{arch} checkpoint at {path}. The course never downloads "
-            "weights; on a machine "
-            f"with internet fetch {url} (e.g. curl -L -o {name} {url}) and put it at "
-            f"{default_checkpoint_path(arch)} "
-            f"or pass its path: load_official_dino('path/to/{name}', arch={arch!r})"
+            f"weights; on a machine with internet fetch {url} (e.g. curl -L -o {name} "
+            f"{url}) and put it at {default_checkpoint_path(arch)} or pass its path: "
+            f"load_official_dino('path/to/{name}', arch={arch!r})"
         )
     state = torch.load(path, map_location="cpu", weights_only=True)
     with torch.device("meta"):  # no time spent on an initialisation that is overwritten

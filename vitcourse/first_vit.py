@@ -166,9 +166,8 @@ class FirstViT(nn.Module):
         if patches.dim() != 3 or tuple(patches.shape[1:]) != want:
             raise ValueError(
                 f"FirstViT wants patches of shape (B, {want[0]}, {want[1]}), got "
-                f"{tuple(patches.shape)}; "
-                f"cut (B, {self.config.image_size}, {self.config.image_size}) images "
-                "with "
+                f"{tuple(patches.shape)}; cut (B, {self.config.image_size}, "
+                f"{self.config.image_size}) images with "
                 f"vitcourse.patches.extract_patches(images, {self.config.patch_size})."
             )
 
@@ -224,8 +223,7 @@ class FashionCNN(nn.Module):
         if images.dim() != 4 or images.shape[1:] != (1, 28, 28):
             raise ValueError(
                 "FashionCNN wants images of shape (B, 1, 28, 28), got "
-                f"{tuple(images.shape)}; "
-                f"add the channel axis with images.unsqueeze(1)."
+                f"{tuple(images.shape)}; add the channel axis with images.unsqueeze(1)."
             )
         return self.classifier(self.features(images))
 

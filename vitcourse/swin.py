@@ -64,7 +64,7 @@ def window_partition(x: torch.Tensor, window: int) -> torch.Tensor:
     if window < 1 or height % window or width % window:
         raise ValueError(
             f"window={window} must divide the map's height {height} and width {width}; "
-            f"pad the map or pick a window that divides both"
+            "pad the map or pick a window that divides both"
         )
     x = x.view(batch, height // window, window, width // window, window, channels)
     # (B, rows of windows, row in window, cols of windows, col in window, C) → windows
@@ -218,9 +218,8 @@ class WindowAttention(Attention):
         if tokens != self.window**2:
             raise ValueError(
                 f"WindowAttention(window={self.window}) wants {self.window**2} tokens "
-                "per window, "
-                f"got x of shape {tuple(x.shape)}; cut the map with window_partition "
-                "first"
+                f"per window, got x of shape {tuple(x.shape)}; cut the map with "
+                "window_partition first"
             )
         head_dim = dim // self.heads
         q, k, v = (
@@ -235,8 +234,7 @@ class WindowAttention(Attention):
             if mask.shape != (per_image, tokens, tokens) or windows % per_image:
                 raise ValueError(
                     f"mask must be (nW, {tokens}, {tokens}) with nW dividing the "
-                    f"{windows} windows, "
-                    f"got {tuple(mask.shape)}"
+                    f"{windows} windows, got {tuple(mask.shape)}"
                 )
             if mask.dtype == torch.bool:
                 mask = torch.zeros(
