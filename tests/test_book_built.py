@@ -99,3 +99,17 @@ def test_architecture_diagrams_have_caption_and_alt_text(file, pages):
         captions = list(figures[name].find_all("figcaption"))
         assert len(images) == 1 and len(images[0].attrs.get("alt", "")) > 40, f"{name}: alt text"
         assert captions and len(captions[0].text().strip()) > 40, f"{name}: caption"
+
+
+@pytest.mark.parametrize("file", CHAPTERS)
+def test_every_figure_has_alt_text_and_a_caption(file, pages):
+    missing = []
+    for article in pages[file].find_all("article"):
+        for image in article.find_all("img"):
+            alt = image.attrs.get("alt", "").strip()
+            figure = next((a for a in image.ancestors() if a.tag == "figure"), None)
+            caption = next(figure.find_all("figcaption"), None) if figure is not None else None
+            if len(alt) < 20 or caption is None or len(caption.text().strip()) < 20:
+                missing.append(f"{image.attrs.get('src', '?')}: alt {alt[:30]!r}, "
+                               f"caption {'yes' if caption is not None else 'no'}")
+    assert not missing, f"{file}: figures without alt text or caption:\n" + "\n".join(missing)
