@@ -75,3 +75,25 @@ def test_the_width_check_sees_code_cells_and_listings():
     assert list(code_cell_lines("```{code-cell} ipython3\nx = 1\n```\n")) == [(2, "x = 1"), (3, "")]
     with_options = "```{code-cell} ipython3\n---\ntags: [" + "x" * 99 + "]\n---\ny = 2\n```\n"
     assert list(code_cell_lines(with_options)) == [(5, "y = 2"), (6, "")]
+
+
+def plain_code_blocks(text: str):
+    """Lines of fenced blocks that are not directives (```bash, ```python, plain ```)."""
+    fence, plain = None, False
+    for line in text.splitlines():
+        if fence is None:
+            match = re.match(r"^(`{3,}|~{3,})(.*)$", line)
+            if match:
+                fence, plain = match[1], "{" not in match[2]
+        elif line.strip() == fence:
+            fence = None
+        elif plain:
+            yield line
+
+
+@pytest.mark.parametrize("page", CHAPTERS, ids=lambda p: p.name)
+def test_plain_code_blocks_fit_the_code_box(page):
+    """```bash and other plain fenced blocks (not directives) are code boxes too."""
+    wide = [line for line in plain_code_blocks(page.read_text()) if len(line) > WIDTH]
+    assert not wide, f"{page.name}: fenced code lines wider than {WIDTH}: {wide}"
+    assert list(plain_code_blocks("```{code-cell}\n" + "x" * 99 + "\n```\n```bash\nls\n```\n")) == ["ls"]
