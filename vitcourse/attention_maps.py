@@ -210,11 +210,13 @@ def _as_picture(image: torch.Tensor | np.ndarray) -> np.ndarray:
 
 
 def overlay(ax, image, attention: torch.Tensor | None = None, *, mask: torch.Tensor | None = None,
-            alpha: float = 0.6, cmap: str = "inferno", title: str | None = None, mode: str = "nearest") -> None:
+            alpha: float = 0.6, cmap: str = "inferno", title: str | None = None, mode: str = "nearest",
+            vmin: float | None = None, vmax: float | None = None):
     """Draw ``image`` on ``ax`` with a patch-grid map (h, w) stretched over it, and/or a kept-patch mask.
 
     The mask (h, w) of :func:`keep_top_mass` is drawn as DINO does: kept patches in full
-    colour, the rest dimmed.
+    colour, the rest dimmed. ``vmin``/``vmax`` fix the map's colour scale (default: its own
+    range); returns the map's image (for a colour bar), or None without a map.
     """
     picture = _as_picture(image)
     height, width = picture.shape[:2]
@@ -223,30 +225,41 @@ def overlay(ax, image, attention: torch.Tensor | None = None, *, mask: torch.Ten
         shade = 0.25 + 0.75 * shade
         picture = picture * (shade[..., None] if picture.ndim == 3 else shade)
     ax.imshow(picture, cmap=None if picture.ndim == 3 else "gray")
+    shown = None
     if attention is not None:
-        ax.imshow(upsample_map(attention, (height, width), mode).numpy(), cmap=cmap, alpha=alpha)
+        shown = ax.imshow(upsample_map(attention, (height, width), mode).numpy(), cmap=cmap,
+                          alpha=alpha, vmin=vmin, vmax=vmax)
     if title:
-        ax.set_title(title, fontsize=8)
+        ax.set_title(title, fontsize=9)
     ax.set_xticks([])
     ax.set_yticks([])
+    return shown
 
 
 def show_maps(image, maps: torch.Tensor, titles: Sequence[str] | None = None, *, masks: torch.Tensor | None = None,
               suptitle: str | None = None, alpha: float = 0.6, panel: float = 2.0):
-    """One row: the image, then each map (k, h, w) over it (and below, each mask, if given). Returns the figure."""
+    """One row: the image, then each map (k, h, w) over it (and below, each mask, if given). Returns the figure.
+
+    All maps share one colour scale, from 0 to the largest weight of any map, shown by one
+    colour bar: a brighter patch means more attention, whichever head it is in.
+    """
     maps = maps.detach().cpu()
     count = len(maps)
     rows = 1 if masks is None else 2
-    fig, axes = plt.subplots(rows, count + 1, figsize=(panel * (count + 1), (panel + 0.35) * rows + 0.4), squeeze=False)
+    fig, axes = plt.subplots(rows, count + 1, figsize=(panel * (count + 1) + 0.8, (panel + 0.35) * rows + 0.4),
+                             squeeze=False, layout="constrained")
     overlay(axes[0, 0], image, title="image")
     titles = list(titles) if titles is not None else [f"map {i + 1}" for i in range(count)]
+    top = float(maps.max()) if count else 1.0
+    shown = None
     for i in range(count):
-        overlay(axes[0, i + 1], image, maps[i], alpha=alpha, title=titles[i])
+        shown = overlay(axes[0, i + 1], image, maps[i], alpha=alpha, title=titles[i], vmin=0.0, vmax=top)
+    if shown is not None:
+        fig.colorbar(shown, ax=list(axes[:, -1]), label="attention weight", shrink=0.9)
     if masks is not None:
         axes[1, 0].axis("off")
         for i in range(count):
             overlay(axes[1, i + 1], image, mask=masks[i], title="kept patches")
     if suptitle:
-        fig.suptitle(suptitle, fontsize=9)
-    fig.tight_layout()
+        fig.suptitle(suptitle, fontsize=10)
     return fig
