@@ -16,6 +16,8 @@ import pytest
 
 from book_pages import HTML, built_page, is_notebook_page, parse_html, toc_files
 
+pytestmark = pytest.mark.book
+
 WIDTH = 88
 CHAPTERS = [file for file in toc_files() if is_notebook_page(file)]
 FORBIDDEN = ["/tmp/", "/root/", "/home/", "site-packages", "Warning:", "Traceback", "ipykernel_"]
