@@ -13,7 +13,7 @@ MATHJAX_STAMP := book/assets/mathjax/es5/tex-mml-chtml.js
 help:
 	@echo "make book        build the HTML book into _build/html (executes every chapter)"
 	@echo "make test        build the book, then run all tests (unit, autograder, leak scan, browser)"
-	@echo "make test-fast   unit tests only (no book build, no browser, no slow tests)"
+	@echo "make test-fast   unit tests only (no book build, no built-book or browser checks, no slow tests)"
 	@echo "make setup       create $(VENV) with the pinned dependencies"
 	@echo "make lab         open JupyterLab on exercises/ (students: Validate, nothing written into the repository)"
 	@echo "make formgrader  open nbgrader's Formgrader on autograder/course (instructors: manual grading)"
@@ -52,7 +52,7 @@ test: setup mathjax system-deps book
 	$(PY) -m pytest
 
 test-fast: setup
-	$(PY) -m pytest -m "not browser and not slow"
+	$(PY) -m pytest -m "not browser and not slow and not book"
 
 lab: setup
 	$(PY) -m autograder lab
