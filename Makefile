@@ -8,14 +8,15 @@ PY     := $(VENV)/bin/python
 VENV_STAMP    := $(VENV)/.installed
 MATHJAX_STAMP := book/assets/mathjax/es5/tex-mml-chtml.js
 
-.PHONY: help setup mathjax system-deps book test test-fast lab release student-package clean clean-book
+.PHONY: help setup mathjax system-deps book test test-fast lab formgrader release student-package clean clean-book
 
 help:
 	@echo "make book        build the HTML book into _build/html (executes every chapter)"
 	@echo "make test        build the book, then run all tests (unit, autograder, leak scan, browser)"
-	@echo "make test-fast   unit tests only (no book build, no browser, no slow tests)"
+	@echo "make test-fast   unit tests only (no book build, no built-book or browser checks, no slow tests)"
 	@echo "make setup       create $(VENV) with the pinned dependencies"
-	@echo "make lab         open JupyterLab for the assignments"
+	@echo "make lab         open JupyterLab on exercises/ (students: Validate, nothing written into the repository)"
+	@echo "make formgrader  open nbgrader's Formgrader on autograder/course (instructors: manual grading)"
 	@echo "make student-package  the folder and zip students get (_build/student-package): no solutions"
 	@echo "VITCOURSE_PROFILE=quick|full chooses how much the chapters train (default: full on a CUDA GPU, quick otherwise)"
 
@@ -51,10 +52,13 @@ test: setup mathjax system-deps book
 	$(PY) -m pytest
 
 test-fast: setup
-	$(PY) -m pytest -m "not browser and not slow"
+	$(PY) -m pytest -m "not browser and not slow and not book"
 
 lab: setup
-	$(VENV)/bin/jupyter lab exercises/
+	$(PY) -m autograder lab
+
+formgrader: setup
+	$(PY) -m autograder formgrader
 
 release: setup
 	$(PY) -m autograder release --all

@@ -85,11 +85,25 @@ def cmd_export(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from .validate import describe, validate_notebook
+    import json
 
-    results = validate_notebook(Path(args.notebook))
-    print("\n".join(describe(results)))
-    return 1 if results else 0
+    from .validate import validate_notebook
+
+    report = validate_notebook(Path(args.notebook))
+    print(json.dumps(report.as_json()) if args.json else "\n".join(report.lines()))
+    return 0 if report.ok else 1
+
+
+def cmd_lab(args) -> int:
+    from .lab import run_lab
+
+    return run_lab("student", _course(args).exercises, args.jupyter_args)
+
+
+def cmd_formgrader(args) -> int:
+    from .lab import run_lab
+
+    return run_lab("instructor", _course(args).root, args.jupyter_args)
 
 
 def cmd_package(args) -> int:
@@ -169,14 +183,24 @@ def build_parser() -> argparse.ArgumentParser:
                                        "'SIS User ID' or 'ID'; moodle: any header, default 'ID number')")
     p.set_defaults(run=cmd_export)
 
-    p = sub.add_parser("validate", help="student side: run a notebook and report failing visible tests")
+    p = sub.add_parser("validate", help="student side: run a notebook with the course's limits and "
+                                        "report failing visible tests (hidden tests run only when graded)")
     p.add_argument("notebook")
+    p.add_argument("--json", action="store_true", help="print the report as JSON (the Lab's Validate button reads it)")
     p.set_defaults(run=cmd_validate)
 
     p = sub.add_parser("package", help="the student package: exercises, library, README; no solutions")
     p.add_argument("--out", help="folder to write (replaced; default: _build/student-package)")
     p.add_argument("--zip", action="store_true", help="also write OUT.zip")
     p.set_defaults(run=cmd_package)
+
+    p = sub.add_parser("lab", help="JupyterLab for students on the exercises (Validate; no exchange panels); "
+                                   "other options go to jupyter lab")
+    p.set_defaults(run=cmd_lab)
+
+    p = sub.add_parser("formgrader", help="nbgrader's Formgrader on the course folder (manual grading); "
+                                          "other options go to jupyter lab")
+    p.set_defaults(run=cmd_formgrader)
 
     p = sub.add_parser("doctor", help="check the OS packages the sandbox needs")
     p.add_argument("--install", action="store_true", help="apt-get install what is missing (root)")
@@ -185,7 +209,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command not in ("lab", "formgrader"):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.jupyter_args = extra  # lab, formgrader: passed on to jupyter lab
     quiet_gradebook_warnings()
     try:
         return args.run(args)

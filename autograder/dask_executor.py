@@ -170,6 +170,9 @@ class GradingJobPlugin(WorkerPlugin):
         self._checked = False
 
     def teardown(self, worker) -> None:
+        from .sandbox import unmount_below
+
+        unmount_below(self._folder)
         shutil.rmtree(self._folder, ignore_errors=True)
 
     @property
@@ -210,6 +213,9 @@ def grade_task(token: str, task: SubmissionTask) -> tuple[GradeResult, dict | No
     os.environ["AUTOGRADER_WORKERS"] = str(job.kernels_per_host)
     os.environ["AUTOGRADER_COURSE_ROOT"] = plugin.hidden_folders
     os.environ[SECRET_ENV] = str(job.grading_seed)
+    # Kernels' scratch and runtime folders go inside the batch's folder, removed at teardown.
+    plugin._folder.mkdir(parents=True, exist_ok=True)
+    os.environ["AUTOGRADER_RUN_DIR"] = str(plugin._folder)
     submitted = course.submitted(task.student, job.assignment)
     autograded = course.autograded(task.student, job.assignment)
     for folder in (submitted, autograded):

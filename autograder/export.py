@@ -74,7 +74,9 @@ def score_table(assignment: str, course: Course) -> tuple[pd.DataFrame, pd.DataF
                 reasons = failure_reasons(path) if path.exists() else {}
                 for grade in nb_submission.grades:
                     if grade.auto_score is None and grade.manual_score is None and status == "graded":
-                        reason = "cell deleted or not gradable"
+                        # A graded markdown cell is a written answer: 0 points until graded by hand.
+                        reason = ("needs manual grading" if grade.cell.cell_type == "markdown"
+                                  else "cell deleted or not gradable")
                     elif grade.score < grade.max_score:
                         reason = reasons.get(grade.name) or log.get(student, {}).get("reason") or "no error"
                     else:

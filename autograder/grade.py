@@ -295,15 +295,16 @@ def grade(assignment: str, course: Course | None = None, *, workers: int | None 
         else:
             # Everything of this run on the host lives in one folder, removed when it ends: the
             # gradebook snapshot, each worker's private copy, the kernels' scratch and runtime.
-            with tempfile.TemporaryDirectory(prefix="autograder-run-") as tmp:
+            tmp = tempfile.mkdtemp(prefix="autograder-run-")
+            try:
                 os.chmod(tmp, 0o755)
                 os.environ["AUTOGRADER_RUN_DIR"] = tmp
                 snapshot = Path(tmp) / "gradebook.db"
                 shutil.copy2(course.gradebook, snapshot)
-                try:
-                    results = _run_pool(course, assignment, todo, workers, snapshot, overrides, bar)
-                finally:
-                    os.environ.pop("AUTOGRADER_RUN_DIR", None)
+                results = _run_pool(course, assignment, todo, workers, snapshot, overrides, bar)
+            finally:
+                os.environ.pop("AUTOGRADER_RUN_DIR", None)
+                remove_run_dir(Path(tmp))
     finally:
         bar.close()
     for result in results:
@@ -312,6 +313,15 @@ def grade(assignment: str, course: Course | None = None, *, workers: int | None 
                                       for flag in review_flags(nb, assignment)})
     _write_grading_log(course, assignment, results)
     return sorted(results, key=lambda r: r.student)
+
+
+def remove_run_dir(folder: Path) -> None:
+    """Remove a grading run's folder, first unmounting any kernel's scratch tmpfs still inside it
+    (a kernel killed with its worker never ran its own clean-up)."""
+    from .sandbox import unmount_below
+
+    unmount_below(folder)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _preload_grading_modules() -> None:

@@ -30,13 +30,17 @@ c.PercentPerDayLate.percent_per_day = 10.0   # of the score, per started day lat
 c.PercentPerDayLate.zero_after_days = 7.0    # from 7 days late on: no points
 # Limits count the CPU time of the kernel and its children, so a busy machine changes no grade;
 # code that waits without computing is stopped by the clock at wall_factor x these limits.
-c.Execute.timeout = 120             # CPU-seconds per cell, then the cell is interrupted
+c.Execute.timeout = 120             # CPU-seconds per cell, then the cell is interrupted (Validate: seconds)
 c.GuardedExecute.cpu_budget = 600   # CPU-seconds per notebook
 c.GuardedExecute.wall_factor = 10
 c.GuardedExecute.max_output_chars = 2_000_000
 # A grading kernel is thrown away after its notebook: kill it rather than ask it to exit
 # (a polite shutdown took 0.1-0.2 s, and now and then 2.6 s, per submission here).
 c.GuardedExecute.shutdown_kernel = "immediate"
+# Validate (the student Lab's button and `python -m autograder validate` both read this file):
+# nbgrader's Validator with the per-cell limit above and, by default, as many math threads as
+# the machine has idle cores (one on a busy machine, where more threads only wait for each other).
+c.CourseValidator.threads = 0
 c.SandboxedKernelManager.sandbox = "bwrap"  # "none": documented fallback, see README
 c.SandboxedKernelManager.memory_limit_mb = 4096
 c.SandboxedKernelManager.cpu_limit_s = 900

@@ -35,18 +35,23 @@ def answer_ids(nb) -> list[str]:
     return [_meta(c)["grade_id"] for c in nb.cells if c.cell_type == "code" and _meta(c).get("solution")]
 
 
+def _autograded(cell) -> bool:
+    """A test cell (a graded markdown cell is an answer graded by hand, 0 points until then)."""
+    return bool(_meta(cell).get("grade")) and cell.cell_type == "code"
+
+
 def grade_points(nb) -> list[tuple[str, float]]:
     """(grade_id, points) of every autograded cell, in notebook order."""
-    return [(_meta(c)["grade_id"], float(_meta(c).get("points", 0))) for c in nb.cells if _meta(c).get("grade")]
+    return [(_meta(c)["grade_id"], float(_meta(c).get("points", 0))) for c in nb.cells if _autograded(c)]
 
 
 def points_before(nb, grade_id: str) -> float:
-    """Total points of the grade cells above the cell `grade_id`."""
+    """Total points of the autograded cells above the cell `grade_id`."""
     total = 0.0
     for cell in nb.cells:
         if _meta(cell).get("grade_id") == grade_id:
             return total
-        if _meta(cell).get("grade"):
+        if _autograded(cell):
             total += float(_meta(cell).get("points", 0))
     raise KeyError(f"no cell with grade_id {grade_id!r}")
 
@@ -124,7 +129,7 @@ def _retype_grade_cell(nb, answer: int):
 
 def _grade_cells_after(nb, grade_id: str) -> list:
     cells = nb.cells[[_meta(c).get("grade_id") for c in nb.cells].index(grade_id):]
-    return [cell for cell in cells if _meta(cell).get("grade")]
+    return [cell for cell in cells if _autograded(cell)]
 
 
 def _edit_locked_tests(nb, answer: int):

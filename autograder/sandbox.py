@@ -66,6 +66,18 @@ def mount_scratch(folder: Path, size_mb: int) -> bool:
     return done.returncode == 0
 
 
+def unmount_below(folder: Path) -> None:
+    """Lazily unmount every mount point inside `folder` (scratch tmpfs of kernels that died)."""
+    prefix = str(Path(folder).resolve()) + "/"
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return
+    points = [line.split()[4] for line in lines if len(line.split()) > 4]
+    for point in sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True):
+        subprocess.run(["umount", "--lazy", point], capture_output=True)
+
+
 def run_dir() -> str | None:
     """The grading run's own folder on the host ($AUTOGRADER_RUN_DIR, set by `grade`), which is
     removed when the run ends, so no kernel's files outlive it; else the system's temp folder."""

@@ -67,8 +67,15 @@ def run_assignment(assignment: str, answers: dict[str, str] | None = None, relea
 
 
 def points(assignment: str) -> dict[str, int]:
-    """{grade_id: points} of every graded cell."""
-    return {meta(c)["grade_id"]: meta(c)["points"] for c in cells_of(assignment) if meta(c).get("grade")}
+    """{grade_id: points} of every autograded (code) cell."""
+    return {meta(c)["grade_id"]: meta(c)["points"] for c in cells_of(assignment)
+            if meta(c).get("grade") and c.cell_type == "code"}
+
+
+def manual_points(assignment: str) -> dict[str, int]:
+    """{grade_id: points} of every answer graded by hand (a graded markdown cell)."""
+    return {meta(c)["grade_id"]: meta(c)["points"] for c in cells_of(assignment)
+            if meta(c).get("grade") and c.cell_type == "markdown"}
 
 
 def hidden_regions(assignment: str) -> list[str]:

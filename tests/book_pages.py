@@ -32,3 +32,70 @@ def built_page(file: str) -> Path:
     if not page.exists():
         raise FileNotFoundError(f"{page.relative_to(ROOT)} is missing: build the book first with `make book`.")
     return page
+
+
+# -- a small HTML tree, enough to read the built pages (stdlib only) ---------------------------
+
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+
+
+class Node:
+    def __init__(self, tag: str, attrs: dict, parent: "Node | None"):
+        self.tag, self.attrs, self.parent, self.children = tag, attrs, parent, []
+
+    @property
+    def classes(self) -> set[str]:
+        return set((self.attrs.get("class") or "").split())
+
+    def text(self) -> str:
+        return "".join(c if isinstance(c, str) else c.text() for c in self.children)
+
+    def find_all(self, tag: str | None = None, cls: str | None = None):
+        for child in self.children:
+            if isinstance(child, Node):
+                if (tag is None or child.tag == tag) and (cls is None or cls in child.classes):
+                    yield child
+                yield from child.find_all(tag, cls)
+
+    def ancestors(self):
+        node = self.parent
+        while node is not None:
+            yield node
+            node = node.parent
+
+
+def parse_html(text: str) -> Node:
+    from html.parser import HTMLParser
+
+    root = Node("document", {}, None)
+
+    class Builder(HTMLParser):
+        current = root
+
+        def handle_starttag(self, tag, attrs):
+            node = Node(tag, {k: v or "" for k, v in attrs}, self.current)
+            self.current.children.append(node)
+            if tag not in VOID:
+                self.current = node
+
+        def handle_startendtag(self, tag, attrs):
+            self.current.children.append(Node(tag, {k: v or "" for k, v in attrs}, self.current))
+
+        def handle_endtag(self, tag):
+            node = self.current
+            while node is not None and node.tag != tag:
+                node = node.parent
+            if node is not None and node.parent is not None:
+                self.current = node.parent
+
+        def handle_data(self, data):
+            self.current.children.append(data)
+
+    Builder(convert_charrefs=True).feed(text)
+    return root
+
+
+def is_notebook_page(file: str) -> bool:
+    """True for pages written as jupytext MyST notebooks (the executed chapters)."""
+    text = (ROOT / f"{file}.md").read_text()
+    return text.startswith("---") and "kernelspec:" in text.split("---", 2)[1]

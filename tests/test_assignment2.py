@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from assignment_runner import cells_of, meta, points, release, run_assignment
+from assignment_runner import cells_of, manual_points, meta, points, release, run_assignment
 
 ASSIGNMENT = "assignment2"
 
@@ -54,10 +54,13 @@ def reference():
 def test_points_add_up_to_the_intro_table():
     per_cell = points(ASSIGNMENT)
     assert sum(per_cell.values()) == 20
+    assert manual_points(ASSIGNMENT) == {"q10_written": 2}
     intro = cells_of(ASSIGNMENT)[0].source
     for question in ("q6", "q7", "q8", "q9", "q10"):
         total = per_cell[f"{question}_visible"] + per_cell[f"{question}_hidden"]
         assert re.search(rf"^\| {question} \|.*\| {total} \|$", intro, re.M), f"{question}: {total} points"
+    assert re.search(r"^\| q10 written \|.*\| 2 \|$", intro, re.M)
+    assert re.search(r"^\| \| \*\*Total\*\* \|.*\| \*\*22\*\* \|$", intro, re.M)
 
 
 def test_reference_solution_gets_every_point(reference):

@@ -168,7 +168,9 @@ def test_upsample_map_repeats_each_patch_and_drawing_runs():
     assert upsample_map(torch.rand(3, 2, 2), (6, 8)).shape == (3, 6, 8)
     maps = torch.rand(2, 4, 4)
     fig = show_maps(torch.rand(3, 16, 16), maps, ["a", "b"], masks=keep_top_mass(maps))
-    assert len(fig.axes) == 6
+    assert len(fig.axes) == 7                              # 2 × 3 panels and one colour bar
+    scales = {im.get_clim() for ax in fig.axes[1:3] for im in ax.get_images()[1:]}
+    assert scales == {(0.0, float(maps.max()))}            # one shared scale for every head
     import matplotlib.pyplot as plt
     fig2, ax = plt.subplots()
     overlay(ax, torch.rand(16, 16, 3), maps[0], title="x")

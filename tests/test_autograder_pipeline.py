@@ -174,4 +174,4 @@ def test_validate_reports_failing_visible_tests(graded):
     assert "Success!" in good.stdout
     bad = cli(course, "validate", str(course.exercises / ASSIGNMENT / "demo.ipynb"), check=False)
     assert bad.returncode == 1
-    assert "3 test cell(s) fail" in bad.stdout
+    assert "3 of 3 test cells fail: q1, q2, q3" in bad.stdout

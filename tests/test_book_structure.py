@@ -49,3 +49,48 @@ def test_chapters_are_jupytext_myst_notebooks():
 
 def test_the_wrong_turn_style_exists_in_the_book_css():
     assert "div.admonition.wrong-turn" in (BOOK / "assets" / "course.css").read_text()
+
+
+NUMBERED_CHAPTERS = sorted(BOOK.glob("[0-9][0-9]_*.md"))
+EXERCISE = re.compile(
+    r"^\*\*Exercise (?P<n>\d+)\.\*\* .+?\n\n"
+    r":::\{admonition\} Hint\n:class: dropdown\n.+?\n:::\n\n"
+    r":::\{admonition\} Answer\n:class: dropdown\n.+?\n:::\n", re.M | re.S)
+
+
+def sections(text: str) -> list[str]:
+    return re.findall(r"^## (.+)$", text, re.M)
+
+
+def test_every_chapter_ends_with_summary_and_exercises():
+    assert len(NUMBERED_CHAPTERS) == 9
+    for page in NUMBERED_CHAPTERS:
+        names = sections(page.read_text())
+        assert "Summary" in names and "Exercises" in names, f"{page.name}: sections {names}"
+        assert names.index("Summary") < names.index("Exercises"), page.name
+        assert names.index("Exercises") >= len(names) - 2, f"{page.name}: Exercises is not at the end"
+
+
+def test_exercises_have_folded_hints_and_answers():
+    for page in NUMBERED_CHAPTERS:
+        text = page.read_text()
+        part = text[text.index("\n## Exercises\n"):]
+        part = part[: part.find("\n## ", 1) if "\n## " in part[1:] else len(part)]
+        found = [int(m["n"]) for m in EXERCISE.finditer(part)]
+        assert 3 <= len(found) <= 5 and found == list(range(1, len(found) + 1)), (page.name, found)
+        assert part.count("**Exercise ") == len(found), f"{page.name}: an exercise without folded hint/answer"
+
+
+def test_every_chapter_links_the_glossary_and_its_assignment():
+    for page in NUMBERED_CHAPTERS:
+        text = page.read_text()
+        assert "{doc}`glossary`" in text, f"{page.name} does not link the glossary"
+        linked = re.findall(r"\{download\}`[^`<]*<\.\./exercises/(assignment\d)/\1\.ipynb>`", text)
+        assert linked, f"{page.name} does not link its assignment's notebook"
+        for name in linked:
+            assert (ROOT / "exercises" / name / f"{name}.ipynb").exists(), name
+
+
+def test_every_chapter_has_a_run_it_yourself_note():
+    for page in [*NUMBERED_CHAPTERS, *BOOK.glob("appendix_*.md")]:
+        assert "```{run-this-chapter}\n```" in page.read_text(), page.name

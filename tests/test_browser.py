@@ -80,6 +80,12 @@ def test_page_renders_offline(file, server, browser):
     assert not broken, f"{file}: images that did not load: {broken}"
     assert not foreign, f"{file}: requests to non-local hosts: {foreign}"
     assert not failed, f"{file}: failed requests: {failed}"
+    # Code (cells and listings, not outputs) fits its box: nothing hidden behind a sideways scroll.
+    clipped = page.evaluate(
+        "[...document.querySelectorAll('article pre')]"
+        ".filter(p => !p.closest('.cell_output') && p.scrollWidth > p.clientWidth + 1)"
+        ".map(p => p.textContent.split('\\n').reduce((a, b) => b.length > a.length ? b : a, ''))")
+    assert not clipped, f"{file}: code wider than its box: {clipped[:3]}"
     own_errors = [(text, url) for text, url in console_errors if not url or urlparse(url).hostname in LOCAL_HOSTS]
     assert not own_errors, f"{file}: console errors: {own_errors}"
 

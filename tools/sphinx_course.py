@@ -7,9 +7,26 @@ script that ends up on a page twice is kept once.
 
 The theme also starts with an empty colour mode on a first visit and logs "Got invalid theme
 mode" as a console error; a one-line script gives it "auto" (the theme's own fallback) first.
+
+Run it yourself: every chapter (a jupytext MyST notebook) is written as a plain .ipynb, without
+outputs, next to its source under _build/html/_sources/, and the theme's download menu offers it.
+The ``{run-this-chapter}`` directive puts the same link in the page, with the course repository
+(``course_repository_url`` in _config.yml), the set-up steps, the profile switch, and how long the
+chapter took when this book was built.
 """
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import ast
+import re
+import textwrap
+
+from docutils import nodes
+from docutils.parsers.rst import Directive
+from sphinx.directives.code import LiteralInclude
 
 DEFAULT_MODE_JS = 'document.documentElement.dataset.mode = document.documentElement.dataset.mode || "auto";'
 
@@ -38,7 +55,156 @@ def clean_page_scripts(app, pagename, templatename, context, doctree):
     scripts[:] = kept
 
 
+def is_chapter_notebook(app, docname: str) -> bool:
+    """True for pages written as jupytext MyST notebooks (front matter with a kernelspec)."""
+    path = Path(app.env.doc2path(docname))
+    if path.suffix != ".md" or not path.exists():
+        return False
+    text = path.read_text(encoding="utf-8")
+    return text.startswith("---") and "kernelspec:" in text.split("---", 2)[1]
+
+
+def notebook_url(docname: str) -> str:
+    """Where a chapter's .ipynb lives in the built site, relative to the site's root."""
+    return f"_sources/{docname}.ipynb"
+
+
+def write_chapter_notebook(app, pagename, templatename, context, doctree):
+    """Write the page's .ipynb (from its jupytext source, no outputs) and offer it for download."""
+    if doctree is None or not is_chapter_notebook(app, pagename):
+        return
+    import jupytext
+
+    notebook = jupytext.read(app.env.doc2path(pagename), fmt="md:myst")
+    target = Path(app.outdir) / notebook_url(pagename)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    jupytext.write(notebook, target, fmt="ipynb")
+    context["ipynb_source"] = f"{pagename}.ipynb"   # the theme's download menu lists it
+
+
+class run_note(nodes.General, nodes.Element):
+    """Placeholder for the run-it-yourself note; filled once the chapter has executed."""
+
+
+class RunThisChapter(Directive):
+    """``{run-this-chapter}``: how to run the page's notebook yourself."""
+
+    has_content = False
+
+    def run(self):
+        return [run_note(docname=self.state.document.settings.env.docname)]
+
+
+def _paragraph(*parts) -> nodes.paragraph:
+    para = nodes.paragraph()
+    for part in parts:
+        para += part if isinstance(part, nodes.Node) else nodes.Text(part)
+    return para
+
+
+def _literal(text: str) -> nodes.literal:
+    return nodes.literal(text, text)
+
+
+def _runtime(app, docname: str) -> float | None:
+    data = getattr(app.env, "nb_metadata", {}).get(docname, {}).get("exec_data") or {}
+    return data.get("runtime")
+
+
+def build_machine() -> str:
+    """The profile and hardware this build ran the chapters with, in words."""
+    import torch
+
+    from vitcourse.profile import get_profile
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{get_profile().name} profile, {os.cpu_count() or 1} CPU cores, {gpu}"
+
+
+def fill_run_notes(app, doctree, docname):
+    for placeholder in doctree.findall(run_note):
+        depth = docname.count("/")
+        link = nodes.reference("", "", refuri="../" * depth + notebook_url(docname))
+        link += _literal(Path(docname).name + ".ipynb")
+        box = nodes.admonition(classes=["run-this-chapter", "dropdown"])
+        box += nodes.title("", "Run this chapter yourself")
+        repo = app.config.course_repository_url
+        where = (nodes.reference("", repo, refuri=repo) if repo
+                 else "the course repository (where you got this book)")
+        box += _paragraph("Download this page as a notebook, ", link,
+                          " (also in the download menu at the top), or clone ", where,
+                          ": the chapters are the ", _literal("book/*.md"), " files there.")
+        box += _paragraph("Set-up, once: in the repository run ", _literal("make setup"),
+                          " (a virtual environment with the pinned packages in ",
+                          _literal(".venv"), "), then ", _literal(".venv/bin/jupyter lab"),
+                          " and open the notebook with that environment's Python. "
+                          "The notebook imports the course's ", _literal("vitcourse"),
+                          " package, so run it from the repository.")
+        box += _paragraph(_literal("VITCOURSE_PROFILE=quick"), " (the default without a CUDA "
+                          "GPU) trains small models for a few epochs so a laptop runs the chapter "
+                          "in minutes; ", _literal("VITCOURSE_PROFILE=full"), " (the default on a "
+                          "CUDA GPU) trains the paper-sized recipes, which needs a GPU. Set it "
+                          "before starting Jupyter, e.g. ",
+                          _literal("VITCOURSE_PROFILE=quick .venv/bin/jupyter lab"), ".")
+        seconds = _runtime(app, docname)
+        if seconds is not None:
+            took = f"{seconds / 60:.0f} min" if seconds >= 90 else f"{max(seconds, 1):.0f} s"
+            box += _paragraph(f"Cost: building this book ran this chapter in about {took} "
+                              f"({build_machine()}); chapters 6–9 say what the full profile "
+                              "costs on a GPU in their last section.")
+        placeholder.replace_self(box)
+
+
+def hide_argument_checks(code: str) -> str:
+    """The listing without its argument checks: every ``if …: raise …`` becomes one comment.
+
+    A chapter shows library code for its idea; the checks that turn bad input into a clear
+    error stay in the library (and its tests) but would fill the listing.
+    """
+    try:
+        tree = ast.parse(textwrap.dedent(code))
+    except SyntaxError:
+        return code
+    lines = code.split("\n")
+    checks = [node for node in ast.walk(tree)
+              if isinstance(node, ast.If) and not node.orelse
+              and all(isinstance(statement, ast.Raise) for statement in node.body)]
+    drop, notes = set(), {}
+    for node in checks:
+        drop.update(range(node.lineno - 1, node.end_lineno))
+    for start in sorted(drop):
+        if start - 1 not in drop:                        # the first line of a run of checks
+            indent = re.match(r"\s*", lines[start])[0]
+            notes[start] = f"{indent}...  # argument checks (see the library's source)"
+    if not drop:
+        return code
+    return "\n".join(notes.get(i, line) for i, line in enumerate(lines) if i not in drop or i in notes)
+
+
+class ListingInclude(LiteralInclude):
+    """``literalinclude`` for Python listings, with :func:`hide_argument_checks` applied."""
+
+    def run(self):
+        result = super().run()
+        for block in result:
+            for literal in block.findall(nodes.literal_block) if isinstance(block, nodes.Element) else []:
+                if literal.get("language", "python") not in ("python", "python3", "default"):
+                    continue
+                shown = hide_argument_checks(literal.astext())
+                if shown != literal.astext():
+                    literal.rawsource = shown
+                    literal.children = [nodes.Text(shown)]
+        return result
+
+
 def setup(app):
+    app.add_directive("literalinclude", ListingInclude, override=True)
     app.add_js_file(None, body=DEFAULT_MODE_JS, priority=100)
     app.connect("html-page-context", clean_page_scripts, priority=900)
+    app.add_config_value("course_repository_url", "", "html")
+    app.add_node(run_note)
+    app.add_directive("run-this-chapter", RunThisChapter)
+    app.connect("doctree-resolved", fill_run_notes)
+    # before the theme builds its header buttons (priority 501), so its download menu lists the .ipynb
+    app.connect("html-page-context", write_chapter_notebook, priority=400)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

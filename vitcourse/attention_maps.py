@@ -57,66 +57,84 @@ def cls_attention_map(model: VisionTransformer, image: torch.Tensor) -> torch.Te
     """Per head, the CLS token's attention to every patch in the model's last block.
 
     Args:
-        model: a :class:`~vitcourse.vit.VisionTransformer` with a CLS token (``pool="cls"``).
+        model: a :class:`~vitcourse.vit.VisionTransformer` with a CLS token
+        (``pool="cls"``).
         image: one image (C, H, W) or (1, C, H, W), preprocessed as the model expects.
 
     Returns:
-        (heads, H/P, W/P) float tensor on the CPU. Row 0 of each head's softmax covers all T
-        tokens, the CLS token itself included, so each head's map sums to at most 1; what is
-        missing is the CLS token's attention to itself.
+        (heads, H/P, W/P) float tensor on the CPU. Row 0 of each head's softmax covers
+        all T tokens, the CLS token itself included, so each head's map sums to at most
+        1; what is missing is the CLS token's attention to itself.
 
     Raises:
         ValueError: for a model without a CLS token, or an image of the wrong shape.
     """
     batch = _check_image(model, image, "cls_attention_map")
-    last = model.attention_maps(batch)[-1][0]                  # (heads, T, T)
+    last = model.attention_maps(batch)[-1][0]  # (heads, T, T)
     side = model.config.image_size // model.config.patch_size
-    return last[:, 0, 1:].reshape(-1, side, side).float().cpu()   # the CLS row, patch columns only
+    # the CLS row, patch columns only
+    return (last[:, 0, 1:].reshape(-1, side, side).float().cpu())
 
 
-def attention_rollout(weights_per_layer: Sequence[torch.Tensor], *, head_fusion: str = "mean",
-                      residual: bool = True) -> torch.Tensor:
-    """Attention rollout (Abnar & Zuidema, 2020): how much each output token draws on each input token.
+def attention_rollout(
+    weights_per_layer: Sequence[torch.Tensor],
+    *,
+    head_fusion: str = "mean",
+    residual: bool = True,
+) -> torch.Tensor:
+    """Attention rollout (Abnar & Zuidema, 2020): how much each output token draws on
+    each input token.
 
-    For every layer: fuse the heads (their mean, by default), add the identity for the residual
-    connection (x + attention(x) passes the token itself on) and renormalise the rows, giving
-    A_l = (W_l + I) / 2 for row-stochastic W_l. Then multiply through the layers, the later
-    layer on the left: R = A_L · … · A_2 · A_1.
+    For every layer: fuse the heads (their mean, by default), add the identity for the
+    residual connection (x + attention(x) passes the token itself on) and renormalise
+    the rows, giving A_l = (W_l + I) / 2 for row-stochastic W_l. Then multiply through
+    the layers, the later layer on the left: R = A_L · … · A_2 · A_1.
 
     Args:
-        weights_per_layer: one (B, heads, T, T) or (heads, T, T) tensor per layer, first layer
+        weights_per_layer: one (B, heads, T, T) or (heads, T, T) tensor per layer,
+        first layer
             first, each row a softmax (as ``model.attention_maps`` returns them).
         head_fusion: ``"mean"`` (the paper), ``"max"`` or ``"min"`` over the heads.
         residual: add the identity before renormalising (the paper: yes).
 
     Returns:
-        (B, T, T), or (T, T) for unbatched input: row i is how much output token i draws on
-        each input token; rows add up to 1.
+        (B, T, T), or (T, T) for unbatched input: row i is how much output token i
+        draws on each input token; rows add up to 1.
     """
     if head_fusion not in HEAD_FUSIONS:
-        raise ValueError(f"head_fusion must be one of {HEAD_FUSIONS}, got {head_fusion!r}")
+        raise ValueError(
+            f"head_fusion must be one of {HEAD_FUSIONS}, got {head_fusion!r}"
+        )
     layers = list(weights_per_layer)
     if not layers:
         raise ValueError("attention_rollout needs the weights of at least one layer")
     shape = layers[0].shape
     if layers[0].dim() not in (3, 4) or shape[-1] != shape[-2]:
-        raise ValueError(f"each layer's weights must be (B, heads, T, T) or (heads, T, T), got {tuple(shape)}")
+        raise ValueError(
+            "each layer's weights must be (B, heads, T, T) or (heads, T, T), got "
+            f"{tuple(shape)}"
+        )
     for i, weights in enumerate(layers):
         if weights.shape != shape:
-            raise ValueError(f"layer {i} has weights of shape {tuple(weights.shape)}, layer 0 {tuple(shape)}; "
-                             f"all layers must match")
+            raise ValueError(
+                f"layer {i} has weights of shape {tuple(weights.shape)}, layer 0 "
+                f"{tuple(shape)}; all layers must match"
+            )
     unbatched = len(shape) == 3
     tokens = shape[-1]
     eye = torch.eye(tokens, dtype=torch.float64, device=layers[0].device)
     rollout = None
     for weights in layers:
-        w = weights.double()[None] if unbatched else weights.double()          # (B, heads, T, T)
+        # (B, heads, T, T)
+        w = (weights.double()[None] if unbatched else weights.double())
         fused = getattr(w, head_fusion)(dim=1)
-        fused = fused.values if head_fusion != "mean" else fused              # max/min return (values, indices)
+        # max/min return (values, indices)
+        fused = (fused.values if head_fusion != "mean" else fused)
         if residual:
             fused = fused + eye
-        fused = fused / fused.sum(dim=-1, keepdim=True)                       # rows sum to 1 again
-        rollout = fused if rollout is None else fused @ rollout               # later layer on the left
+        fused = fused / fused.sum(dim=-1, keepdim=True)  # rows sum to 1 again
+        # later layer on the left
+        rollout = (fused if rollout is None else fused @ rollout)
     rollout = rollout.to(layers[0].dtype)
     return rollout[0] if unbatched else rollout
 
@@ -133,12 +151,13 @@ def cls_rollout_map(model: VisionTransformer, image: torch.Tensor, *, head_fusio
 
 
 def keep_top_mass(maps: torch.Tensor, mass: float = 0.6) -> torch.Tensor:
-    """The smallest set of patches that holds ``mass`` of each map's total: DINO's display mask.
+    """The smallest set of patches that holds ``mass`` of each map's total: DINO's
+    display mask.
 
-    Each map (the last two dimensions) is divided by its own sum, its patches taken from the
-    largest down until their share reaches ``mass``. The CLS→patch part of a softmax row sums
-    to less than 1; dividing by the sum makes "60 %" mean 60 % of the attention that went to
-    patches.
+    Each map (the last two dimensions) is divided by its own sum, its patches taken
+    from the largest down until their share reaches ``mass``. The CLS→patch part of a
+    softmax row sums to less than 1; dividing by the sum makes "60 %" mean 60 % of the
+    attention that went to patches.
 
     Args:
         maps: (..., h, w) non-negative attention maps, e.g. (heads, h, w).
@@ -150,15 +169,23 @@ def keep_top_mass(maps: torch.Tensor, mass: float = 0.6) -> torch.Tensor:
     if not 0.0 < mass <= 1.0:
         raise ValueError(f"mass must be in (0, 1], got {mass!r}")
     if not isinstance(maps, torch.Tensor) or maps.dim() < 2:
-        raise ValueError(f"keep_top_mass wants maps of shape (..., h, w), got "
-                         f"{tuple(maps.shape) if isinstance(maps, torch.Tensor) else type(maps).__name__}")
+        is_tensor = isinstance(maps, torch.Tensor)
+        got = tuple(maps.shape) if is_tensor else type(maps).__name__
+        raise ValueError(f"keep_top_mass wants maps of shape (..., h, w), got {got}")
     if (maps < 0).any():
-        raise ValueError("attention maps must be non-negative (softmax weights); got negative entries")
+        raise ValueError(
+            "attention maps must be non-negative (softmax weights); got negative "
+            "entries"
+        )
     flat = maps.reshape(*maps.shape[:-2], -1).double()
-    share = flat / flat.sum(dim=-1, keepdim=True).clamp_min(torch.finfo(torch.float64).tiny)
+    share = flat / flat.sum(dim=-1, keepdim=True).clamp_min(
+        torch.finfo(torch.float64).tiny
+    )
     ordered, order = share.sort(dim=-1, descending=True)
-    before = ordered.cumsum(dim=-1) - ordered                  # mass of the larger patches, this one excluded
-    keep_sorted = before < mass - 1e-6    # still short of ``mass`` (float32 rounding aside)
+    # mass of the larger patches, this one excluded
+    before = (ordered.cumsum(dim=-1) - ordered)
+    # still short of ``mass`` (float32 rounding aside)
+    keep_sorted = (before < mass - 1e-6)
     keep = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
     return keep.reshape(maps.shape)
 
@@ -183,11 +210,13 @@ def _as_picture(image: torch.Tensor | np.ndarray) -> np.ndarray:
 
 
 def overlay(ax, image, attention: torch.Tensor | None = None, *, mask: torch.Tensor | None = None,
-            alpha: float = 0.6, cmap: str = "inferno", title: str | None = None, mode: str = "nearest") -> None:
+            alpha: float = 0.6, cmap: str = "inferno", title: str | None = None, mode: str = "nearest",
+            vmin: float | None = None, vmax: float | None = None):
     """Draw ``image`` on ``ax`` with a patch-grid map (h, w) stretched over it, and/or a kept-patch mask.
 
     The mask (h, w) of :func:`keep_top_mass` is drawn as DINO does: kept patches in full
-    colour, the rest dimmed.
+    colour, the rest dimmed. ``vmin``/``vmax`` fix the map's colour scale (default: its own
+    range); returns the map's image (for a colour bar), or None without a map.
     """
     picture = _as_picture(image)
     height, width = picture.shape[:2]
@@ -196,30 +225,41 @@ def overlay(ax, image, attention: torch.Tensor | None = None, *, mask: torch.Ten
         shade = 0.25 + 0.75 * shade
         picture = picture * (shade[..., None] if picture.ndim == 3 else shade)
     ax.imshow(picture, cmap=None if picture.ndim == 3 else "gray")
+    shown = None
     if attention is not None:
-        ax.imshow(upsample_map(attention, (height, width), mode).numpy(), cmap=cmap, alpha=alpha)
+        shown = ax.imshow(upsample_map(attention, (height, width), mode).numpy(), cmap=cmap,
+                          alpha=alpha, vmin=vmin, vmax=vmax)
     if title:
-        ax.set_title(title, fontsize=8)
+        ax.set_title(title, fontsize=9)
     ax.set_xticks([])
     ax.set_yticks([])
+    return shown
 
 
 def show_maps(image, maps: torch.Tensor, titles: Sequence[str] | None = None, *, masks: torch.Tensor | None = None,
               suptitle: str | None = None, alpha: float = 0.6, panel: float = 2.0):
-    """One row: the image, then each map (k, h, w) over it (and below, each mask, if given). Returns the figure."""
+    """One row: the image, then each map (k, h, w) over it (and below, each mask, if given). Returns the figure.
+
+    All maps share one colour scale, from 0 to the largest weight of any map, shown by one
+    colour bar: a brighter patch means more attention, whichever head it is in.
+    """
     maps = maps.detach().cpu()
     count = len(maps)
     rows = 1 if masks is None else 2
-    fig, axes = plt.subplots(rows, count + 1, figsize=(panel * (count + 1), (panel + 0.35) * rows + 0.4), squeeze=False)
+    fig, axes = plt.subplots(rows, count + 1, figsize=(panel * (count + 1) + 0.8, (panel + 0.35) * rows + 0.4),
+                             squeeze=False, layout="constrained")
     overlay(axes[0, 0], image, title="image")
     titles = list(titles) if titles is not None else [f"map {i + 1}" for i in range(count)]
+    top = float(maps.max()) if count else 1.0
+    shown = None
     for i in range(count):
-        overlay(axes[0, i + 1], image, maps[i], alpha=alpha, title=titles[i])
+        shown = overlay(axes[0, i + 1], image, maps[i], alpha=alpha, title=titles[i], vmin=0.0, vmax=top)
+    if shown is not None:
+        fig.colorbar(shown, ax=list(axes[:, -1]), label="attention weight", shrink=0.9)
     if masks is not None:
         axes[1, 0].axis("off")
         for i in range(count):
             overlay(axes[1, i + 1], image, mask=masks[i], title="kept patches")
     if suptitle:
-        fig.suptitle(suptitle, fontsize=9)
-    fig.tight_layout()
+        fig.suptitle(suptitle, fontsize=10)
     return fig

@@ -41,7 +41,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 # Plain-text bars: they render in a terminal, in JupyterLab and in the built (offline) book alike.
-from tqdm import tqdm
+from vitcourse.progress import progress_bar
 
 from vitcourse.device import autocast_dtype, get_device
 from vitcourse.profile import Profile, get_profile
@@ -515,8 +515,7 @@ class CifarTrainer:
         ``checkpoint`` is given, save one there.
         """
         end = self.total_steps if until_step is None else min(until_step, self.total_steps)
-        bar = tqdm(total=end, initial=self.step, desc="training", unit="step", ncols=100, mininterval=5.0,
-                   disable=not (progress and self.dist.main))
+        bar = progress_bar(end, "training", initial=self.step, enabled=progress and self.dist.main)
         while self.step < end:
             epoch, offset = divmod(self.step, self.steps_per_epoch)
             start, seen = time.perf_counter(), 0

@@ -91,15 +91,21 @@ class DistilledViT(VisionTransformer):
             self._reset_distillation_parts()
 
     def embed(self, images: torch.Tensor, any_size: bool = False) -> torch.Tensor:
-        """images (B, C, H, W) → tokens (B, N + 2, D): [CLS, DIST, patches] plus positions, dropout."""
+        """images (B, C, H, W) → tokens (B, N + 2, D): [CLS, DIST, patches] plus
+        positions, dropout."""
         if any_size:
-            raise ValueError("DistilledViT runs at its configured image size only (any_size=False)")
-        x = self.patch_embed(images)                                   # (B, N, D)
-        special = torch.cat([self.cls_token, self.dist_token], dim=1).expand(len(x), -1, -1)   # (B, 2, D)
+            raise ValueError(
+                "DistilledViT runs at its configured image size only (any_size=False)"
+            )
+        x = self.patch_embed(images)  # (B, N, D)
+        special = torch.cat([self.cls_token, self.dist_token], dim=1).expand(
+            len(x), -1, -1
+        )  # (B, 2, D)
         if self.config.cls_position:
-            x = torch.cat([special, x], dim=1) + self.pos_embed        # N + 2 position rows
+            x = torch.cat([special, x], dim=1) + self.pos_embed  # N + 2 position rows
         else:
-            x = torch.cat([special, x + self.pos_embed], dim=1)        # positions on the patches only
+            # positions on the patches only
+            x = torch.cat([special, x + self.pos_embed], dim=1)
         return self.pos_drop(x)
 
     def forward_heads(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -137,54 +143,86 @@ def deit_config(name: str, **overrides) -> ViTConfig:
 # The loss
 # ----------------------------------------------------------------------------------------------
 
-def distillation_loss(cls_logits: torch.Tensor, dist_logits: torch.Tensor, labels: torch.Tensor,
-                      teacher_logits: torch.Tensor, mode: str = "hard", tau: float = 1.0,
-                      alpha: float = 0.5) -> torch.Tensor:
-    """DeiT's objective for the two heads: the CLS head learns the labels, the distillation head the teacher.
+
+def distillation_loss(
+    cls_logits: torch.Tensor,
+    dist_logits: torch.Tensor,
+    labels: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    mode: str = "hard",
+    tau: float = 1.0,
+    alpha: float = 0.5,
+) -> torch.Tensor:
+    """DeiT's objective for the two heads: the CLS head learns the labels, the
+    distillation head the teacher.
 
     Args:
-        cls_logits, dist_logits: the student's two heads, (B, K) each (train-mode output of
+        cls_logits, dist_logits: the student's two heads, (B, K) each (train-mode
+        output of
             :class:`DistilledViT`).
-        labels: the true classes, int64 (B,); or target distributions (B, K) whose rows sum to 1
+        labels: the true classes, int64 (B,); or target distributions (B, K) whose rows
+        sum to 1
             (label smoothing, mixup), for which CE is -Σ_k t_k log softmax(z)_k.
         teacher_logits: (B, K). Detached here: no gradient ever reaches the teacher.
         mode: ``"hard"`` or ``"soft"``.
-        tau, alpha: temperature τ > 0 and weight α in [0, 1] of the soft objective. The hard
-            objective has fixed ½ / ½ weights and no temperature, so both are ignored there.
+        tau, alpha: temperature τ > 0 and weight α in [0, 1] of the soft objective.
+            The hard objective has fixed ½ / ½ weights and no temperature, so both are
+            ignored there.
 
     Returns the mean over the batch (a 0-d float32 tensor):
 
-    * hard: ½ CE(cls, y) + ½ CE(dist, y_t), with y_t = argmax_k teacher_k, the teacher's decision;
-    * soft: (1 - α) CE(cls, y) + α τ² KL(softmax(teacher/τ) ‖ softmax(dist/τ)), the KL summed
-      over the K classes (the paper's form; τ² keeps the gradient's size independent of τ).
+    * hard: ½ CE(cls, y) + ½ CE(dist, y_t), with y_t = argmax_k teacher_k, the
+      teacher's decision;
+    * soft: (1 - α) CE(cls, y) + α τ² KL(softmax(teacher/τ) ‖ softmax(dist/τ)), the KL
+      summed over the K classes (the paper's form; τ² keeps the gradient's size
+      independent of τ).
     """
     if mode not in DISTILLATION_MODES:
         raise ValueError(f"mode must be 'hard' or 'soft', got {mode!r}")
-    shapes = {name: tuple(t.shape) for name, t in
-              (("cls_logits", cls_logits), ("dist_logits", dist_logits), ("teacher_logits", teacher_logits))}
+    shapes = {
+        name: tuple(t.shape)
+        for name, t in (
+            ("cls_logits", cls_logits),
+            ("dist_logits", dist_logits),
+            ("teacher_logits", teacher_logits),
+        )
+    }
     if len(set(shapes.values())) != 1 or cls_logits.dim() != 2:
-        raise ValueError(f"cls_logits, dist_logits and teacher_logits must be (B, K) logits of one shape, got "
-                         f"{', '.join(f'{n} {s}' for n, s in shapes.items())}. Pass the student's train-mode "
-                         f"output (a pair), not its eval-mode average")
+        raise ValueError(
+            "cls_logits, dist_logits and teacher_logits must be (B, K) logits of one "
+            f"shape, got {', '.join(f'{n} {s}' for n, s in shapes.items())}. Pass the "
+            "student's train-mode output (a pair), not its eval-mode average"
+        )
     batch, classes = cls_logits.shape
     if labels.shape == (batch,) and not torch.is_floating_point(labels):
         true_loss = F.cross_entropy(cls_logits.float(), labels.long())
     elif labels.shape == (batch, classes) and torch.is_floating_point(labels):
         true_loss = soft_cross_entropy(cls_logits, labels)
     else:
-        raise ValueError(f"labels must be class indices (B,) = ({batch},) of an integer dtype, or target "
-                         f"distributions (B, K) = ({batch}, {classes}) of floats; got {labels.dtype} "
-                         f"{tuple(labels.shape)}")
+        raise ValueError(
+            f"labels must be class indices (B,) = ({batch},) of an integer dtype, or "
+            f"target distributions (B, K) = ({batch}, {classes}) of floats; got "
+            f"{labels.dtype} {tuple(labels.shape)}"
+        )
     teacher_logits = teacher_logits.detach().float()
     if mode == "hard":
-        return 0.5 * true_loss + 0.5 * F.cross_entropy(dist_logits.float(), teacher_logits.argmax(dim=-1))
+        return 0.5 * true_loss + 0.5 * F.cross_entropy(
+            dist_logits.float(), teacher_logits.argmax(dim=-1)
+        )
     if not tau > 0:
         raise ValueError(f"tau (the temperature) must be > 0, got {tau!r}")
     if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha (the weight of the teacher's term) must be in [0, 1], got {alpha!r}")
-    # KL(p_t ‖ p_s) = Σ_k p_t (log p_t - log p_s), summed over classes, averaged over the batch.
-    kl = F.kl_div(torch.log_softmax(dist_logits.float() / tau, dim=-1), torch.log_softmax(teacher_logits / tau, dim=-1),
-                  reduction="batchmean", log_target=True)
+        raise ValueError(
+            f"alpha (the weight of the teacher's term) must be in [0, 1], got {alpha!r}"
+        )
+    # KL(p_t ‖ p_s) = Σ_k p_t (log p_t - log p_s), summed over classes, averaged over
+    # the batch.
+    kl = F.kl_div(
+        torch.log_softmax(dist_logits.float() / tau, dim=-1),
+        torch.log_softmax(teacher_logits / tau, dim=-1),
+        reduction="batchmean",
+        log_target=True,
+    )
     return (1 - alpha) * true_loss + alpha * tau**2 * kl
 
 
@@ -193,23 +231,40 @@ def distillation_loss(cls_logits: torch.Tensor, dist_logits: torch.Tensor, label
 # ----------------------------------------------------------------------------------------------
 
 class CifarCNN(nn.Module):
-    """The course's convolutional teacher for CIFAR-shaped data: images (B, 3, 32, 32) → logits (B, K).
+    """The course's convolutional teacher for CIFAR-shaped data: images (B, 3, 32, 32)
+    → logits (B, K).
 
-    ``len(channels)`` stages of ``convs_per_stage`` × [3×3 convolution (padding 1), BatchNorm,
-    ReLU], a 2×2 max-pool after every stage but the last (32 → 16 → 8), then the average over
-    the remaining grid and one Linear. Locality and translation equivariance are built in: the
-    priors a ViT has to learn from data.
+    ``len(channels)`` stages of ``convs_per_stage`` × [3×3 convolution (padding 1),
+    BatchNorm, ReLU], a 2×2 max-pool after every stage but the last (32 → 16 → 8), then
+    the average over the remaining grid and one Linear. Locality and translation
+    equivariance are built in: the priors a ViT has to learn from data.
     """
 
-    def __init__(self, channels: tuple[int, ...] = (32, 64, 128), convs_per_stage: int = 1, num_classes: int = 10):
+    def __init__(
+        self,
+        channels: tuple[int, ...] = (32, 64, 128),
+        convs_per_stage: int = 1,
+        num_classes: int = 10,
+    ):
         super().__init__()
-        if not channels or any(not isinstance(c, int) or c < 1 for c in channels) or convs_per_stage < 1:
-            raise ValueError(f"need at least one stage of positive channel counts and convs_per_stage ≥ 1, got "
-                             f"channels={channels!r}, convs_per_stage={convs_per_stage!r}")
+        if (
+            not channels
+            or any(not isinstance(c, int) or c < 1 for c in channels)
+            or convs_per_stage < 1
+        ):
+            raise ValueError(
+                "need at least one stage of positive channel counts and "
+                f"convs_per_stage ≥ 1, got channels={channels!r}, "
+                f"convs_per_stage={convs_per_stage!r}"
+            )
         layers, width = [], 3
         for stage, out in enumerate(channels):
             for _ in range(convs_per_stage):
-                layers += [nn.Conv2d(width, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True)]
+                layers += [
+                    nn.Conv2d(width, out, 3, padding=1, bias=False),
+                    nn.BatchNorm2d(out),
+                    nn.ReLU(inplace=True),
+                ]
                 width = out
             if stage < len(channels) - 1:
                 layers.append(nn.MaxPool2d(2))
@@ -218,9 +273,17 @@ class CifarCNN(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.dim() != 4 or images.shape[1] != 3:
-            hint = " — channels-last? use images.permute(0, 3, 1, 2)" if images.dim() == 4 and images.shape[-1] == 3 else ""
-            raise ValueError(f"CifarCNN wants images of shape (B, 3, H, W), got {tuple(images.shape)}{hint}")
-        return self.head(self.features(images).mean(dim=(2, 3)))    # global average pool: (B, C)
+            hint = (
+                " — channels-last? use images.permute(0, 3, 1, 2)"
+                if images.dim() == 4 and images.shape[-1] == 3
+                else ""
+            )
+            raise ValueError(
+                "CifarCNN wants images of shape (B, 3, H, W), got "
+                f"{tuple(images.shape)}{hint}"
+            )
+        # global average pool: (B, C)
+        return self.head(self.features(images).mean(dim=(2, 3)))
 
 
 def teacher_for(profile: Profile | None = None) -> CifarCNN:
@@ -301,9 +364,18 @@ class DistillationTrainer(CifarTrainer):
 
     def compute_loss(self, images, targets):
         with torch.no_grad():
-            teacher_logits = self.teacher(images)      # the teacher sees the student's augmented batch
+            # the teacher sees the student's augmented batch
+            teacher_logits = self.teacher(images)
         cls_logits, dist_logits = self.network(images)
-        return distillation_loss(cls_logits, dist_logits, targets, teacher_logits, self.mode, self.tau, self.alpha)
+        return distillation_loss(
+            cls_logits,
+            dist_logits,
+            targets,
+            teacher_logits,
+            self.mode,
+            self.tau,
+            self.alpha,
+        )
 
     @torch.inference_mode()
     def evaluate_heads(self, batch_size: int = 1000) -> pd.DataFrame:
@@ -360,27 +432,42 @@ def token_similarity(model: DistilledViT, images: torch.Tensor) -> pd.Series:
 
 
 def learned_token_similarity(model: DistilledViT) -> float:
-    """Cosine similarity of the two learned vectors themselves (CLS and distillation token)."""
-    return float(F.cosine_similarity(model.cls_token.detach().flatten(), model.dist_token.detach().flatten(), dim=0))
+    """Cosine similarity of the two learned vectors themselves (CLS and distillation
+    token)."""
+    return float(F.cosine_similarity(model.cls_token.detach().flatten(),
+    model.dist_token.detach().flatten(), dim=0))
 
 
 def locality_ratio(weights: torch.Tensor, grid: int, special_tokens: int = 1) -> float:
-    """How much more attention a patch pays to its grid neighbours than to patches further away.
+    """How much more attention a patch pays to its grid neighbours than to patches
+    further away.
 
-    weights (B, heads, T, T): one block's attention, T = special_tokens + grid², the patches in
-    raster order after the special tokens. Returns the mean weight from a patch to a patch at
-    grid distance 1 (its 8 neighbours) divided by the mean weight to patches at distance ≥ 2;
-    1.0 means no preference for neighbours at all. Needs grid ≥ 3 (else nothing is that far).
+    weights (B, heads, T, T): one block's attention, T = special_tokens + grid², the
+    patches in raster order after the special tokens. Returns the mean weight from a
+    patch to a patch at grid distance 1 (its 8 neighbours) divided by the mean weight
+    to patches at distance ≥ 2; 1.0 means no preference for neighbours at all. Needs
+    grid ≥ 3 (else nothing is that far).
     """
     if grid < 3:
-        raise ValueError(f"grid must be at least 3 (on a {grid}×{grid} grid no patch is 2 steps from another)")
-    if weights.dim() != 4 or weights.shape[-1] != weights.shape[-2] or weights.shape[-1] != special_tokens + grid * grid:
-        raise ValueError(f"weights must be (B, heads, T, T) with T = special_tokens + grid² = "
-                         f"{special_tokens + grid * grid}, got {tuple(weights.shape)}")
-    patches = weights[..., special_tokens:, special_tokens:].float().mean(dim=(0, 1))     # (N, N)
+        raise ValueError(
+            f"grid must be at least 3 (on a {grid}×{grid} grid no patch is 2 steps "
+            "from another)"
+        )
+    if (
+        weights.dim() != 4
+        or weights.shape[-1] != weights.shape[-2]
+        or weights.shape[-1] != special_tokens + grid * grid
+    ):
+        raise ValueError(
+            "weights must be (B, heads, T, T) with T = special_tokens + grid² = "
+            f"{special_tokens + grid * grid}, got {tuple(weights.shape)}"
+        )
+    # (N, N)
+    patches = (weights[..., special_tokens:, special_tokens:].float().mean(dim=(0, 1)))
     index = torch.arange(grid * grid, device=weights.device)
-    rows, cols = index // grid, index % grid                                                # raster order
-    distance = torch.maximum((rows[:, None] - rows).abs(), (cols[:, None] - cols).abs())    # Chebyshev, (N, N)
+    rows, cols = index // grid, index % grid  # raster order
+    # Chebyshev, (N, N)
+    distance = torch.maximum((rows[:, None] - rows).abs(), (cols[:, None] - cols).abs())
     return float(patches[distance == 1].mean() / patches[distance >= 2].mean())
 
 

@@ -38,7 +38,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
+from vitcourse.progress import progress_bar
 
 from vitcourse.cifar import (CIFAR_VIT, QUICK_VIT, make_adamw, normalize, random_flip, to_unit_float,
                              warmup_cosine)
@@ -89,15 +89,21 @@ def backbone_features(model: VisionTransformer, images: torch.Tensor) -> torch.T
 class DINOHead(nn.Module):
     """features (B, in_dim) → K = ``out_dim`` scores (B, K).
 
-    An MLP (Linear, GELU, …, Linear to ``bottleneck_dim``), an l2-normalisation, then a linear
-    layer without bias whose weight rows are normalised to length 1 — weight normalisation
-    with the gain fixed at 1 (DINO's ``norm_last_layer=True``). The scores are cosines between
-    the bottleneck vector and K learned directions, so they lie in [-1, 1]; the temperatures
-    then decide how peaked the softmax over them is.
+    An MLP (Linear, GELU, …, Linear to ``bottleneck_dim``), an l2-normalisation, then a
+    linear layer without bias whose weight rows are normalised to length 1 — weight
+    normalisation with the gain fixed at 1 (DINO's ``norm_last_layer=True``). The
+    scores are cosines between the bottleneck vector and K learned directions, so they
+    lie in [-1, 1]; the temperatures then decide how peaked the softmax over them is.
     """
 
-    def __init__(self, in_dim: int, out_dim: int, hidden_dim: int = 2048, bottleneck_dim: int = 256,
-                 layers: int = 3):
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int,
+        hidden_dim: int = 2048,
+        bottleneck_dim: int = 256,
+        layers: int = 3,
+    ):
         super().__init__()
         if layers < 1:
             raise ValueError(f"layers must be ≥ 1, got {layers}")
@@ -108,7 +114,8 @@ class DINOHead(nn.Module):
             if i < layers - 1:
                 modules.append(nn.GELU())
         self.mlp = nn.Sequential(*modules)
-        self.last_layer = nn.Linear(bottleneck_dim, out_dim, bias=False)   # holds the direction v; weight = v/‖v‖
+        # holds the direction v; weight = v/‖v‖
+        self.last_layer = nn.Linear(bottleneck_dim, out_dim, bias=False)
         for module in self.mlp:
             if isinstance(module, nn.Linear):
                 nn.init.trunc_normal_(module.weight, std=0.02)
@@ -147,28 +154,43 @@ class DINONetwork(nn.Module):
 # ----------------------------------------------------------------------------------------------
 
 
-def random_resized_crop(images: torch.Tensor, size: int, scale: tuple[float, float], generator: torch.Generator,
-                        ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> torch.Tensor:
-    """Cut a random box from every image and resize it to size × size: (B, C, H, W) → (B, C, size, size).
+def random_resized_crop(
+    images: torch.Tensor,
+    size: int,
+    scale: tuple[float, float],
+    generator: torch.Generator,
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+) -> torch.Tensor:
+    """Cut a random box from every image and resize it to size × size: (B, C, H, W) →
+    (B, C, size, size).
 
     The box covers a share of the image drawn from ``scale`` with an aspect ratio drawn
-    (log-uniformly) from ``ratio``. To stay one batched operation the box's *size* is drawn
-    once per call (per view) and its *position* per image; the crops are cut by indexing and
-    resized together with ``F.interpolate`` (bilinear).
+    (log-uniformly) from ``ratio``. To stay one batched operation the box's *size* is
+    drawn once per call (per view) and its *position* per image; the crops are cut by
+    indexing and resized together with ``F.interpolate`` (bilinear).
     """
     batch, _, height, width = images.shape
     draws = torch.rand(2, generator=generator, device=generator.device).tolist()
     area = scale[0] + (scale[1] - scale[0]) * draws[0]
-    aspect = math.exp(math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * draws[1])
+    aspect = math.exp(
+        math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * draws[1]
+    )
     box_h = min(height, max(1, round(math.sqrt(area * aspect) * height)))
     box_w = min(width, max(1, round(math.sqrt(area / aspect) * width)))
-    corner = torch.rand(2, batch, generator=generator, device=generator.device).to(images.device)
+    corner = torch.rand(2, batch, generator=generator, device=generator.device).to(
+        images.device
+    )
     top = (corner[0] * (height - box_h + 1)).long()
     left = (corner[1] * (width - box_w + 1)).long()
-    rows = top[:, None] + torch.arange(box_h, device=images.device)            # (B, h)
-    cols = left[:, None] + torch.arange(box_w, device=images.device)           # (B, w)
-    boxes = images[torch.arange(batch, device=images.device)[:, None, None], :, rows[:, :, None], cols[:, None, :]]
-    boxes = boxes.permute(0, 3, 1, 2)                                          # indexing put channels last
+    rows = top[:, None] + torch.arange(box_h, device=images.device)  # (B, h)
+    cols = left[:, None] + torch.arange(box_w, device=images.device)  # (B, w)
+    boxes = images[
+        torch.arange(batch, device=images.device)[:, None, None],
+        :,
+        rows[:, :, None],
+        cols[:, None, :],
+    ]
+    boxes = boxes.permute(0, 3, 1, 2)  # indexing put channels last
     return F.interpolate(boxes, size=(size, size), mode="bilinear", align_corners=False)
 
 
@@ -223,33 +245,51 @@ def multi_crop(images: torch.Tensor, generator: torch.Generator, *, global_size:
 # ----------------------------------------------------------------------------------------------
 
 
-def dino_loss(student_outputs: Sequence[torch.Tensor], teacher_outputs: Sequence[torch.Tensor], center: torch.Tensor,
-              *, student_temp: float = 0.1, teacher_temp: float = 0.04) -> torch.Tensor:
-    """DINO's loss: the student's view v must predict the teacher's distribution for view i ≠ v.
+def dino_loss(
+    student_outputs: Sequence[torch.Tensor],
+    teacher_outputs: Sequence[torch.Tensor],
+    center: torch.Tensor,
+    *,
+    student_temp: float = 0.1,
+    teacher_temp: float = 0.04,
+) -> torch.Tensor:
+    """DINO's loss: the student's view v must predict the teacher's distribution for
+    view i ≠ v.
 
     Args:
-        student_outputs: V tensors (B, K): the global views first, in the teacher's order, then the local ones.
+        student_outputs: V tensors (B, K): the global views first, in the teacher's
+        order, then the local ones.
         teacher_outputs: 2 tensors (B, K): the teacher's scores for the global views.
         center: (K,) or (1, K), subtracted from the teacher's scores before the softmax.
 
     Returns:
         0-d: the mean over the 2·V − 2 pairs (i, v ≠ i) of the batch mean of
-        −Σ_k softmax((t_i − c)/τ_t)_k · log softmax(s_v/τ_s)_k. No gradient reaches the teacher.
+        −Σ_k softmax((t_i − c)/τ_t)_k · log softmax(s_v/τ_s)_k. No gradient reaches the
+        teacher.
     """
     if len(teacher_outputs) > len(student_outputs):
-        raise ValueError(f"{len(teacher_outputs)} teacher views but only {len(student_outputs)} student views; "
-                         f"the student sees every view, the teacher the global ones")
-    targets = [F.softmax((t.detach().float() - center) / teacher_temp, dim=-1) for t in teacher_outputs]
-    log_probs = [F.log_softmax(s.float() / student_temp, dim=-1) for s in student_outputs]
+        raise ValueError(
+            f"{len(teacher_outputs)} teacher views but only {len(student_outputs)} "
+            "student views; the student sees every view, the teacher the global ones"
+        )
+    targets = [
+        F.softmax((t.detach().float() - center) / teacher_temp, dim=-1)
+        for t in teacher_outputs
+    ]
+    log_probs = [
+        F.log_softmax(s.float() / student_temp, dim=-1) for s in student_outputs
+    ]
     total, pairs = 0.0, 0
     for i, target in enumerate(targets):
         for v, log_prob in enumerate(log_probs):
             if v == i:
-                continue                          # the same view: nothing to predict
+                continue  # the same view: nothing to predict
             total = total + -(target * log_prob).sum(-1).mean()
             pairs += 1
     if pairs == 0:
-        raise ValueError("need at least two views to form a (teacher view, other student view) pair")
+        raise ValueError(
+            "need at least two views to form a (teacher view, other student view) pair"
+        )
     return total / pairs
 
 
@@ -500,8 +540,7 @@ class DINOTrainer:
 
     def fit(self, progress: bool = True) -> pd.DataFrame:
         """Train to the end of the recipe; returns :meth:`history`."""
-        bar = tqdm(total=self.total_steps, initial=self.step, desc="DINO", unit="step", ncols=100,
-                   mininterval=5.0, disable=not progress)
+        bar = progress_bar(self.total_steps, "DINO", initial=self.step, enabled=progress)
         while self.step < self.total_steps:
             epoch = self.step // self.steps_per_epoch
             order = torch.randperm(len(self.x_train),
@@ -565,27 +604,45 @@ def extract_features(backbone: VisionTransformer, images_uint8, batch_size: int 
 
 
 @torch.inference_mode()
-def knn_predict(train_features: torch.Tensor, train_labels: torch.Tensor, test_features: torch.Tensor, *,
-                k: int = 20, temperature: float = 0.07, num_classes: int | None = None,
-                chunk: int = 1000) -> torch.Tensor:
+def knn_predict(
+    train_features: torch.Tensor,
+    train_labels: torch.Tensor,
+    test_features: torch.Tensor,
+    *,
+    k: int = 20,
+    temperature: float = 0.07,
+    num_classes: int | None = None,
+    chunk: int = 1000,
+) -> torch.Tensor:
     """DINO's weighted k-NN: (M,) predicted labels for ``test_features`` (M, D).
 
-    Features are compared by cosine similarity (they are l2-normalised here); each of the
-    ``k`` nearest training images votes for its label with weight exp(similarity / T).
+    Features are compared by cosine similarity (they are l2-normalised here); each of
+    the ``k`` nearest training images votes for its label with weight exp(similarity /
+    T).
     """
     train_labels = torch.as_tensor(train_labels).long()
-    if train_features.dim() != 2 or test_features.dim() != 2 or train_features.shape[1] != test_features.shape[1]:
-        raise ValueError(f"want train (N, D) and test (M, D) features, got {tuple(train_features.shape)} "
-                         f"and {tuple(test_features.shape)}")
+    if (
+        train_features.dim() != 2
+        or test_features.dim() != 2
+        or train_features.shape[1] != test_features.shape[1]
+    ):
+        raise ValueError(
+            "want train (N, D) and test (M, D) features, got "
+            f"{tuple(train_features.shape)} and {tuple(test_features.shape)}"
+        )
     if len(train_labels) != len(train_features):
-        raise ValueError(f"{len(train_features)} training features but {len(train_labels)} labels")
+        raise ValueError(
+            f"{len(train_features)} training features but {len(train_labels)} labels"
+        )
     if not 1 <= k <= len(train_features):
-        raise ValueError(f"k must be in [1, {len(train_features)}] (the training images), got {k}")
+        raise ValueError(
+            f"k must be in [1, {len(train_features)}] (the training images), got {k}"
+        )
     num_classes = num_classes or int(train_labels.max()) + 1
     train = F.normalize(train_features.float(), dim=-1)
     predictions = []
     for block in F.normalize(test_features.float(), dim=-1).split(chunk):
-        similarity, index = (block @ train.T).topk(k, dim=-1)                 # (m, k)
+        similarity, index = (block @ train.T).topk(k, dim=-1)  # (m, k)
         votes = torch.zeros(len(block), num_classes)
         votes.scatter_add_(1, train_labels[index], (similarity / temperature).exp())
         predictions.append(votes.argmax(-1))
@@ -667,8 +724,9 @@ def _strip_wrappers(state: dict) -> dict:
 def from_official_state_dict(state: dict, model: VisionTransformer) -> dict:
     """An official-layout DINO state dict → one that ``model.load_state_dict`` accepts.
 
-    Raises ValueError listing missing keys, unexpected keys and shape mismatches (with what
-    each should have been), so a wrong file or a wrong architecture is caught before loading.
+    Raises ValueError listing missing keys, unexpected keys and shape mismatches (with
+    what each should have been), so a wrong file or a wrong architecture is caught
+    before loading.
     """
     state = _strip_wrappers(state)
     key_map = official_key_map(model.config.depth)
@@ -677,18 +735,31 @@ def from_official_state_dict(state: dict, model: VisionTransformer) -> dict:
     extra = sorted(set(state) - set(key_map))
     problems = []
     if missing:
-        problems.append(f"missing {len(missing)} key(s): {', '.join(missing[:6])}{' …' if len(missing) > 6 else ''}")
+        problems.append(
+            f"missing {len(missing)} key(s): "
+            f"{', '.join(missing[:6])}{' …' if len(missing) > 6 else ''}"
+        )
     if extra:
-        problems.append(f"unexpected {len(extra)} key(s): {', '.join(extra[:6])}{' …' if len(extra) > 6 else ''}")
+        problems.append(
+            f"unexpected {len(extra)} key(s): "
+            f"{', '.join(extra[:6])}{' …' if len(extra) > 6 else ''}"
+        )
     for official, course in key_map.items():
-        if official in state and tuple(state[official].shape) != tuple(ours[course].shape):
-            problems.append(f"{official} has shape {tuple(state[official].shape)}, the model wants "
-                            f"{tuple(ours[course].shape)}")
+        if official in state and tuple(state[official].shape) != tuple(
+            ours[course].shape
+        ):
+            problems.append(
+                f"{official} has shape {tuple(state[official].shape)}, the model wants "
+                f"{tuple(ours[course].shape)}"
+            )
     if problems:
         c = model.config
-        raise ValueError(f"this state dict does not fit a DINO ViT with dim={c.dim}, depth={c.depth}, "
-                         f"patch={c.patch_size}, image={c.image_size}: " + "; ".join(problems[:8])
-                         + ". Check the file and the arch (S/16 or S/8)")
+        raise ValueError(
+            f"this state dict does not fit a DINO ViT with dim={c.dim}, "
+            f"depth={c.depth}, patch={c.patch_size}, image={c.image_size}: "
+            + "; ".join(problems[:8])
+            + ". Check the file and the arch (S/16 or S/8)"
+        )
     return {course: state[official] for official, course in key_map.items()}
 
 
@@ -699,22 +770,29 @@ def default_checkpoint_path(arch: str = "S/16") -> Path:
     return Path(data_root()) / "dino" / OFFICIAL_CHECKPOINTS[arch][0]
 
 
-def load_official_dino(path: str | os.PathLike | None = None, arch: str = "S/16") -> VisionTransformer:
-    """The official DINO backbone (ViT-S/16 or ViT-S/8) as a course ViT, from a file on disk.
+def load_official_dino(
+    path: str | os.PathLike | None = None, arch: str = "S/16"
+) -> VisionTransformer:
+    """The official DINO backbone (ViT-S/16 or ViT-S/8) as a course ViT, from a file on
+    disk.
 
-    Nothing is downloaded. ``path`` defaults to :func:`default_checkpoint_path`. The model
-    comes back in eval mode on the CPU, its ``forward`` returning the CLS features (B, 384).
+    Nothing is downloaded. ``path`` defaults to :func:`default_checkpoint_path`. The
+    model comes back in eval mode on the CPU, its ``forward`` returning the CLS
+    features (B, 384).
     """
-    config = official_dino_config(arch)          # an unknown arch fails here, before any file is read
+    # an unknown arch fails here, before any file is read
+    config = official_dino_config(arch)
     path = Path(path) if path is not None else default_checkpoint_path(arch)
     if not path.is_file():
         name, url = OFFICIAL_CHECKPOINTS[arch]
         raise FileNotFoundError(
-            f"no DINO ViT-{arch} checkpoint at {path}. The course never downloads weights; on a machine "
-            f"with internet fetch {url} (e.g. curl -L -o {name} {url}) and put it at {default_checkpoint_path(arch)} "
-            f"or pass its path: load_official_dino('path/to/{name}', arch={arch!r})")
+            f"no DINO ViT-{arch} checkpoint at {path}. The course never downloads "
+            f"weights; on a machine with internet fetch {url} (e.g. curl -L -o {name} "
+            f"{url}) and put it at {default_checkpoint_path(arch)} or pass its path: "
+            f"load_official_dino('path/to/{name}', arch={arch!r})"
+        )
     state = torch.load(path, map_location="cpu", weights_only=True)
-    with torch.device("meta"):                     # no time spent on an initialisation that is overwritten
+    with torch.device("meta"):  # no time spent on an initialisation that is overwritten
         model = make_backbone(config)
     model.load_state_dict(from_official_state_dict(state, model), assign=True)
     return model.eval()

@@ -53,27 +53,40 @@ class FirstViTConfig:
         return self.patch_size * self.patch_size * self.channels
 
 
-def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float = 0.0,
-           return_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """softmax(q kᵀ / √d) v for every head: (B, H, T, d) queries, keys, values → (B, H, T, d).
+def attend(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    dropout_p: float = 0.0,
+    return_weights: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """softmax(q kᵀ / √d) v for every head: (B, H, T, d) queries, keys, values → (B, H,
+    T, d).
 
-    Returns the mixed values and, with ``return_weights``, the weights (B, H, T, T) (else None).
-    PyTorch's fused kernel (``F.scaled_dot_product_attention``) runs it without storing the
-    T×T weights, except in two cases where the step-by-step form is used:
+    Returns the mixed values and, with ``return_weights``, the weights (B, H, T, T)
+    (else None). PyTorch's fused kernel (``F.scaled_dot_product_attention``) runs it
+    without storing the T×T weights, except in two cases where the step-by-step form is
+    used:
 
     * ``return_weights=True``, for pictures of where each token looks;
-    * a CPU under bf16 autocast: the fused CPU kernel has no fast bf16 path for short sequences
-      (a training step of the first ViT took several times longer with it), while the two
-      step-by-step products run on the CPU's bf16 units.
+    * a CPU under bf16 autocast: the fused CPU kernel has no fast bf16 path for short
+      sequences (a training step of the first ViT took several times longer with it),
+      while the two step-by-step products run on the CPU's bf16 units.
 
-    The softmax always runs in (at least) float32. CPU autocast would leave it in bf16, where
-    PyTorch's kernel for short rows is both coarser and slower than the float32 one.
+    The softmax always runs in (at least) float32. CPU autocast would leave it in bf16,
+    where PyTorch's kernel for short rows is both coarser and slower than the float32
+    one.
     """
-    if not return_weights and not (q.device.type == "cpu" and torch.is_autocast_enabled("cpu")):
+    if not return_weights and not (
+        q.device.type == "cpu" and torch.is_autocast_enabled("cpu")
+    ):
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p), None
-    # Scale the queries (B·H·T·d numbers) rather than the scores (B·H·T·T): the same result, less work.
+    # Scale the queries (B·H·T·d numbers) rather than the scores (B·H·T·T): the same
+    # result, less work.
     scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)
-    weights = torch.softmax(scores, dim=-1, dtype=torch.promote_types(scores.dtype, torch.float32))
+    weights = torch.softmax(
+        scores, dim=-1, dtype=torch.promote_types(scores.dtype, torch.float32)
+    )
     mixed = F.dropout(weights, dropout_p).to(v.dtype) @ v
     return mixed, (weights if return_weights else None)
 
@@ -81,8 +94,8 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float =
 class SelfAttention(nn.Module):
     """Multi-head self-attention with one fused query/key/value projection.
 
-    x (B, L, D) → (B, L, D). One Linear D→3D makes all heads' queries, keys and values at
-    once (one matrix product instead of three); :func:`attend` mixes the values. With
+    x (B, L, D) → (B, L, D). One Linear D→3D makes all heads' queries, keys and values
+    at once (one matrix product instead of three); :func:`attend` mixes the values. With
     ``return_weights=True`` it also returns the weights (B, H, L, L), for pictures.
     """
 
@@ -95,11 +108,17 @@ class SelfAttention(nn.Module):
     def forward(self, x: torch.Tensor, return_weights: bool = False):
         batch, length, width = x.shape
         head_dim = width // self.heads
-        # (B, L, 3D) → three (B, H, L, d) views: queries, keys and values of every head. Views, not a
-        # permuted copy: in the backward pass the three gradients then land in qkv's layout directly.
-        q, k, v = (t.transpose(1, 2) for t in self.qkv(x).view(batch, length, 3, self.heads, head_dim).unbind(2))
+        # (B, L, 3D) → three (B, H, L, d) views: queries, keys and values of every head.
+        # Views, not a
+        # permuted copy: in the backward pass the three gradients then land in qkv's
+        # layout directly.
+        q, k, v = (
+            t.transpose(1, 2)
+            for t in self.qkv(x).view(batch, length, 3, self.heads, head_dim).unbind(2)
+        )
         mixed, weights = attend(q, k, v, return_weights=return_weights)
-        mixed = mixed.transpose(1, 2).reshape(batch, length, width)  # heads side by side again
+        # heads side by side again
+        mixed = mixed.transpose(1, 2).reshape(batch, length, width)
         return self.proj(mixed), weights
 
 
@@ -110,7 +129,9 @@ class PostNormEncoderLayer(nn.Module):
         super().__init__()
         self.attention = SelfAttention(width, heads)
         self.norm1 = nn.LayerNorm(width)
-        self.feed_forward = nn.Sequential(nn.Linear(width, mlp_width), nn.ReLU(), nn.Linear(mlp_width, width))
+        self.feed_forward = nn.Sequential(
+            nn.Linear(width, mlp_width), nn.ReLU(), nn.Linear(mlp_width, width)
+        )
         self.norm2 = nn.LayerNorm(width)
 
     def forward(self, x: torch.Tensor, return_weights: bool = False):
@@ -127,10 +148,16 @@ class FirstViT(nn.Module):
         super().__init__()
         self.config = config = config or FirstViTConfig()
         self.embed = nn.Linear(config.patch_dim, config.width)
-        self.positions = nn.Parameter(torch.randn(config.n_patches, config.width) * 0.02)
-        self.encoder = PostNormEncoderLayer(config.width, config.heads, config.mlp_width)
+        self.positions = nn.Parameter(
+            torch.randn(config.n_patches, config.width) * 0.02
+        )
+        self.encoder = PostNormEncoderLayer(
+            config.width, config.heads, config.mlp_width
+        )
         self.head = nn.Sequential(
-            nn.Linear(config.width, config.head_width), nn.ReLU(), nn.Dropout(config.dropout),
+            nn.Linear(config.width, config.head_width),
+            nn.ReLU(),
+            nn.Dropout(config.dropout),
             nn.Linear(config.head_width, config.classes),
         )
 
@@ -138,13 +165,15 @@ class FirstViT(nn.Module):
         want = (self.config.n_patches, self.config.patch_dim)
         if patches.dim() != 3 or tuple(patches.shape[1:]) != want:
             raise ValueError(
-                f"FirstViT wants patches of shape (B, {want[0]}, {want[1]}), got {tuple(patches.shape)}; "
-                f"cut (B, {self.config.image_size}, {self.config.image_size}) images with "
+                f"FirstViT wants patches of shape (B, {want[0]}, {want[1]}), got "
+                f"{tuple(patches.shape)}; cut (B, {self.config.image_size}, "
+                f"{self.config.image_size}) images with "
                 f"vitcourse.patches.extract_patches(images, {self.config.patch_size})."
             )
 
     def forward(self, patches: torch.Tensor, return_attention: bool = False):
-        """patches (B, L, P·P) → logits (B, classes); with ``return_attention`` also (B, H, L, L)."""
+        """patches (B, L, P·P) → logits (B, classes); with ``return_attention`` also
+        (B, H, L, L)."""
         self._check(patches)
         x = self.embed(patches) + self.positions
         x, weights = self.encoder(x, return_attention)
@@ -153,7 +182,8 @@ class FirstViT(nn.Module):
 
     @torch.no_grad()
     def attention_maps(self, patches: torch.Tensor) -> torch.Tensor:
-        """Attention weights (B, H, L, L) of the encoder layer, in eval mode; rows add up to 1."""
+        """Attention weights (B, H, L, L) of the encoder layer, in eval mode; rows add
+        up to 1."""
         was_training = self.training
         self.eval()
         try:
@@ -165,24 +195,36 @@ class FirstViT(nn.Module):
 class FashionCNN(nn.Module):
     """The CNN rival: images (B, 1, 28, 28) → logits (B, 10).
 
-    Two rounds of 3×3 convolution, ReLU and 2×2 max-pooling (28 → 26 → 13 → 11 → 5), then
-    flatten and two linear layers.
+    Two rounds of 3×3 convolution, ReLU and 2×2 max-pooling (28 → 26 → 13 → 11 → 5),
+    then flatten and two linear layers.
     """
 
-    def __init__(self, channels: tuple[int, int] = (32, 64), hidden: int = 64, classes: int = 10):
+    def __init__(
+        self, channels: tuple[int, int] = (32, 64), hidden: int = 64, classes: int = 10
+    ):
         super().__init__()
         first, second = channels
         self.features = nn.Sequential(
-            nn.Conv2d(1, first, kernel_size=3), nn.ReLU(), nn.MaxPool2d(2),       # (B, 32, 13, 13)
-            nn.Conv2d(first, second, kernel_size=3), nn.ReLU(), nn.MaxPool2d(2),  # (B, 64, 5, 5)
+            nn.Conv2d(1, first, kernel_size=3),
+            nn.ReLU(),
+            nn.MaxPool2d(2),  # (B, 32, 13, 13)
+            nn.Conv2d(first, second, kernel_size=3),
+            nn.ReLU(),
+            nn.MaxPool2d(2),  # (B, 64, 5, 5)
         )
-        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(second * 5 * 5, hidden), nn.ReLU(),
-                                        nn.Linear(hidden, classes))
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(second * 5 * 5, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, classes),
+        )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.dim() != 4 or images.shape[1:] != (1, 28, 28):
-            raise ValueError(f"FashionCNN wants images of shape (B, 1, 28, 28), got {tuple(images.shape)}; "
-                             f"add the channel axis with images.unsqueeze(1).")
+            raise ValueError(
+                "FashionCNN wants images of shape (B, 1, 28, 28), got "
+                f"{tuple(images.shape)}; add the channel axis with images.unsqueeze(1)."
+            )
         return self.classifier(self.features(images))
 
 

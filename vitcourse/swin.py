@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 # Plain-text bars: they render in a terminal, in JupyterLab and in the offline book alike.
-from tqdm import tqdm
+from vitcourse.progress import progress_bar
 
 from vitcourse.cifar import CifarTrainer, Recipe, full_recipe, quick_recipe
 from vitcourse.device import cpu_threads
@@ -52,45 +52,63 @@ def window_partition(x: torch.Tensor, window: int) -> torch.Tensor:
     """Cut a feature map into non-overlapping square windows.
 
     x (B, H, W, C) → windows (B·nW, window, window, C), nW = (H/window)·(W/window).
-    Windows are ordered image by image, then row by row of windows (left to right, top to
-    bottom); inside a window, tokens keep their row-major order.
+    Windows are ordered image by image, then row by row of windows (left to right, top
+    to bottom); inside a window, tokens keep their row-major order.
     """
     if x.dim() != 4:
-        raise ValueError(f"window_partition wants a channels-last map (B, H, W, C), got shape {tuple(x.shape)}")
+        raise ValueError(
+            "window_partition wants a channels-last map (B, H, W, C), got shape "
+            f"{tuple(x.shape)}"
+        )
     batch, height, width, channels = x.shape
     if window < 1 or height % window or width % window:
-        raise ValueError(f"window={window} must divide the map's height {height} and width {width}; "
-                         f"pad the map or pick a window that divides both")
+        raise ValueError(
+            f"window={window} must divide the map's height {height} and width {width}; "
+            "pad the map or pick a window that divides both"
+        )
     x = x.view(batch, height // window, window, width // window, window, channels)
-    # (B, rows of windows, row in window, cols of windows, col in window, C) → windows first
+    # (B, rows of windows, row in window, cols of windows, col in window, C) → windows
+    # first
     return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, window, window, channels)
 
 
-def window_reverse(windows: torch.Tensor, window: int, height: int, width: int) -> torch.Tensor:
+def window_reverse(
+    windows: torch.Tensor, window: int, height: int, width: int
+) -> torch.Tensor:
     """Paste windows back into maps: the inverse of :func:`window_partition`.
 
     windows (B·nW, window, window, C) → x (B, height, width, C).
     """
     if windows.dim() != 4 or windows.shape[1] != window or windows.shape[2] != window:
-        raise ValueError(f"window_reverse wants windows (B·nW, {window}, {window}, C), got {tuple(windows.shape)}")
+        raise ValueError(
+            f"window_reverse wants windows (B·nW, {window}, {window}, C), got "
+            f"{tuple(windows.shape)}"
+        )
     if height % window or width % window:
-        raise ValueError(f"window={window} must divide height {height} and width {width}")
+        raise ValueError(
+            f"window={window} must divide height {height} and width {width}"
+        )
     per_image = (height // window) * (width // window)
     if len(windows) % per_image:
-        raise ValueError(f"{len(windows)} windows are not a whole number of {height}×{width} maps "
-                         f"({per_image} windows each)")
+        raise ValueError(
+            f"{len(windows)} windows are not a whole number of {height}×{width} maps "
+            f"({per_image} windows each)"
+        )
     channels = windows.shape[-1]
     x = windows.view(-1, height // window, width // window, window, window, channels)
     return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, height, width, channels)
 
 
-def shift_regions(height: int, width: int, window: int, shift: int, device=None) -> torch.Tensor:
-    """Label each position of the *rolled* map by the region it came from: long (height, width).
+def shift_regions(
+    height: int, width: int, window: int, shift: int, device=None
+) -> torch.Tensor:
+    """Label each position of the *rolled* map by the region it came from: long
+    (height, width).
 
-    After ``torch.roll(x, (-shift, -shift), (1, 2))`` the last window row holds rows from the
-    bottom of the image *and*, wrapped round, rows from its top; likewise the last window
-    column. Cutting each axis at ``-window`` and ``-shift`` gives 3 × 3 regions; tokens may
-    attend to each other only inside one region.
+    After ``torch.roll(x, (-shift, -shift), (1, 2))`` the last window row holds rows
+    from the bottom of the image *and*, wrapped round, rows from its top; likewise the
+    last window column. Cutting each axis at ``-window`` and ``-shift`` gives 3 × 3
+    regions; tokens may attend to each other only inside one region.
     """
     labels = torch.zeros(height, width, dtype=torch.long, device=device)
     if shift == 0:
@@ -102,33 +120,41 @@ def shift_regions(height: int, width: int, window: int, shift: int, device=None)
     return labels
 
 
-def shifted_window_mask(height: int, width: int, window: int, shift: int, *, device=None) -> torch.Tensor:
+def shifted_window_mask(
+    height: int, width: int, window: int, shift: int, *, device=None
+) -> torch.Tensor:
     """Which pairs shifted-window attention must block: bool (nW, window², window²).
 
     ``True`` where query and key came from different regions after the cyclic shift
-    (:func:`shift_regions`), i.e. where they are neighbours only because the roll wrapped
-    the map round. ``shift=0`` blocks nothing.
+    (:func:`shift_regions`), i.e. where they are neighbours only because the roll
+    wrapped the map round. ``shift=0`` blocks nothing.
     """
     if height % window or width % window:
-        raise ValueError(f"window={window} must divide the map's height {height} and width {width}")
+        raise ValueError(
+            f"window={window} must divide the map's height {height} and width {width}"
+        )
     if not 0 <= shift < window:
-        raise ValueError(f"shift must be in [0, window={window}), got {shift}; Swin uses window // 2")
+        raise ValueError(
+            f"shift must be in [0, window={window}), got {shift}; Swin uses window // 2"
+        )
     labels = shift_regions(height, width, window, shift, device=device)
-    per_window = window_partition(labels[None, :, :, None], window).flatten(1)   # (nW, window²)
+    # (nW, window²)
+    per_window = window_partition(labels[None, :, :, None], window).flatten(1)
     return per_window[:, :, None] != per_window[:, None, :]
 
 
 def relative_position_index(window: int) -> torch.Tensor:
-    """For every (query, key) pair of a window, the row of the bias table: long (window², window²).
+    """For every (query, key) pair of a window, the row of the bias table: long
+    (window², window²).
 
-    With dy = y_query − y_key and dx = x_query − x_key (each in −(window−1) … window−1), the
-    row is (dy + window − 1)·(2·window − 1) + (dx + window − 1): the official Swin indexing,
-    values in [0, (2·window − 1)²).
+    With dy = y_query − y_key and dx = x_query − x_key (each in −(window−1) …
+    window−1), the row is (dy + window − 1)·(2·window − 1) + (dx + window − 1): the
+    official Swin indexing, values in [0, (2·window − 1)²).
     """
     if not isinstance(window, int) or window < 1:
         raise ValueError(f"window must be a positive int, got {window!r}")
     ys, xs = torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")
-    ys, xs = ys.flatten(), xs.flatten()                          # (window²,) row-major, as in a window
+    ys, xs = ys.flatten(), xs.flatten()  # (window²,) row-major, as in a window
     dy = ys[:, None] - ys[None, :]
     dx = xs[:, None] - xs[None, :]
     return (dy + window - 1) * (2 * window - 1) + (dx + window - 1)
@@ -140,61 +166,108 @@ def relative_position_index(window: int) -> torch.Tensor:
 
 
 class WindowAttention(Attention):
-    """Multi-head self-attention inside each window, with a learned relative position bias.
+    """Multi-head self-attention inside each window, with a learned relative position
+    bias.
 
-    x (B·nW, N, C) with N = window² → (B·nW, N, C), and the weights (B·nW, heads, N, N) when
-    asked for. The fused qkv and output projections are :class:`vitcourse.vit.Attention`'s;
-    added here is the bias table ((2·window − 1)², heads): one learned number per head for
-    each of the (2·window − 1)² possible offsets (dy, dx), looked up through
-    :func:`relative_position_index` and added to the scores before the softmax.
+    x (B·nW, N, C) with N = window² → (B·nW, N, C), and the weights (B·nW, heads, N, N)
+    when asked for. The fused qkv and output projections are
+    :class:`vitcourse.vit.Attention`'s; added here is the bias table ((2·window − 1)²,
+    heads): one learned number per head for each of the (2·window − 1)² possible
+    offsets (dy, dx), looked up through :func:`relative_position_index` and added to
+    the scores before the softmax.
 
-    ``mask``: (nW, N, N), bool (``True`` = blocked, as :func:`shifted_window_mask` returns)
-    or float (added to the scores as it is, e.g. 0 / −inf). The windows of x must then come
-    image by image, nW per image, as :func:`window_partition` orders them.
+    ``mask``: (nW, N, N), bool (``True`` = blocked, as :func:`shifted_window_mask`
+    returns) or float (added to the scores as it is, e.g. 0 / −inf). The windows of x
+    must then come image by image, nW per image, as :func:`window_partition` orders
+    them.
     """
 
-    def __init__(self, dim: int, window: int, heads: int, qkv_bias: bool = True, attn_dropout: float = 0.0,
-                 dropout: float = 0.0):
+    def __init__(
+        self,
+        dim: int,
+        window: int,
+        heads: int,
+        qkv_bias: bool = True,
+        attn_dropout: float = 0.0,
+        dropout: float = 0.0,
+    ):
         super().__init__(dim, heads, qkv_bias, attn_dropout, dropout)
         self.window = window
-        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, heads))
-        self.register_buffer("relative_position_index", relative_position_index(window), persistent=False)
+        self.relative_position_bias_table = nn.Parameter(
+            torch.zeros((2 * window - 1) ** 2, heads)
+        )
+        self.register_buffer(
+            "relative_position_index", relative_position_index(window), persistent=False
+        )
         nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
 
     def position_bias(self) -> torch.Tensor:
         """The bias each head adds to the scores: (heads, N, N)."""
         n = self.window**2
-        bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]   # (N·N, heads)
+        # (N·N, heads)
+        bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
         return bias.view(n, n, self.heads).permute(2, 0, 1)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, return_weights: bool = False):
+    def forward(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        return_weights: bool = False,
+    ):
         windows, tokens, dim = x.shape
         if tokens != self.window**2:
-            raise ValueError(f"WindowAttention(window={self.window}) wants {self.window**2} tokens per window, "
-                             f"got x of shape {tuple(x.shape)}; cut the map with window_partition first")
+            raise ValueError(
+                f"WindowAttention(window={self.window}) wants {self.window**2} tokens "
+                f"per window, got x of shape {tuple(x.shape)}; cut the map with "
+                "window_partition first"
+            )
         head_dim = dim // self.heads
-        q, k, v = (t.transpose(1, 2) for t in self.qkv(x).view(windows, tokens, 3, self.heads, head_dim).unbind(2))
-        bias = self.position_bias()[None]                                            # (1, heads, N, N)
+        q, k, v = (
+            t.transpose(1, 2)
+            for t in self.qkv(x)
+            .view(windows, tokens, 3, self.heads, head_dim)
+            .unbind(2)
+        )
+        bias = self.position_bias()[None]  # (1, heads, N, N)
         if mask is not None:
             per_image = len(mask)
             if mask.shape != (per_image, tokens, tokens) or windows % per_image:
-                raise ValueError(f"mask must be (nW, {tokens}, {tokens}) with nW dividing the {windows} windows, "
-                                 f"got {tuple(mask.shape)}")
+                raise ValueError(
+                    f"mask must be (nW, {tokens}, {tokens}) with nW dividing the "
+                    f"{windows} windows, got {tuple(mask.shape)}"
+                )
             if mask.dtype == torch.bool:
-                mask = torch.zeros(mask.shape, dtype=bias.dtype, device=mask.device).masked_fill_(mask, float("-inf"))
-            # (nW, heads, N, N) → (1, nW·heads, N, N), and q, k, v (B·nW, heads, N, d) → (B, nW·heads, N, d):
-            # four dimensions, as every fused kernel takes them, and the mask broadcasts over the images.
-            bias = (bias + mask[:, None].to(bias.dtype)).reshape(1, per_image * self.heads, tokens, tokens)
-            q, k, v = (t.reshape(-1, per_image * self.heads, tokens, head_dim) for t in (q, k, v))
+                mask = torch.zeros(
+                    mask.shape, dtype=bias.dtype, device=mask.device
+                ).masked_fill_(mask, float("-inf"))
+            # (nW, heads, N, N) → (1, nW·heads, N, N), and q, k, v (B·nW, heads, N, d) →
+            # (B, nW·heads, N, d):
+            # four dimensions, as every fused kernel takes them, and the mask broadcasts
+            # over the images.
+            bias = (bias + mask[:, None].to(bias.dtype)).reshape(
+                1, per_image * self.heads, tokens, tokens
+            )
+            q, k, v = (
+                t.reshape(-1, per_image * self.heads, tokens, head_dim)
+                for t in (q, k, v)
+            )
         drop = self.attn_dropout if self.training else 0.0
         weights = None
         if return_weights:
-            weights = torch.softmax(q @ k.transpose(-2, -1) * head_dim**-0.5 + bias, dim=-1)
+            weights = torch.softmax(
+                q @ k.transpose(-2, -1) * head_dim**-0.5 + bias, dim=-1
+            )
             mixed = F.dropout(weights, drop) @ v
             weights = weights.reshape(windows, self.heads, tokens, tokens)
         else:
-            mixed = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), dropout_p=drop)
-        mixed = mixed.reshape(windows, self.heads, tokens, head_dim).transpose(1, 2).reshape(windows, tokens, dim)
+            mixed = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=bias.to(q.dtype), dropout_p=drop
+            )
+        mixed = (
+            mixed.reshape(windows, self.heads, tokens, head_dim)
+            .transpose(1, 2)
+            .reshape(windows, tokens, dim)
+        )
         return self.proj_drop(self.proj(mixed)), weights
 
     def extra_repr(self) -> str:
@@ -202,47 +275,75 @@ class WindowAttention(Attention):
 
 
 class SwinBlock(nn.Module):
-    """One pre-norm Swin block: x (B, H, W, C) → (B, H, W, C), and the window weights if asked.
+    """One pre-norm Swin block: x (B, H, W, C) → (B, H, W, C), and the window weights
+    if asked.
 
-    ``shift=0``: W-MSA, attention inside the regular windows. ``shift>0``: SW-MSA, the map is
-    rolled by (−shift, −shift) first, attended in the same windows with the shift mask, and
-    rolled back — so this block's windows straddle the previous block's borders. When the
-    map is no larger than one window the shift would only reorder it, so it is skipped (as in
-    the official code). The MLP works on each position alone.
+    ``shift=0``: W-MSA, attention inside the regular windows. ``shift>0``: SW-MSA, the
+    map is rolled by (−shift, −shift) first, attended in the same windows with the
+    shift mask, and rolled back — so this block's windows straddle the previous block's
+    borders. When the map is no larger than one window the shift would only reorder it,
+    so it is skipped (as in the official code). The MLP works on each position alone.
     """
 
-    def __init__(self, dim: int, heads: int, window: int, shift: int = 0, mlp_ratio: float = 4.0, *,
-                 qkv_bias: bool = True, dropout: float = 0.0, attn_dropout: float = 0.0, drop_path: float = 0.0,
-                 norm_eps: float = 1e-5):
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        window: int,
+        shift: int = 0,
+        mlp_ratio: float = 4.0,
+        *,
+        qkv_bias: bool = True,
+        dropout: float = 0.0,
+        attn_dropout: float = 0.0,
+        drop_path: float = 0.0,
+        norm_eps: float = 1e-5,
+    ):
         super().__init__()
         if not 0 <= shift < window:
-            raise ValueError(f"shift must be in [0, window={window}), got {shift}; Swin uses window // 2")
+            raise ValueError(
+                f"shift must be in [0, window={window}), got {shift}; Swin uses window "
+                "// 2"
+            )
         self.dim, self.window, self.shift = dim, window, shift
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
         self.attn = WindowAttention(dim, window, heads, qkv_bias, attn_dropout, dropout)
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
         self.mlp = Mlp(dim, int(mlp_ratio * dim), dropout)
         self.drop_path = DropPath(drop_path)
-        self._masks: dict = {}       # (H, W, device) → mask: the same for every batch of one size
+        # (H, W, device) → mask: the same for every batch of one size
+        self._masks: dict = ({})
 
     def mask_for(self, height: int, width: int, device: torch.device) -> torch.Tensor:
         key = (height, width, str(device))
         if key not in self._masks:
-            self._masks[key] = shifted_window_mask(height, width, self.window, self.shift, device=device)
+            self._masks[key] = shifted_window_mask(
+                height, width, self.window, self.shift, device=device
+            )
         return self._masks[key]
 
     def forward(self, x: torch.Tensor, return_weights: bool = False):
         if x.dim() != 4 or x.shape[-1] != self.dim:
-            raise ValueError(f"SwinBlock wants a channels-last map (B, H, W, {self.dim}), got {tuple(x.shape)}")
+            raise ValueError(
+                f"SwinBlock wants a channels-last map (B, H, W, {self.dim}), got "
+                f"{tuple(x.shape)}"
+            )
         batch, height, width, channels = x.shape
         shift = self.shift if min(height, width) > self.window else 0
         shifted = self.norm1(x)
         if shift:
             shifted = torch.roll(shifted, shifts=(-shift, -shift), dims=(1, 2))
-        windows = window_partition(shifted, self.window).view(-1, self.window**2, channels)   # (B·nW, N, C)
+        windows = window_partition(shifted, self.window).view(
+            -1, self.window**2, channels
+        )  # (B·nW, N, C)
         mask = self.mask_for(height, width, x.device) if shift else None
         mixed, weights = self.attn(windows, mask, return_weights)
-        mixed = window_reverse(mixed.view(-1, self.window, self.window, channels), self.window, height, width)
+        mixed = window_reverse(
+            mixed.view(-1, self.window, self.window, channels),
+            self.window,
+            height,
+            width,
+        )
         if shift:
             mixed = torch.roll(mixed, shifts=(shift, shift), dims=(1, 2))
         x = x + self.drop_path(mixed)
@@ -256,9 +357,10 @@ class SwinBlock(nn.Module):
 class PatchMerging(nn.Module):
     """Halve the resolution, double the width: x (B, H, W, C) → (B, H/2, W/2, 2C).
 
-    Each 2×2 block of neighbours is concatenated into one 4C vector (in the official order:
-    top-left, bottom-left, top-right, bottom-right), normalised, and projected 4C → 2C by a
-    Linear without bias — a strided 2×2 convolution, in effect, after a LayerNorm.
+    Each 2×2 block of neighbours is concatenated into one 4C vector (in the official
+    order: top-left, bottom-left, top-right, bottom-right), normalised, and projected
+    4C → 2C by a Linear without bias — a strided 2×2 convolution, in effect, after a
+    LayerNorm.
     """
 
     def __init__(self, dim: int, norm_eps: float = 1e-5):
@@ -269,10 +371,19 @@ class PatchMerging(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[-1] != self.dim:
-            raise ValueError(f"PatchMerging wants a channels-last map (B, H, W, {self.dim}), got {tuple(x.shape)}")
+            raise ValueError(
+                f"PatchMerging wants a channels-last map (B, H, W, {self.dim}), got "
+                f"{tuple(x.shape)}"
+            )
         if x.shape[1] % 2 or x.shape[2] % 2:
-            raise ValueError(f"PatchMerging needs an even height and width, got {x.shape[1]}×{x.shape[2]}")
-        x = torch.cat([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]], dim=-1)
+            raise ValueError(
+                "PatchMerging needs an even height and width, got "
+                f"{x.shape[1]}×{x.shape[2]}"
+            )
+        x = torch.cat(
+            [x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]],
+            dim=-1,
+        )
         return self.reduction(self.norm(x))
 
 
@@ -574,7 +685,9 @@ def _attention_scaling(sides, dim, heads, window, device, repeats, seed, progres
                                                       return_weights=weights),
     }
     rows = []
-    for side in tqdm(list(sides), desc="attention scaling", unit="size", ncols=100, disable=not progress):
+    sides = list(sides)
+    bar = progress_bar(len(sides), "attention scaling", enabled=progress, unit="size")
+    for side in sides:
         x = torch.randn(1, side, side, dim, device=device)
         macs = {"global": global_attention_macs(side, side, dim),
                 "window": window_attention_macs(side, side, dim, window)}
@@ -584,6 +697,8 @@ def _attention_scaling(sides, dim, heads, window, device, repeats, seed, progres
                 seconds = best_seconds(run, x, weights, repeats=repeats, device=device)
                 rows.append({"side": side, "tokens": side * side, "attention": kind, "path": path,
                              "seconds": seconds, "peak_bytes": peak, "macs": macs[kind]})
+        bar.update()
+    bar.close()
     return pd.DataFrame(rows)
 
 
@@ -630,4 +745,3 @@ class SwinTrainer(CifarTrainer):
 
     def build_model(self) -> nn.Module:
         return SwinTransformer(self.recipe.model)
-

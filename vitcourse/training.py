@@ -36,10 +36,8 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-# Plain-text bars: they render in a terminal, in JupyterLab and in the built HTML book alike
-# (tqdm.auto's widget needs JavaScript from a CDN, which the offline book does not load).
-from tqdm import tqdm
 
+from vitcourse.progress import progress_bar
 from vitcourse.device import autocast_dtype, get_device, keep_freed_memory
 from vitcourse.device import cpu_threads as _cpu_threads
 
@@ -242,8 +240,7 @@ def fit(model: torch.nn.Module, x_train, y_train, x_val=None, y_val=None, *, epo
     history = History()
     steps_per_epoch = -(-len(x_train) // batch_size)
     total = steps_per_epoch * epochs if max_steps is None else min(max_steps, steps_per_epoch * epochs)
-    bar = tqdm(total=total, desc=f"training {type(model).__name__}", unit="step", disable=not progress,
-               mininterval=5.0, ncols=100)  # few lines in a notebook's saved output
+    bar = progress_bar(total, f"training {type(model).__name__}", enabled=progress)
     step = 0
     try:
         with _cpu_threads(cpu_threads):

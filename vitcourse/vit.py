@@ -154,14 +154,20 @@ class PatchEmbed(nn.Module):
 class Attention(nn.Module):
     """Multi-head self-attention with one fused query/key/value projection.
 
-    x (B, T, D) → (B, T, D), and the weights (B, heads, T, T) when asked for (else None).
-    :func:`vitcourse.first_vit.attend` runs softmax(QKᵀ/√d)V as one fused kernel that never
-    stores the T×T weights; ``return_weights=True`` computes the same thing step by step so
-    the weights can be drawn.
+    x (B, T, D) → (B, T, D), and the weights (B, heads, T, T) when asked for (else
+    None). :func:`vitcourse.first_vit.attend` runs softmax(QKᵀ/√d)V as one fused kernel
+    that never stores the T×T weights; ``return_weights=True`` computes the same thing
+    step by step so the weights can be drawn.
     """
 
-    def __init__(self, dim: int, heads: int, qkv_bias: bool = True, attn_dropout: float = 0.0,
-                 dropout: float = 0.0):
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        qkv_bias: bool = True,
+        attn_dropout: float = 0.0,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         if dim % heads:
             raise ValueError(f"dim={dim} must split evenly into heads={heads}")
@@ -174,10 +180,14 @@ class Attention(nn.Module):
         batch, tokens, dim = x.shape
         head_dim = dim // self.heads
         # (B, T, 3D) → three (B, heads, T, head_dim) views of the one projection.
-        q, k, v = (t.transpose(1, 2) for t in self.qkv(x).view(batch, tokens, 3, self.heads, head_dim).unbind(2))
+        q, k, v = (
+            t.transpose(1, 2)
+            for t in self.qkv(x).view(batch, tokens, 3, self.heads, head_dim).unbind(2)
+        )
         drop = self.attn_dropout if self.training else 0.0
         mixed, weights = attend(q, k, v, drop, return_weights)
-        mixed = mixed.transpose(1, 2).reshape(batch, tokens, dim)   # heads side by side again
+        # heads side by side again
+        mixed = mixed.transpose(1, 2).reshape(batch, tokens, dim)
         return self.proj_drop(self.proj(mixed)), weights
 
 
@@ -222,15 +232,26 @@ class DropPath(nn.Module):
 
 
 class Block(nn.Module):
-    """One pre-norm encoder block: x (B, T, D) → (B, T, D), and attention weights if asked.
+    """One pre-norm encoder block: x (B, T, D) → (B, T, D), and attention weights if
+    asked.
 
-    Each branch reads a normalised copy of the stream and *adds* its result; the stream itself
-    is never normalised inside the block, so the identity path runs clean from input to output
-    (what makes deep pre-norm stacks train without warm-up tricks).
+    Each branch reads a normalised copy of the stream and *adds* its result; the stream
+    itself is never normalised inside the block, so the identity path runs clean from
+    input to output (what makes deep pre-norm stacks train without warm-up tricks).
     """
 
-    def __init__(self, dim: int, heads: int, mlp_dim: int, *, qkv_bias: bool = True, dropout: float = 0.0,
-                 attn_dropout: float = 0.0, drop_path: float = 0.0, norm_eps: float = 1e-6):
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        mlp_dim: int,
+        *,
+        qkv_bias: bool = True,
+        dropout: float = 0.0,
+        attn_dropout: float = 0.0,
+        drop_path: float = 0.0,
+        norm_eps: float = 1e-6,
+    ):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
         self.attn = Attention(dim, heads, qkv_bias, attn_dropout, dropout)
@@ -278,36 +299,50 @@ class VisionTransformer(nn.Module):
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
 
-    def position_rows(self, grid: tuple[int, int]) -> tuple[torch.Tensor | None, torch.Tensor]:
-        """The learned positions for a (gh, gw) grid of patches: (the CLS token's row (1, 1, D), or
-        None when it has none, and the patch rows (1, gh·gw, D)).
+    def position_rows(
+        self, grid: tuple[int, int]
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """The learned positions for a (gh, gw) grid of patches: (the CLS token's row
+        (1, 1, D), or None when it has none, and the patch rows (1, gh·gw, D)).
 
-        For the model's own grid these are the table's rows as they are. For any other grid the
-        patch rows, read as a side × side picture with D channels, are resized bicubically —
-        how DINO feeds its smaller local crops, and how a ViT is fine-tuned at a new resolution.
+        For the model's own grid these are the table's rows as they are. For any other
+        grid the patch rows, read as a side × side picture with D channels, are resized
+        bicubically — how DINO feeds its smaller local crops, and how a ViT is
+        fine-tuned at a new resolution.
         """
         c = self.config
         side = c.image_size // c.patch_size
         cls_row = self.pos_embed[:, :1] if (c.has_cls and c.cls_position) else None
-        patch_rows = self.pos_embed[:, -side * side:]
+        patch_rows = self.pos_embed[:, -side * side :]
         if tuple(grid) == (side, side):
             return cls_row, patch_rows
-        picture = patch_rows.reshape(1, side, side, c.dim).permute(0, 3, 1, 2)          # (1, D, side, side)
-        resized = F.interpolate(picture.float(), size=tuple(grid), mode="bicubic", align_corners=False)
-        return cls_row, resized.to(patch_rows.dtype).permute(0, 2, 3, 1).reshape(1, grid[0] * grid[1], c.dim)
+        # (1, D, side, side)
+        picture = patch_rows.reshape(1, side, side, c.dim).permute(0, 3, 1, 2)
+        resized = F.interpolate(
+            picture.float(), size=tuple(grid), mode="bicubic", align_corners=False
+        )
+        return cls_row, resized.to(patch_rows.dtype).permute(0, 2, 3, 1).reshape(
+            1, grid[0] * grid[1], c.dim
+        )
 
     def embed(self, images: torch.Tensor, any_size: bool = False) -> torch.Tensor:
-        """images (B, C, H, W) → tokens (B, T, D): patches, CLS token, positions, dropout.
+        """images (B, C, H, W) → tokens (B, T, D): patches, CLS token, positions,
+        dropout.
 
-        ``any_size`` accepts other sizes (multiples of the patch size), with resized positions.
+        ``any_size`` accepts other sizes (multiples of the patch size), with resized
+        positions.
         """
-        x = self.patch_embed(images, any_size)                          # (B, N, D)
-        grid = (images.shape[-2] // self.config.patch_size, images.shape[-1] // self.config.patch_size)
+        x = self.patch_embed(images, any_size)  # (B, N, D)
+        grid = (
+            images.shape[-2] // self.config.patch_size,
+            images.shape[-1] // self.config.patch_size,
+        )
         cls_row, patch_rows = self.position_rows(grid)
-        x = x + patch_rows                                              # every patch: its position
+        x = x + patch_rows  # every patch: its position
         if self.cls_token is not None:
-            cls = self.cls_token if cls_row is None else self.cls_token + cls_row   # the CLS token's own row, if any
-            x = torch.cat([cls.expand(len(x), -1, -1), x], dim=1)       # (B, N + 1, D)
+            # the CLS token's own row, if any
+            cls = (self.cls_token if cls_row is None else self.cls_token + cls_row)
+            x = torch.cat([cls.expand(len(x), -1, -1), x], dim=1)  # (B, N + 1, D)
         return self.pos_drop(x)
 
     def forward_features(self, images: torch.Tensor, return_weights: bool = False, any_size: bool = False):
@@ -339,4 +374,3 @@ class VisionTransformer(nn.Module):
             return self.forward_features(images, return_weights=True)[1]
         finally:
             self.train(was_training)
-

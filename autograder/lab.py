@@ -1,0 +1,136 @@
+"""JupyterLab for students (`make lab`) and Formgrader for instructors (`make formgrader`).
+
+Each runs `jupyter lab` with a configuration folder of this course (autograder/lab_config/):
+
+* student: the assignments in exercises/; of nbgrader only the Validate button, answered by
+  the handler below, which runs `python -m autograder validate` (the course's limits and
+  threads) in a subprocess, so the server keeps answering while a notebook validates;
+  the Assignment List, Course List and Formgrader panels, which need an nbgrader exchange or
+  a gradebook, are switched off; locked cells are marked (custom/custom.css).
+* instructor: Formgrader on the course folder (autograder/course/ by default), for manual
+  grading of the written answers; opens at /formgrader.
+
+Nothing is written into the repository: Lab's settings, workspaces, runtime files and the
+notebooks' checkpoints go to a folder under the system's temporary directory.
+
+This module is also the student Lab's server extension (`autograder.lab`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from .course import PACKAGE_DIR, REPO_ROOT, Course
+
+CONFIG_ROOT = PACKAGE_DIR / "lab_config"
+PROFILES = ("student", "instructor")
+
+
+def state_dir(profile: str) -> Path:
+    """Where Lab keeps settings, workspaces, runtime files and checkpoints: outside the repository."""
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    folder = Path(os.environ.get("VITCOURSE_LAB_STATE") or Path(tempfile.gettempdir()) / f"vitcourse-lab-{uid}") / profile
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def lab_command(profile: str, root: Path, *, port: int | None = None, browser: bool = True,
+                extra: list[str] | None = None) -> tuple[list[str], dict[str, str]]:
+    """(argv, environment) that start JupyterLab with the course's `profile` configuration on `root`."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown Lab profile {profile!r}: use one of {', '.join(PROFILES)}")
+    root = Path(root).resolve()
+    if not root.is_dir():
+        hint = ("run `python -m autograder release --all`" if profile == "student"
+                else "release an assignment and collect submissions first (autograder/README.md)")
+        raise FileNotFoundError(f"{root} does not exist: {hint}")
+    state = state_dir(profile)
+    env = {**os.environ,
+           "JUPYTER_CONFIG_DIR": str(CONFIG_ROOT / profile),
+           "JUPYTER_RUNTIME_DIR": str(state / "runtime"),
+           "JUPYTERLAB_SETTINGS_DIR": str(state / "user-settings"),
+           "JUPYTERLAB_WORKSPACES_DIR": str(state / "workspaces"),
+           "VITCOURSE_LAB_CHECKPOINTS": str(state / "checkpoints"),
+           # The Validate subprocess and the kernels import this checkout's packages.
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    argv = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={root}"]
+    if port is not None:
+        argv.append(f"--ServerApp.port={port}")
+    if not browser:
+        argv.append("--no-browser")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        argv.append("--allow-root")  # containers; Jupyter refuses root otherwise
+    if profile == "instructor":
+        argv.append("--ServerApp.default_url=/formgrader")
+    return argv + list(extra or []), env
+
+
+def run_lab(profile: str, root: Path, extra: list[str] | None = None) -> int:
+    """Start JupyterLab in the foreground (Ctrl-C stops it)."""
+    import subprocess
+
+    if profile == "instructor":
+        Course(root=Path(root)).ensure()   # Formgrader reads the course's nbgrader_config.py
+    argv, env = lab_command(profile, root, extra=extra)
+    return subprocess.call(argv, env=env, cwd=str(root))
+
+
+# ---- the student Lab's server extension: nbgrader's Validate, asynchronous ---------------------
+
+def _jupyter_server_extension_points():
+    return [{"module": "autograder.lab"}]
+
+
+def _load_jupyter_server_extension(serverapp):
+    from jupyter_server.base.handlers import JupyterHandler
+    from jupyter_server.utils import url_path_join
+    from tornado import web
+
+    class ValidateHandler(JupyterHandler):
+        """POST assignments/validate: what nbgrader's Lab button calls, in nbgrader's format."""
+
+        @web.authenticated
+        async def post(self):
+            path = self.get_argument("path", None) or (self.get_json_body() or {}).get("path")
+            root = Path(self.settings["server_root_dir"]).resolve()
+            target = (root / (path or "")).resolve()
+            if not path or not target.is_relative_to(root):
+                raise web.HTTPError(403, "the notebook must lie inside the Lab's folder")
+            self.finish(json.dumps(await validate_in_subprocess(target)))
+
+    class VersionHandler(JupyterHandler):
+        @web.authenticated
+        def get(self):
+            from nbgrader import __version__
+
+            ui = self.get_argument("version", "")
+            self.finish(json.dumps({"success": True} if ui == __version__ else {
+                "success": False, "message": f"nbgrader's Lab extension is {ui}, the server's {__version__}: "
+                                            "reinstall the course's environment (make setup)"}))
+
+    base = serverapp.web_app.settings["base_url"]
+    serverapp.web_app.add_handlers(".*$", [(url_path_join(base, "assignments/validate"), ValidateHandler),
+                                           (url_path_join(base, "nbgrader_version"), VersionHandler)])
+    serverapp.log.info("autograder.lab: Validate runs `python -m autograder validate` with the course's limits")
+
+
+async def validate_in_subprocess(notebook: Path) -> dict:
+    """nbgrader's {'success', 'value'} answer for the Lab, from `python -m autograder validate --json`."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "autograder", "validate", "--json", str(notebook),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=str(REPO_ROOT))
+    out, err = await process.communicate()
+    lines = out.decode(errors="replace").strip().splitlines()
+    if process.returncode in (0, 1) and lines:
+        try:
+            return {"success": True, "value": json.loads(lines[-1])["lab_value"]}
+        except (ValueError, KeyError):
+            pass
+    return {"success": False,
+            "value": (err.decode(errors="replace").strip() or "\n".join(lines))[-4000:] or
+                     f"python -m autograder validate exited with code {process.returncode}"}

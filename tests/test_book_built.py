@@ -1,0 +1,117 @@
+"""Checks over the built book (`make book` first; `make test` builds it): what a reader sees.
+
+* every executed chapter offers itself as an .ipynb, made from its jupytext source;
+* outputs hold no progress-bar fragments (at most one stdout and one stderr box per cell,
+  so a training call prints at most one box, one line per epoch), no warnings, tracebacks or
+  build-machine paths;
+* no line of shown code (cells and library listings) is wider than the code box.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from book_pages import HTML, built_page, is_notebook_page, parse_html, toc_files
+
+pytestmark = pytest.mark.book
+
+WIDTH = 88
+CHAPTERS = [file for file in toc_files() if is_notebook_page(file)]
+FORBIDDEN = ["/tmp/", "/root/", "/home/", "site-packages", "Warning:", "Traceback", "ipykernel_"]
+PROGRESS_BAR = re.compile(r"\d+%\||\d+(?:\.\d+)?\s*(?:it|step|size)s?/s")
+
+
+@pytest.fixture(scope="module")
+def pages():
+    return {file: parse_html(built_page(file).read_text()) for file in toc_files()}
+
+
+def test_there_are_chapters_to_check():
+    assert len(CHAPTERS) >= 10, CHAPTERS
+
+
+@pytest.mark.parametrize("file", CHAPTERS)
+def test_chapter_offers_its_notebook(file, pages):
+    notebook = HTML / "_sources" / f"{file}.ipynb"
+    assert notebook.exists(), f"{notebook} missing: the build should write every chapter's .ipynb"
+    content = json.loads(notebook.read_text())
+    assert content["nbformat"] == 4 and content["metadata"]["kernelspec"]["name"] == "python3"
+    code_cells = [c for c in content["cells"] if c["cell_type"] == "code"]
+    assert code_cells and all(not c["outputs"] for c in code_cells), "a clean notebook, no outputs"
+    source = (HTML.parents[1] / f"{file}.md").read_text()
+    assert len(code_cells) == source.count("{code-cell}"), "one notebook cell per code cell"
+    links = {a.attrs.get("href", "") for a in pages[file].find_all("a")}
+    assert any(link.endswith(f"_sources/{file}.ipynb") for link in links), f"{file}: no link to its .ipynb"
+
+
+def _outputs(page):
+    return list(page.find_all("div", "cell_output"))
+
+
+@pytest.mark.parametrize("file", CHAPTERS)
+def test_outputs_are_clean(file, pages):
+    dirty = []
+    for output in _outputs(pages[file]):
+        text = output.text()
+        dirty += [f"{word!r} in: {text.strip()[:120]!r}" for word in FORBIDDEN if word in text]
+        if PROGRESS_BAR.search(text):
+            dirty.append(f"progress-bar fragment: {text.strip()[:120]!r}")
+    assert not dirty, f"{file}:\n" + "\n".join(dirty)
+
+
+@pytest.mark.parametrize("file", CHAPTERS)
+def test_at_most_one_stream_box_per_cell(file, pages):
+    crowded = []
+    for cell in pages[file].find_all("div", "cell"):
+        streams = [o for o in cell.find_all("div", "output") if "stream" in o.classes or "stderr" in o.classes]
+        stderr = [o for o in streams if "stderr" in o.classes]
+        stdout = [o for o in streams if "stderr" not in o.classes]
+        if len(stderr) > 1 or len(stdout) > 1:
+            crowded.append(f"{len(stdout)} stdout and {len(stderr)} stderr boxes: {cell.text().strip()[:80]!r}")
+        empty = [o for o in streams if not o.text().strip()]
+        if empty:
+            crowded.append(f"an empty output box: {cell.text().strip()[:80]!r}")
+    assert not crowded, f"{file}:\n" + "\n".join(crowded)
+
+
+@pytest.mark.parametrize("file", CHAPTERS)
+def test_shown_code_fits_the_code_box(file, pages):
+    wide = []
+    for pre in pages[file].find_all("pre"):
+        if any("cell_output" in a.classes for a in pre.ancestors()):
+            continue
+        wide += [line for line in pre.text().splitlines() if len(line) > WIDTH]
+    assert not wide, f"{file}: {len(wide)} code lines wider than {WIDTH}: {wide[:3]}"
+
+
+DIAGRAMS = {"book/06_full_vit_cifar": ["fig-vit-pipeline", "fig-encoder-blocks"],
+            "book/08_deit": ["fig-deit-tokens"],
+            "book/09_swin": ["fig-swin-windows", "fig-swin-stages"]}
+
+
+@pytest.mark.parametrize("file", sorted(DIAGRAMS))
+def test_architecture_diagrams_have_caption_and_alt_text(file, pages):
+    figures = {f.attrs.get("id"): f for f in pages[file].find_all("figure")}
+    for name in DIAGRAMS[file]:
+        assert name in figures, f"{file}: no figure {name} (found {sorted(filter(None, figures))})"
+        images = list(figures[name].find_all("img"))
+        captions = list(figures[name].find_all("figcaption"))
+        assert len(images) == 1 and len(images[0].attrs.get("alt", "")) > 40, f"{name}: alt text"
+        assert captions and len(captions[0].text().strip()) > 40, f"{name}: caption"
+
+
+@pytest.mark.parametrize("file", CHAPTERS)
+def test_every_figure_has_alt_text_and_a_caption(file, pages):
+    missing = []
+    for article in pages[file].find_all("article"):
+        for image in article.find_all("img"):
+            alt = image.attrs.get("alt", "").strip()
+            figure = next((a for a in image.ancestors() if a.tag == "figure"), None)
+            caption = next(figure.find_all("figcaption"), None) if figure is not None else None
+            if len(alt) < 20 or caption is None or len(caption.text().strip()) < 20:
+                missing.append(f"{image.attrs.get('src', '?')}: alt {alt[:30]!r}, "
+                               f"caption {'yes' if caption is not None else 'no'}")
+    assert not missing, f"{file}: figures without alt text or caption:\n" + "\n".join(missing)

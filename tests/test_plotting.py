@@ -1,0 +1,44 @@
+"""The book's figure style and its architecture diagrams (vitcourse.plotting)."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+
+from vitcourse import plotting  # noqa: E402
+
+COLUMN_PX = 730          # the book's text column at a 1280 px window
+
+
+def _texts(fig):
+    return [t for ax in fig.axes for t in ax.texts] + [ax.title for ax in fig.axes if ax.get_title()]
+
+
+@pytest.mark.parametrize("draw, words", [
+    (plotting.vit_pipeline, ["CLS", "linear\nprojection", "encoder\nblock\n× L", "Layer\nNorm"]),
+    (plotting.encoder_blocks, ["post-norm: LN(x + f(x))", "pre-norm: x + f(LN(x))", "MHA", "MLP"]),
+    (plotting.deit_tokens, ["CLS", "DIST", "CLS head", "DIST head"]),
+    (plotting.swin_windows, ["block l: 4 windows of 4 × 4", "block l + 1: shifted by 2, 9 pieces"]),
+    (plotting.swin_stages, ["56 × 56\n× 96", "7 × 7\n× 768", "stage 4"]),
+])
+def test_diagrams_say_what_they_show_in_legible_type(draw, words):
+    plotting.use_book_style()
+    fig = draw()
+    try:
+        shown = [t.get_text() for t in _texts(fig)]
+        for word in words:
+            assert word in shown, (word, shown)
+        width_in = fig.get_size_inches()[0]
+        for text in _texts(fig):
+            rendered_px = text.get_fontsize() * COLUMN_PX / (72 * width_in)
+            assert rendered_px >= 9, f"{text.get_text()!r}: {rendered_px:.1f} px at the column's width"
+    finally:
+        plt.close(fig)
+
+
+def test_book_style_is_applied():
+    plotting.use_book_style()
+    assert matplotlib.rcParams["font.size"] >= 10 and matplotlib.rcParams["xtick.labelsize"] >= 10
+    assert tuple(matplotlib.rcParams["figure.figsize"]) == plotting.BOOK_STYLE["figure.figsize"]

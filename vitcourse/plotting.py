@@ -1,0 +1,204 @@
+"""The book's figure style, and the architecture diagrams the chapters draw.
+
+``use_book_style()`` sets matplotlib's defaults once per notebook: type large enough to read
+when a figure is scaled to the book's column (about 730 px at a 1280 px window), a default size
+that fits that column, and a resolution that stays sharp. Text size as rendered is
+``points × column px / (72 × figure inches)``, so 10-point type on a figure up to 9 inches wide
+shows at 11 px or more, whatever the dpi.
+
+The diagram functions draw with plain matplotlib patches, so every diagram lives in this
+repository as code: the ViT pipeline, post-norm and pre-norm encoder blocks, DeiT's tokens,
+and Swin's stages and shifted windows.
+"""
+
+from __future__ import annotations
+
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
+
+BOOK_STYLE = {
+    "figure.figsize": (7.5, 4.0),
+    "figure.dpi": 110,
+    "savefig.dpi": 150,
+    "font.size": 10.5,
+    "axes.titlesize": 11,
+    "axes.labelsize": 10.5,
+    "xtick.labelsize": 10,
+    "ytick.labelsize": 10,
+    "legend.fontsize": 10,
+    "figure.titlesize": 12,
+    "image.cmap": "viridis",
+}
+
+COLOURS = {"input": "#dbe9f6", "embed": "#fde0c5", "block": "#d9f0d3", "norm": "#f2f2f2",
+           "head": "#e8d9f0", "token": "#fff2b3", "dist": "#f7c6c7"}
+
+
+def use_book_style() -> None:
+    """Apply :data:`BOOK_STYLE` to matplotlib's defaults (idempotent)."""
+    mpl.rcParams.update(BOOK_STYLE)
+
+
+# -- drawing helpers ----------------------------------------------------------------------------
+
+def _box(ax, x, y, w, h, text, colour, fontsize=10.5):
+    ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.02,rounding_size=0.08",
+                                facecolor=colour, edgecolor="#333333", linewidth=1))
+    ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=fontsize)
+
+
+def _arrow(ax, start, end, color="#333333"):
+    ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=12,
+                                 color=color, linewidth=1.2))
+
+
+def _canvas(width, height, xlim, ylim):
+    fig, ax = plt.subplots(figsize=(width, height))
+    ax.set_xlim(*xlim)
+    ax.set_ylim(*ylim)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    return fig, ax
+
+
+# -- the diagrams -------------------------------------------------------------------------------
+
+def vit_pipeline():
+    """The ViT of the paper, left to right: image → patches → tokens (+ CLS, + positions) →
+    L encoder blocks → final LayerNorm → the CLS token's output → linear head → class."""
+    fig, ax = _canvas(9, 3.2, (0, 18), (0, 6.4))
+    # the image, cut into a 3 × 3 grid of patches
+    for r in range(3):
+        for c in range(3):
+            ax.add_patch(Rectangle((0.3 + c * 0.8, 2.0 + r * 0.8), 0.8, 0.8, facecolor=COLOURS["input"],
+                                   edgecolor="#333333"))
+    ax.text(1.5, 1.4, "image,\ncut into\npatches", ha="center", va="top", fontsize=10)
+    _arrow(ax, (2.8, 3.2), (3.6, 3.2))
+    _box(ax, 3.6, 2.5, 2.2, 1.4, "linear\nprojection", COLOURS["embed"])
+    _arrow(ax, (5.8, 3.2), (6.5, 3.2))
+    # the token sequence: CLS + patch tokens, positions added
+    ax.add_patch(Rectangle((6.5, 4.2), 0.45, 0.45, facecolor=COLOURS["token"], edgecolor="#333333"))
+    ax.text(6.72, 4.9, "CLS", ha="center", fontsize=10)
+    for i in range(4):
+        ax.add_patch(Rectangle((6.5, 1.4 + i * 0.65), 0.45, 0.45, facecolor=COLOURS["embed"],
+                               edgecolor="#333333"))
+    ax.text(6.72, 0.9, "+ position\ncodes", ha="center", va="top", fontsize=10)
+    _arrow(ax, (7.1, 3.2), (7.9, 3.2))
+    _box(ax, 7.9, 1.6, 2.6, 3.2, "encoder\nblock\n× L", COLOURS["block"])
+    _arrow(ax, (10.5, 3.2), (11.2, 3.2))
+    _box(ax, 11.2, 2.5, 1.7, 1.4, "Layer\nNorm", COLOURS["norm"])
+    _arrow(ax, (12.9, 3.2), (13.6, 3.2))
+    _box(ax, 13.6, 2.5, 1.9, 1.4, "CLS\noutput →\nlinear", COLOURS["head"])
+    _arrow(ax, (15.5, 3.2), (16.2, 3.2))
+    ax.text(16.3, 3.2, "class\nscores", ha="left", va="center", fontsize=10.5)
+    return fig
+
+
+def encoder_blocks():
+    """Post-norm (the first ViT, chapter 5) beside pre-norm (the paper's ViT, chapter 6)."""
+    fig, axes = plt.subplots(1, 2, figsize=(8, 5.2))
+    specs = {
+        "post-norm: LN(x + f(x))": ["MHA", "+", "LN", "MLP", "+", "LN"],
+        "pre-norm: x + f(LN(x))": ["LN", "MHA", "+", "LN", "MLP", "+"],
+    }
+    for ax, (title, steps) in zip(axes, specs.items()):
+        ax.set_xlim(0, 6)
+        ax.set_ylim(-0.6, 9)
+        ax.axis("off")
+        ax.set_title(title, fontsize=11)
+        y = 0.2
+        ax.text(2.5, y - 0.5, "x in", ha="center", fontsize=10.5)
+        centres = []
+        for step in steps:
+            y += 1.3
+            if step == "+":
+                ax.add_patch(plt.Circle((2.5, y + 0.3), 0.3, facecolor="white", edgecolor="#333333"))
+                ax.text(2.5, y + 0.3, "+", ha="center", va="center", fontsize=12)
+            else:
+                colour = COLOURS["norm"] if step == "LN" else COLOURS["block"]
+                _box(ax, 1.5, y, 2.0, 0.65, step, colour)
+            centres.append(y)
+        for a, b in zip([0.2] + centres[:-1], centres):
+            _arrow(ax, (2.5, a + 0.05 if a == 0.2 else a + 0.65), (2.5, b))
+        # the skips: from just below each sub-layer's first box, round the side, into its "+"
+        adds = [i for i, step in enumerate(steps) if step == "+"]
+        # post-norm's second skip starts after the LayerNorm that follows the first "+"
+        second = adds[0] + (1 if steps[0] == "LN" else 2)
+        branches = [1.0, centres[second] - 0.3]
+        for branch, i in zip(branches, adds):
+            join = centres[i] + 0.3
+            ax.plot([2.5, 4.3, 4.3], [branch, branch, join], color="#1f77b4", linewidth=1.4)
+            ax.plot([2.5], [branch], "o", color="#1f77b4", markersize=4)
+            _arrow(ax, (4.3, join), (2.82, join), color="#1f77b4")
+        ax.text(4.45, 2.2, "skip", color="#1f77b4", fontsize=10.5)
+    fig.tight_layout()
+    return fig
+
+
+def deit_tokens(patches: int = 6):
+    """DeiT's token layout: [CLS, DIST, patches…] through the blocks; two heads, two targets."""
+    fig, ax = _canvas(8.5, 4.2, (0, 17), (0, 8.4))
+    labels = ["CLS", "DIST"] + [f"p{i + 1}" for i in range(patches)]
+    colours = [COLOURS["token"], COLOURS["dist"]] + [COLOURS["embed"]] * patches
+    for i, (label, colour) in enumerate(zip(labels, colours)):
+        ax.add_patch(Rectangle((1 + i * 1.4, 0.6), 1.1, 1.0, facecolor=colour, edgecolor="#333333"))
+        ax.text(1.55 + i * 1.4, 1.1, label, ha="center", va="center", fontsize=10)
+    ax.text(1 + len(labels) * 1.4, 1.1, "… + positions", va="center", fontsize=10)
+    _box(ax, 0.8, 2.5, 11.4, 1.6, "encoder blocks × L: every token attends to every other",
+         COLOURS["block"])
+    for i in range(len(labels)):
+        _arrow(ax, (1.55 + i * 1.4, 1.6), (1.55 + i * 1.4, 2.5))
+    _arrow(ax, (1.55, 4.1), (1.55, 5.3))
+    _arrow(ax, (2.95, 4.1), (5.2, 5.3))
+    _box(ax, 0.4, 5.3, 2.6, 1.1, "CLS head", COLOURS["head"])
+    _box(ax, 4.4, 5.3, 2.6, 1.1, "DIST head", COLOURS["head"])
+    ax.text(1.7, 7.3, "cross-entropy\nwith the labels", ha="center", va="center", fontsize=10)
+    ax.text(5.7, 7.3, "distillation loss\nwith the teacher", ha="center", va="center", fontsize=10)
+    _arrow(ax, (1.7, 6.4), (1.7, 6.8))
+    _arrow(ax, (5.7, 6.4), (5.7, 6.8))
+    ax.text(8.2, 6.0, "at test time:\nthe mean of\nthe two heads", va="center", fontsize=10)
+    return fig
+
+
+def _window_grid(ax, x0, y0, side, cell, window, shift, title):
+    for r in range(side):
+        for c in range(side):
+            ax.add_patch(Rectangle((x0 + c * cell, y0 + r * cell), cell, cell, facecolor=COLOURS["input"],
+                                   edgecolor="#bbbbbb", linewidth=0.6))
+    edges = sorted({0, side, *[k for k in range(-shift, side, window) if 0 < k < side]}) if shift else \
+        list(range(0, side + 1, window))
+    for k in edges:
+        ax.plot([x0 + k * cell] * 2, [y0, y0 + side * cell], color="#d62728", linewidth=2)
+        ax.plot([x0, x0 + side * cell], [y0 + k * cell] * 2, color="#d62728", linewidth=2)
+    ax.text(x0 + side * cell / 2, y0 - 0.5, title, ha="center", va="top", fontsize=10.5)
+
+
+def swin_windows(side: int = 8, window: int = 4):
+    """Regular windows (block l) beside shifted windows (block l + 1) on a side × side token map."""
+    fig, ax = _canvas(8, 4.0, (-0.5, 2 * side + 3.5), (-2.2, side + 0.8))
+    _window_grid(ax, 0, 0, side, 1, window, 0, f"block l: {(side // window) ** 2} windows of {window} × {window}")
+    _window_grid(ax, side + 3, 0, side, 1, window, window // 2,
+                 f"block l + 1: shifted by {window // 2}, {(side // window + 1) ** 2} pieces")
+    return fig
+
+
+def swin_stages(image: int = 224, dims=(96, 192, 384, 768)):
+    """Swin's hierarchy: patch partition, then stages whose maps halve and widths double."""
+    fig, ax = _canvas(9, 3.8, (0, 19), (-2.6, 5.4))
+    x, side = 0.3, 4.6
+    for stage, dim in enumerate(dims):
+        grid = image // 4 // 2 ** stage
+        ax.add_patch(Rectangle((x, 0.2 + (4.6 - side) / 2), side, side, facecolor=COLOURS["block"],
+                               edgecolor="#333333"))
+        ax.text(x + side / 2, 0.2 + 2.3, f"{grid} × {grid}\n× {dim}", ha="center", va="center", fontsize=10)
+        ax.text(x + side / 2, -0.3, f"stage {stage + 1}", ha="center", va="top", fontsize=10.5)
+        if stage < len(dims) - 1:
+            _arrow(ax, (x + side + 0.1, 2.5), (x + side + 1.1, 2.5))
+            ax.text(x + side + 0.6, 3.0, "merge", ha="center", fontsize=10, rotation=90)
+        x += side + 1.3
+        side *= 0.75
+    ax.text(9.5, -1.4, "each stage: Swin blocks in pairs (regular, then shifted windows)\n"
+            "patch merging between stages: ¼ of the tokens, twice the width", ha="center",
+            va="top", fontsize=10.5)
+    return fig
