@@ -31,6 +31,7 @@ import contextlib
 import json
 import os
 import shutil
+import tempfile
 import threading
 import uuid
 from dataclasses import dataclass
@@ -166,14 +167,19 @@ class GradingJobPlugin(WorkerPlugin):
         quiet_gradebook_warnings()  # worker processes do not inherit the CLI's filters
         self._folder = Path(worker.local_directory) / "autograder-courses" / self.job.token
         self._courses: dict[int, tuple[Course, str, object]] = {}
+        # Kernels' scratch and runtime folders, apart from the private courses (which kernels
+        # must not see), removed at teardown.
+        self._run_dir = tempfile.mkdtemp(prefix="autograder-run-")
+        os.chmod(self._run_dir, 0o755)
         self._lock = threading.Lock()
         self._checked = False
 
     def teardown(self, worker) -> None:
         from .sandbox import unmount_below
 
-        unmount_below(self._folder)
         shutil.rmtree(self._folder, ignore_errors=True)
+        unmount_below(Path(self._run_dir))
+        shutil.rmtree(self._run_dir, ignore_errors=True)
 
     @property
     def hidden_folders(self) -> str:
@@ -213,9 +219,7 @@ def grade_task(token: str, task: SubmissionTask) -> tuple[GradeResult, dict | No
     os.environ["AUTOGRADER_WORKERS"] = str(job.kernels_per_host)
     os.environ["AUTOGRADER_COURSE_ROOT"] = plugin.hidden_folders
     os.environ[SECRET_ENV] = str(job.grading_seed)
-    # Kernels' scratch and runtime folders go inside the batch's folder, removed at teardown.
-    plugin._folder.mkdir(parents=True, exist_ok=True)
-    os.environ["AUTOGRADER_RUN_DIR"] = str(plugin._folder)
+    os.environ["AUTOGRADER_RUN_DIR"] = plugin._run_dir
     submitted = course.submitted(task.student, job.assignment)
     autograded = course.autograded(task.student, job.assignment)
     for folder in (submitted, autograded):

@@ -114,7 +114,7 @@ def test_every_hidden_region_checks_with_the_canonical_helpers():
 
 def test_grading_images_cost_the_reference_models_under_a_point_and_defeat_a_lookup(reference):
     """The accuracy threshold is checked on images the submission never had (each test image
-    moved by up to a pixel and noised, by the course's secret seed). The trained reference
+    given faint noise, by the course's secret seed). The trained reference
     models lose less than a point there; a lookup table of the public test split falls to chance."""
     import torch
 

@@ -91,7 +91,7 @@ def test_task_payload_holds_release_files_and_hidden_tests_but_no_solution(relea
     assert instructor_notebook not in payload
     assert str(course.solutions) not in payload and "solutions/" not in payload
     assert {t.student for t in tasks} == set(_expected) and all(
-        set(t.files) == {f"{ASSIGNMENT}.ipynb"} for t in tasks)
+        set(t.files) == {f"{ASSIGNMENT}.ipynb", "timestamp.txt"} for t in tasks)  # collect records the time
 
 
 def test_write_files_refuses_paths_outside_the_folder(tmp_path):

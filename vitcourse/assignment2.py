@@ -131,21 +131,14 @@ def threshold(dataset_name: str, model: str) -> float:
 
 
 def grading_images(images: torch.Tensor, seed: int) -> torch.Tensor:
-    """The test images as the grader shows them: each moved by at most one pixel in each direction
-    (padding with black) and given faint noise (σ = 0.02, clipped to [0, 1]), as ``seed`` decides.
+    """The test images as the grader shows them: each pixel given faint noise (σ = 0.02, clipped
+    to [0, 1]), as ``seed`` decides.
 
     A model that learned the classes barely notices (``tests/test_assignment2.py`` measures the
-    reference models); a lookup table of the public test images no longer finds them.
+    reference models: they lose less than a point); a lookup table of the public test images no
+    longer finds a single one. (Moving the images by a pixel as well cost the stand-in's
+    reference ViT 2-3 points, so the grader does not.)
     """
     generator = torch.Generator().manual_seed(int(seed))
-    n = images.shape[0]
-    shifts = torch.randint(-1, 2, (n, 2), generator=generator)
-    padded = torch.nn.functional.pad(images, (1, 1, 1, 1))
-    height, width = images.shape[-2:]
-    moved = torch.empty_like(images)
-    for dy in (-1, 0, 1):
-        for dx in (-1, 0, 1):
-            chosen = (shifts[:, 0] == dy) & (shifts[:, 1] == dx)
-            moved[chosen] = padded[chosen, 1 - dy:1 - dy + height, 1 - dx:1 - dx + width]
     noise = torch.randn(images.shape, generator=generator) * 0.02
-    return (moved + noise).clamp_(0.0, 1.0)
+    return (images + noise).clamp_(0.0, 1.0)
