@@ -9,10 +9,14 @@ a submission file name that `collect` really accepts.
 from __future__ import annotations
 
 import ast
+import json
+import os
 import re
 import shutil
 import subprocess
 import sys
+import time
+import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -22,15 +26,25 @@ import pytest
 from autograder import __main__ as cli
 from autograder.collect import collect, student_id
 from autograder.course import REPO_ROOT, Course
-from autograder.package import STAMP, STUDENT_MAIN, build_package, zip_path
+from autograder.package import STAMP, STUDENT_MAIN, VALIDATE_CONFIG, VALIDATE_SETTINGS, build_package, zip_path
+from autograder.validate import Report
+from lab_support import free_port
 from test_leaks import MARKERS, _leaks, _meaningful, instructor_sources, secrets
 
 EXERCISES = REPO_ROOT / "exercises"
 ASSIGNMENTS = sorted(p.name for p in EXERCISES.iterdir() if (p / f"{p.name}.ipynb").is_file())
 INSTRUCTOR_NOTES = [REPO_ROOT / "solutions" / "README.md", REPO_ROOT / "autograder" / "README.md"]
 # Grading modules (hidden tests import autograder.checks) and course config: instructor-only.
+# (The package's course.py and export.py are student versions: see STUDENT_VERSIONS.)
 INSTRUCTOR_MODULES = {"checks.py", "grade.py", "execute.py", "sandbox.py", "feedback.py", "release.py",
-                      "collect.py", "export.py", "course.py", "samples.py", "package.py", "nbgrader_config.py"}
+                      "collect.py", "samples.py", "package.py", "nbgrader_config.py", "channel.py",
+                      "similarity.py", "grading.py", "cohort.py", "lms.py", "late.py", "budget.py",
+                      "dask_executor.py", "kernel_client.py", "doctor.py", "progress.py"}
+# Modules of the instructor's tool that validate.py and lab.py import: the package holds a
+# student version with only these top-level names (lab.py and validate.py use no others).
+STUDENT_VERSIONS = {"course.py": {"PACKAGE_DIR", "REPO_ROOT", "CONFIG_FILE", "Course"}, "export.py": {"question_of"}}
+# The instructor's tool, as shipped unchanged: the student Lab, Validate and the student Lab's config.
+SHIPPED_AS_IS = ["autograder/__init__.py", "autograder/validate.py", "autograder/lab.py"]
 # Library modules that hold answers of the assignments and that no notebook needs.
 ANSWER_MODULES = {"attention.py", "norms.py", "positions.py", "swin.py", "deit.py", "attention_maps.py"}
 # A submission name as the texts write it: `s1234567_assignment1.ipynb`.
@@ -82,8 +96,25 @@ def test_the_package_holds_the_student_files_and_nothing_of_the_instructors(pack
                 if p.is_file() and not any(part.startswith(".") for part in p.relative_to(EXERCISES).parts)}
     assert shipped == released, "the package's exercises/ differs from the released exercises/"
     tool = {p.name for p in (package / "autograder").rglob("*") if p.is_file()}
-    assert {"__init__.py", "__main__.py", "validate.py"} <= tool
+    assert {"__init__.py", "__main__.py", "validate.py", "lab.py", VALIDATE_CONFIG, *STUDENT_VERSIONS} <= tool
     assert not tool & INSTRUCTOR_MODULES, f"instructor modules in the package: {tool & INSTRUCTOR_MODULES}"
+    for name in SHIPPED_AS_IS:
+        assert (package / name).read_bytes() == (REPO_ROOT / name).read_bytes(), name
+    lab_config = REPO_ROOT / "autograder" / "lab_config"
+    assert {str(p.relative_to(package / "autograder" / "lab_config")) for p in (package / "autograder" / "lab_config").rglob("*")
+            if p.is_file()} == {str(p.relative_to(lab_config)) for p in (lab_config / "student").rglob("*") if p.is_file()}
+    for name, names in STUDENT_VERSIONS.items():
+        text = (package / "autograder" / name).read_text()
+        assert text != (REPO_ROOT / "autograder" / name).read_text(), f"the instructor's {name} in the package"
+        defined = {target.id for node in ast.parse(text).body for target in getattr(node, "targets", [])
+                   if isinstance(target, ast.Name)}
+        defined |= {node.name for node in ast.parse(text).body if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+        assert defined == names, f"the package's {name} defines {sorted(defined)}"
+    # The settings Validate reads, with the course's values (generated from autograder/nbgrader_config.py).
+    course_config = Course().config()
+    expected = "".join(f"c.{section}.{name} = {course_config[section][name]!r}\n" for section, name in VALIDATE_SETTINGS)
+    assert [line for line in (package / "autograder" / VALIDATE_CONFIG).read_text().splitlines(keepends=True)
+            if line.startswith("c.") and "get_config" not in line] == expected.splitlines(keepends=True)
     assert not [p for p in package.rglob("*") if p.name in ("tests", "solutions", "templates", "__pycache__")]
     library = {p.name for p in (package / "vitcourse").glob("*.py")}
     assert {"__init__.py", "assignment2.py", "patches.py", "vit.py", "training.py"} <= library
@@ -148,33 +179,120 @@ def test_the_notebooks_imports_resolve_inside_the_package(package):
     assert Path(done.stdout.strip()).is_relative_to(package), done.stdout
 
 
-def test_validate_runs_in_the_package(package):
+def package_env() -> dict[str, str]:
+    """The environment of a student's shell: nothing of this repository on the import path."""
+    return {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+
+
+RAN_IN = re.compile(r"^\(ran in \d+ s with (at most \d+ s per cell), \d+ math thread\(s\)\)$", re.M)
+
+
+@pytest.fixture(scope="module")
+def student_validate(package) -> str:
+    """What `python -m autograder validate` of the package prints for the untouched assignment 1."""
     notebook = package / "exercises" / "assignment1" / "assignment1.ipynb"
     done = subprocess.run([sys.executable, "-m", "autograder", "validate", str(notebook)], cwd=package,
+                          env=package_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr
+    return done.stdout
+
+
+def test_validate_runs_in_the_package(package, student_validate):
+    assert re.match(r"\d+ of \d+ test cells fail: q1", student_validate) and "NotImplementedError" in student_validate
+    assert "at most 120 s per cell" in student_validate  # the course's Execute.timeout, not nbgrader's 30 s
+    other = subprocess.run([sys.executable, "-m", "autograder", "grade", "assignment1"], cwd=package,
+                           env=package_env(), capture_output=True, text=True, timeout=60)
+    assert other.returncode == 2 and "invalid choice: 'grade'" in other.stderr
+    assert "{validate,lab}" in other.stderr  # the student commands, and no other
+
+
+def test_the_package_validate_prints_the_course_validate_report(package, student_validate):
+    """On the untouched assignment 1 the package and the course print the same report
+    (the time taken and the threads chosen for the machine's load aside)."""
+    notebook = EXERCISES / "assignment1" / "assignment1.ipynb"
+    done = subprocess.run([sys.executable, "-m", "autograder", "validate", str(notebook)], cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 1, done.stderr
-    assert "test cell(s) fail" in done.stdout and "NotImplementedError" in done.stdout
-    other = subprocess.run([sys.executable, "-m", "autograder", "grade", "assignment1"], cwd=package,
-                           capture_output=True, text=True, timeout=60)
-    assert other.returncode == 2 and "invalid choice: 'grade'" in other.stderr
+    assert RAN_IN.search(student_validate) and RAN_IN.search(done.stdout), (student_validate, done.stdout)
+    assert RAN_IN.sub(r"\1", student_validate) == RAN_IN.sub(r"\1", done.stdout)
 
 
 def test_the_student_validate_says_what_the_instructor_validate_says(monkeypatch, tmp_path, capsys):
-    """The package's entry point and `python -m autograder validate` report the same results alike."""
+    """The package's entry point and `python -m autograder validate` print a report alike (text and --json)."""
     import autograder.validate as validate
 
     student = {}
     exec(compile(STUDENT_MAIN, "student __main__", "exec"), student)
     notebook = tmp_path / "a.ipynb"
     notebook.write_text("{}")
-    results = {"failed": [{"source": "# q1 visible tests", "raw_error": "AssertionError: no"}]}
-    monkeypatch.setattr(validate, "validate_notebook", lambda path: results)
-    monkeypatch.setitem(student, "validate_notebook", lambda path: results)
-    outputs = []
-    for main in (student["main"], cli.main):
-        assert main(["validate", str(notebook)]) == 1
-        outputs.append(capsys.readouterr().out)
-    assert outputs[0] == outputs[1] and "q1 visible tests" in outputs[0]
+    report = Report(results={"failed": [{"source": "# q1 visible tests", "raw_error": "AssertionError: no"}]},
+                    tests=["q1_tests", "q2_tests"], failing=["q1_tests"], seconds=2.0, cell_timeout=120,
+                    wall_clock=600, threads=1)
+    monkeypatch.setattr(validate, "validate_notebook", lambda path: report)
+    for flags in ([], ["--json"]):
+        outputs = []
+        for main in (student["main"], cli.main):
+            assert main(["validate", *flags, str(notebook)]) == 1
+            outputs.append(capsys.readouterr().out)
+        assert outputs[0] == outputs[1] and "q1 visible tests" in outputs[0]
+    assert json.loads(outputs[0])["lab_value"] == report.lab_value()
+    monkeypatch.undo()
+    assert student["main"](["validate", str(tmp_path / "missing.ipynb")]) == 2
+    assert "is not a notebook file" in capsys.readouterr().err
+
+
+def test_the_student_lab_runs_from_the_package(package, tmp_path):
+    """`python -m autograder lab` of the package: its own lab.py and lab_config/student/ (not the
+    instructor's), and its Validate button answered by the package's `validate --json`."""
+    env = package_env() | {"VITCOURSE_LAB_STATE": str(tmp_path / "state")}
+    helped = subprocess.run([sys.executable, "-m", "autograder", "lab", "--help"], cwd=package, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert helped.returncode == 0 and "usage: python -m autograder lab" in helped.stdout, helped.stderr
+    port = free_port()
+    script = (f"import json, autograder.lab as lab\nfrom autograder.course import Course\n"
+              f"argv, env = lab.lab_command('student', Course().exercises, port={port}, browser=False, "
+              f"extra=['--IdentityProvider.token=t', '--ServerApp.ip=127.0.0.1'])\n"
+              f"print(json.dumps({{'lab': lab.__file__, 'argv': argv, 'env': env}}))")
+    done = subprocess.run([sys.executable, "-c", script], cwd=package, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    started = json.loads(done.stdout)
+    assert Path(started["lab"]).is_relative_to(package)
+    assert started["env"]["JUPYTER_CONFIG_DIR"] == str(package / "autograder" / "lab_config" / "student")
+    assert started["env"]["PYTHONPATH"].split(os.pathsep)[0] == str(package)
+    assert f"--ServerApp.root_dir={package / 'exercises'}" in started["argv"]
+    assert not (package / "autograder" / "lab_config" / "instructor").exists()
+    log = tmp_path / "lab.log"
+    server = subprocess.Popen(started["argv"], env=started["env"], cwd=package / "exercises",
+                              stdout=log.open("w"), stderr=subprocess.STDOUT)
+    base, headers = f"http://127.0.0.1:{port}", {"Authorization": "token t"}
+
+    def api(path, method="GET", timeout=10):
+        request = urllib.request.Request(f"{base}/{path}", method=method, headers=headers)
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read())
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None, log.read_text()[-3000:]
+            try:
+                api("api/status", timeout=2)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, log.read_text()[-3000:]
+                time.sleep(0.5)
+        answer = api("assignments/validate?path=assignment1/assignment1.ipynb", method="POST", timeout=300)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    text = log.read_text()
+    assert "autograder.lab: Validate runs" in text, text[-3000:]
+    assert answer["success"], answer
+    head, *failed = answer["value"]["failed"]
+    assert re.match(r"\d+ of \d+ test cells fail: q1", head["source"]) and failed, answer
 
 
 def submission_examples(text: str) -> list[re.Match]:
@@ -237,7 +355,9 @@ def test_the_package_installs_the_library_and_validate_with_the_course_pins(pack
     with zipfile.ZipFile(next((tmp_path / "wheel").glob("*.whl"))) as wheel:
         names = set(wheel.namelist())
         metadata = wheel.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
-    assert {"vitcourse/vit.py", "vitcourse/data/__main__.py", "autograder/validate.py", "autograder/__main__.py"} <= names
+    assert {"vitcourse/vit.py", "vitcourse/data/__main__.py", "autograder/validate.py", "autograder/__main__.py",
+            "autograder/lab.py", f"autograder/{VALIDATE_CONFIG}", "autograder/lab_config/student/jupyter_server_config.py",
+            "autograder/lab_config/student/custom/custom.css"} <= names
     requires = set(re.findall(r"^Requires-Dist: (\S+)$", metadata, re.M))
     pins = set(re.findall(r'"([A-Za-z0-9_.-]+==[^"]+)"', (REPO_ROOT / "pyproject.toml").read_text()))
     assert requires <= pins and {r.split("==")[0] for r in requires} >= {"torch", "numpy", "jupyterlab", "nbgrader"}
