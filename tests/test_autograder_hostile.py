@@ -322,3 +322,17 @@ def test_feedback_holds_no_test_source_in_any_encoding_and_nothing_the_grading_r
     # The exfiltrating student's page shows their own (submitted) output, not the grading run's.
     text = page_text((course.root / "feedback" / "exfiltrate" / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text())
     assert "hidden-q" not in text
+
+
+def test_one_students_broken_page_never_stops_anothers(graded):
+    course, _ = graded
+    # A student whose autograded notebook cannot be read: nbgrader cannot write that page.
+    broken = course.root / "autograded" / "impostors" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    broken.write_text("{ not a notebook")
+    for page in (course.root / "feedback").glob(f"*/{ASSIGNMENT}/{ASSIGNMENT}.html"):
+        page.unlink()
+    done = cli(course, "feedback", ASSIGNMENT, check=False)
+    assert done.returncode == 1
+    assert "impostors: nbgrader could not write the page" in done.stdout
+    written = {p.parts[-3] for p in (course.root / "feedback").glob(f"*/{ASSIGNMENT}/{ASSIGNMENT}.html")}
+    assert {"correct", "exfiltrate", "fork-bomb"} <= written and "impostors" not in written
