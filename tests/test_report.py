@@ -1,0 +1,41 @@
+"""vitcourse.report: prose and tables format a shared number the same way."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vitcourse.report import fmt, table
+
+
+def test_formats_each_kind():
+    assert fmt(0.73249999, "acc") == "0.732"
+    assert fmt(0.731, "pct") == "73.1 %"
+    assert fmt(0.012, "points") == "+1.2"
+    assert fmt(-0.006, "points") == "-0.6"
+    assert fmt(-0.0001, "points") == "+0.0"
+    assert fmt(12345, "count") == "12,345"
+    assert fmt(np.int64(7), "count") == "7"
+    assert fmt(2.449, "x") == "2.4×"
+    assert fmt(float("nan"), "acc") == "–"
+
+
+def test_table_and_prose_agree_where_pandas_round_does_not():
+    # values whose pandas .round(3) and f"{:.3f}" disagree (binary halfway cases)
+    values = np.array([0.7325, 0.5725, 0.5945, 0.0005, 0.1235, 0.8675])
+    disagree = [v for v in values if f"{pd.Series([v]).round(3)[0]:.3f}" != f"{v:.3f}"]
+    assert disagree, "the premise: pandas' round and Python's format differ somewhere here"
+    frame = pd.DataFrame({"test accuracy": values})
+    html = table(frame, {"test accuracy": "acc"}).to_html()
+    for value in values:
+        assert f">{fmt(value, 'acc')}<" in html
+
+
+def test_bad_input_says_what_was_wrong():
+    with pytest.raises(ValueError, match="unknown number kind 'percent'"):
+        fmt(0.5, "percent")
+    with pytest.raises(ValueError, match="whole number"):
+        fmt(2.5, "count")
+    with pytest.raises(TypeError, match="takes a number"):
+        fmt(True, "acc")
+    with pytest.raises(KeyError, match="no column 'acc'"):
+        table(pd.DataFrame({"a": [1.0]}), {"acc": "acc"})

@@ -1,0 +1,80 @@
+"""One formatter for every number a chapter's prose and its tables share.
+
+A sentence quotes a number through ``glue``; a table shows it through pandas. If each rounds on
+its own they can disagree (pandas' ``round(3)`` scales, rounds and divides in binary floating
+point; ``f"{x:.3f}"`` rounds the exact stored value), and a reader sees 0.733 in the text
+beside 0.732 in the table. Here both go through :func:`fmt`, so they agree by construction::
+
+    acc = glue_value("race_vit_acc", 0.73249999, "acc")   # glued and returned: "0.732"
+    table(results, {"test accuracy": "acc"})                # the table cell: "0.732"
+
+Kinds (``FORMATS``): ``acc`` (a fraction to 3 places), ``pct`` (a percentage to 1 place),
+``points`` (a signed difference in percentage points, 1 place), ``ratio`` (2 places),
+``count`` (thousands separators), ``loss`` (3 places), ``ms`` (milliseconds, 1 place),
+``seconds`` (whole seconds) and ``x`` (a speed or size ratio like "2.4×").
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+FORMATS: dict[str, str] = {
+    "acc": "{:.3f}",
+    "pct": "{:.1f} %",
+    "points": "{:+.1f}",
+    "ratio": "{:.2f}",
+    "count": "{:,}",
+    "loss": "{:.3f}",
+    "ms": "{:.1f}",
+    "seconds": "{:.0f}",
+    "x": "{:.1f}×",
+}
+
+
+def fmt(value, kind: str) -> str:
+    """``value`` as text in the book's one format for ``kind`` (see ``FORMATS``).
+
+    ``pct`` takes a fraction (0.731 → "73.1 %"); ``points`` a fraction too (0.012 → "+1.2").
+    ``count`` needs an integer value. NaN prints as "–".
+    """
+    if kind not in FORMATS:
+        raise ValueError(f"unknown number kind {kind!r}; use one of {', '.join(FORMATS)}.")
+    if isinstance(value, bool) or value is None:
+        raise TypeError(f"fmt() takes a number, got {value!r}.")
+    number = float(value)
+    if math.isnan(number):
+        return "–"
+    if kind == "count":
+        if number != round(number):
+            raise ValueError(f"a count must be a whole number, got {value!r}.")
+        return FORMATS[kind].format(int(round(number)))
+    if kind in ("pct", "points"):
+        number *= 100
+    text = FORMATS[kind].format(number)
+    return "+0.0" if text == "-0.0" else text
+
+
+def glue_value(name: str, value, kind: str) -> str:
+    """Glue ``fmt(value, kind)`` under ``name`` (myst-nb, not displayed) and return the text."""
+    from myst_nb import glue
+
+    text = fmt(value, kind)
+    glue(name, text, display=False)
+    return text
+
+
+def table(frame, kinds: Mapping[str, str], *, caption: str | None = None):
+    """A pandas Styler showing ``frame`` with each column in ``kinds`` formatted by :func:`fmt`.
+
+    Columns not named keep pandas' own display; NaN cells are left empty.
+    """
+    missing = [column for column in kinds if column not in frame.columns]
+    if missing:
+        raise KeyError(f"no column {missing[0]!r} in the table; it has {', '.join(map(str, frame.columns))}.")
+
+    def formatter(kind):
+        return lambda value: "" if value is None or value != value else fmt(value, kind)
+
+    styler = frame.style.format({column: formatter(kind) for column, kind in kinds.items()})
+    return styler.set_caption(caption) if caption else styler
