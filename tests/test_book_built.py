@@ -115,3 +115,73 @@ def test_every_figure_has_alt_text_and_a_caption(file, pages):
                 missing.append(f"{image.attrs.get('src', '?')}: alt {alt[:30]!r}, "
                                f"caption {'yes' if caption is not None else 'no'}")
     assert not missing, f"{file}: figures without alt text or caption:\n" + "\n".join(missing)
+
+
+STANDIN = re.compile(r"\bsynthetic-(?:fashion|cifar)\b")
+
+
+def _standin_names(page) -> set[str]:
+    return {name for output in _outputs(page) for name in STANDIN.findall(output.text())}
+
+
+@pytest.mark.parametrize("file", CHAPTERS)
+def test_a_page_run_on_the_stand_in_says_so_under_its_title(file, pages):
+    names = _standin_names(pages[file])
+    banners = list(pages[file].find_all("div", "standin-banner"))
+    if not names:
+        assert not banners, f"{file} ran on no stand-in but carries a stand-in banner"
+        return
+    assert len(banners) == 1, f"{file}: its outputs name {sorted(names)} but it has {len(banners)} banners"
+    text = " ".join(banners[0].text().split())
+    for name in names:
+        assert name in text
+    assert "none of them is a" in text and "result" in text
+    # the banner is the first thing under the title, before any cell
+    first_section = next(pages[file].find_all("section"))
+    children = [c for c in first_section.children if not isinstance(c, str)]
+    assert children[0].tag == "h1" and "standin-banner" in children[1].classes
+
+
+def test_every_page_announces_a_stand_in_build(pages):
+    used = {file for file in CHAPTERS if _standin_names(pages[file])}
+    assert used, "this check expects an offline build (no real data sets on the build machine)"
+    for file, page in pages.items():
+        bars = list(page.find_all("aside", "bd-header-announcement"))
+        assert bars, f"{file}: no announcement bar although {sorted(used)} ran on the stand-in"
+        assert "offline stand-in data" in bars[0].text()
+
+
+GLUED = {  # name: (chapter, lowest, highest)
+    "race_vit_acc": ("05_first_vit", 0.0, 1.0),
+    "race_cnn_acc": ("05_first_vit", 0.0, 1.0),
+    "dino_knn_untrained": ("07_attention_maps_dino", 0.0, 1.0),
+    "dino_knn_trained": ("07_attention_maps_dino", 0.0, 1.0),
+    "deit_plain_acc": ("08_deit", 0.0, 1.0),
+    "deit_distilled_acc": ("08_deit", 0.0, 1.0),
+}
+
+
+def glued_values(chapter: str) -> dict[str, str]:
+    """Every value a chapter glued, as the text the prose shows (tools/glued.py reads it)."""
+    import sys
+
+    sys.path.insert(0, str(HTML.parents[1] / "tools"))
+    from glued import read_glued
+
+    return read_glued(chapter, HTML.parent)
+
+
+@pytest.mark.parametrize("name", sorted(GLUED))
+def test_headline_values_are_glued_by_name(name):
+    chapter, low, high = GLUED[name]
+    values = glued_values(chapter)
+    assert name in values, f"{chapter} glues no {name!r} (it glues {sorted(values)[:12]}...)"
+    assert re.fullmatch(r"\d\.\d{3}", values[name]), f"{name} = {values[name]!r}: not the 'acc' format"
+    assert low <= float(values[name]) <= high
+
+
+def test_the_headline_effects_hold_in_the_built_book():
+    race, dino, deit = glued_values("05_first_vit"), glued_values("07_attention_maps_dino"), glued_values("08_deit")
+    assert float(dino["dino_knn_trained"]) > float(dino["dino_knn_untrained"])
+    assert float(deit["deit_distilled_acc"]) > float(deit["deit_plain_acc"])
+    assert {"race_vit_acc", "race_cnn_acc"} <= set(race)

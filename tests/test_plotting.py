@@ -42,3 +42,27 @@ def test_book_style_is_applied():
     plotting.use_book_style()
     assert matplotlib.rcParams["font.size"] >= 10 and matplotlib.rcParams["xtick.labelsize"] >= 10
     assert tuple(matplotlib.rcParams["figure.figsize"]) == plotting.BOOK_STYLE["figure.figsize"]
+
+
+def test_book_style_raises_small_text_on_a_wide_figure_to_the_legible_minimum():
+    import matplotlib as mpl
+    import matplotlib.pyplot as plt
+
+    from vitcourse.plotting import MIN_TEXT_PX, rendered_px, use_book_style
+
+    with mpl.rc_context():
+        use_book_style()
+        wide, axes = plt.subplots(1, 6, figsize=(14, 3))   # 14 in: 10 pt would show at 7.2 px
+        for ax in axes:
+            ax.set_title("a long panel title", fontsize=7)
+            ax.plot([0, 1], [0, 1])
+        narrow, ax = plt.subplots(figsize=(5, 3))          # 5 in at 110 dpi: shown at its own size
+        ax.set_title("small but legible", fontsize=7)
+        for fig in (wide, narrow):
+            fig.canvas.draw()
+        sizes = [t.get_fontsize() for t in wide.findobj(mpl.text.Text) if t.get_text().strip()]
+        assert min(rendered_px(s, 14, wide.dpi) for s in sizes) >= MIN_TEXT_PX - 1e-6
+        assert axes[0].title.get_fontsize() > 7
+        assert ax.title.get_fontsize() == 7                 # 7 pt at 110 dpi is 10.7 px: untouched
+        assert rendered_px(7, 5, narrow.dpi) > MIN_TEXT_PX
+        plt.close("all")

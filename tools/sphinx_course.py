@@ -13,6 +13,12 @@ outputs, next to its source under _build/html/_sources/, and the theme's downloa
 The ``{run-this-chapter}`` directive puts the same link in the page, with the course repository
 (``course_repository_url`` in _config.yml), the set-up steps, the profile switch, and how long the
 chapter took when this book was built.
+
+Stand-in banners: a chapter whose executed outputs name the offline stand-in data
+(``synthetic-fashion`` / ``synthetic-cifar``, as every run label and data note does) gets a
+warning box under its title saying that its numbers and figures come from the stand-in, not the
+real data set; and while any page of the build used it, every page carries the same news in the
+theme's announcement bar. The decision is made from what each page's own run printed.
 """
 
 from __future__ import annotations
@@ -80,6 +86,78 @@ def write_chapter_notebook(app, pagename, templatename, context, doctree):
     target.parent.mkdir(parents=True, exist_ok=True)
     jupytext.write(notebook, target, fmt="ipynb")
     context["ipynb_source"] = f"{pagename}.ipynb"   # the theme's download menu lists it
+
+
+STANDIN_NAME = re.compile(r"\bsynthetic-(?:fashion|cifar)\b")
+REAL_NAME = {"synthetic-fashion": "Fashion-MNIST", "synthetic-cifar": "CIFAR-10"}
+SETUP_PAGE = "book/setup_check"
+
+
+def _standin_store(env) -> dict:
+    if not hasattr(env, "course_standin"):
+        env.course_standin = {}
+    return env.course_standin
+
+
+def record_standin(app, doctree):
+    """Remember which stand-ins the page's executed outputs name (none: real data or no data)."""
+    found = set()
+    for node in doctree.findall(nodes.container):
+        if "cell_output" in node.get("classes", ()):
+            found.update(STANDIN_NAME.findall(node.astext()))
+    store = _standin_store(app.env)
+    store.pop(app.env.docname, None)
+    if found:
+        store[app.env.docname] = sorted(found)
+
+
+def purge_standin(app, env, docname):
+    _standin_store(env).pop(docname, None)
+
+
+def merge_standin(app, env, docnames, other):
+    _standin_store(env).update({d: v for d, v in _standin_store(other).items() if d in docnames})
+
+
+def _standin_words(names) -> tuple[str, str]:
+    stand_ins = " and ".join(names)
+    real = " and ".join(REAL_NAME[name] for name in names)
+    return stand_ins, real
+
+
+def add_standin_banner(app, doctree, docname):
+    names = _standin_store(app.env).get(docname)
+    if not names:
+        return
+    sections = list(doctree.findall(nodes.section))
+    if not sections:
+        return
+    stand_ins, real = _standin_words(names)
+    box = nodes.admonition(classes=["warning", "standin-banner"])
+    box += nodes.title("", "Built on the offline stand-in data")
+    setup = nodes.reference("", "", refuri=app.builder.get_relative_uri(docname, SETUP_PAGE))
+    setup += nodes.Text("Setup check")
+    box += _paragraph(
+        "The machine that built this book did not have the real ", real, " files, so this "
+        "page's code ran on the course's synthetic stand-in (", _literal(stand_ins),
+        "): deterministic, labelled images drawn by the course's own generator. Every number, "
+        "table and figure computed on this page comes from those images and shows the idea at "
+        "work; none of them is a ", real, " result. Results from papers are quoted with their "
+        "citations. To build with the real data, fetch it first (see ", setup, ").")
+    title = sections[0].next_node(nodes.title)
+    title.parent.insert(title.parent.index(title) + 1, box)
+
+
+def standin_announcement(app, pagename, templatename, context, doctree):
+    used = sorted({name for names in _standin_store(app.env).values() for name in names})
+    if not used:
+        return
+    _, real = _standin_words(used)
+    link = context["pathto"](SETUP_PAGE)
+    context["theme_announcement"] = (
+        f"This build ran on the course's offline stand-in data, not the real {real}: "
+        f"numbers and figures are from synthetic images. <a href=\"{link}\">How to use the "
+        f"real data</a>.")
 
 
 class run_note(nodes.General, nodes.Element):
@@ -205,6 +283,11 @@ def setup(app):
     app.add_node(run_note)
     app.add_directive("run-this-chapter", RunThisChapter)
     app.connect("doctree-resolved", fill_run_notes)
+    app.connect("doctree-read", record_standin)
+    app.connect("env-purge-doc", purge_standin)
+    app.connect("env-merge-info", merge_standin)
+    app.connect("doctree-resolved", add_standin_banner)
+    app.connect("html-page-context", standin_announcement)
     # before the theme builds its header buttons (priority 501), so its download menu lists the .ipynb
     app.connect("html-page-context", write_chapter_notebook, priority=400)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -6,6 +6,11 @@ that fits that column, and a resolution that stays sharp. Text size as rendered 
 ``points × column px / (72 × figure inches)``, so 10-point type on a figure up to 9 inches wide
 shows at 11 px or more, whatever the dpi.
 
+The style also guarantees it for every figure: a figure hook (``figure.hooks``) makes each
+pyplot figure raise any text that would show below ``MIN_TEXT_PX`` (9.5 px) at the column width
+to that size just before it is drawn, and lay the figure out again. A wide grid of small panels
+therefore never ships 6-pixel labels; its author sees the larger type and can shorten them.
+
 The diagram functions draw with plain matplotlib patches, so every diagram lives in this
 repository as code: the ViT pipeline, post-norm and pre-norm encoder blocks, DeiT's tokens,
 and Swin's stages and shifted windows.
@@ -13,9 +18,13 @@ and Swin's stages and shifted windows.
 
 from __future__ import annotations
 
+import warnings
+
 import matplotlib as mpl
 import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
+from matplotlib.text import Text
 
 BOOK_STYLE = {
     "figure.figsize": (7.5, 4.0),
@@ -35,9 +44,62 @@ COLOURS = {"input": "#dbe9f6", "embed": "#fde0c5", "block": "#d9f0d3", "norm": "
            "head": "#e8d9f0", "token": "#fff2b3", "dist": "#f7c6c7"}
 
 
+COLUMN_PX = 730     # the book's text column at a 1280 px browser window
+MIN_TEXT_PX = 9.5   # the smallest type a figure may show at that width
+
+
+def rendered_px(points: float, figure_inches: float, dpi: float) -> float:
+    """Pixel height of ``points``-point type once a figure ``figure_inches`` wide, rendered at
+    ``dpi``, is shown in the column (a wider image is scaled down to the column; a narrower one
+    is shown at its own size)."""
+    natural_px = figure_inches * dpi
+    return points / 72 * dpi * min(1.0, COLUMN_PX / natural_px)
+
+
+class _BookFigure(Figure):
+    """A Figure that raises too-small text to :data:`MIN_TEXT_PX` before it draws."""
+
+    def draw(self, renderer):
+        if enlarge_small_text(self) and self.get_layout_engine() is None:
+            with warnings.catch_warnings():  # a layout tight_layout cannot improve stays as it is
+                warnings.simplefilter("ignore")
+                try:
+                    self.tight_layout()
+                except (ValueError, RuntimeError):
+                    pass
+        super().draw(renderer)
+
+
+def enlarge_small_text(fig: Figure) -> int:
+    """Raise every visible text of ``fig`` that would show below :data:`MIN_TEXT_PX` at the
+    column width to exactly that size; return how many were raised."""
+    width = fig.get_size_inches()[0]
+    minimum = MIN_TEXT_PX / rendered_px(1.0, width, fig.dpi)  # points
+    raised = 0
+    for ax in fig.axes:  # tick labels are made at draw time: size them through tick_params
+        for name, axis in (("x", ax.xaxis), ("y", ax.yaxis)):
+            labels = [t for t in axis.get_ticklabels(which="both") if t.get_visible() and t.get_text()]
+            if any(t.get_fontsize() < minimum - 1e-6 for t in labels):
+                ax.tick_params(axis=name, which="both", labelsize=minimum)
+                raised += 1
+    for text in fig.findobj(Text):
+        if text.get_visible() and text.get_text().strip() and text.get_fontsize() < minimum - 1e-6:
+            text.set_fontsize(minimum)
+            raised += 1
+    return raised
+
+
+def legible_type(fig: Figure) -> None:
+    """The ``figure.hooks`` entry: make ``fig`` keep its text legible at the column width."""
+    if type(fig) is Figure:
+        fig.__class__ = _BookFigure
+
+
 def use_book_style() -> None:
-    """Apply :data:`BOOK_STYLE` to matplotlib's defaults (idempotent)."""
+    """Apply :data:`BOOK_STYLE` to matplotlib's defaults (idempotent), with the legibility hook."""
     mpl.rcParams.update(BOOK_STYLE)
+    hooks = [hook for hook in mpl.rcParams["figure.hooks"] if not hook.endswith(":legible_type")]
+    mpl.rcParams["figure.hooks"] = hooks + ["vitcourse.plotting:legible_type"]
 
 
 # -- drawing helpers ----------------------------------------------------------------------------
