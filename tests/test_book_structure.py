@@ -94,3 +94,27 @@ def test_every_chapter_links_the_glossary_and_its_assignment():
 def test_every_chapter_has_a_run_it_yourself_note():
     for page in [*NUMBERED_CHAPTERS, *BOOK.glob("appendix_*.md")]:
         assert "```{run-this-chapter}\n```" in page.read_text(), page.name
+
+
+EXPERIMENT_CHAPTERS = sorted(BOOK.glob("0[5-9]_*.md"))
+FORMATTED_GLUE = re.compile(r"\bglue\(\s*\"[^\"]+\",\s*f\"[^\"]*\{[^{}]*:[^{}]*\}", re.S)
+
+
+def _code_cells(text):
+    return re.findall(r"^```\{code-cell\}[^\n]*\n(.*?)^```", text, re.S | re.M)
+
+
+def test_chapters_5_to_9_format_shared_numbers_once():
+    """Prose (glue) and tables take a number's text from vitcourse.report, never from their own
+    f-string or pandas rounding, so a sentence and the table beside it cannot disagree."""
+    assert len(EXPERIMENT_CHAPTERS) == 5
+    offences = []
+    for page in EXPERIMENT_CHAPTERS:
+        text = page.read_text()
+        offences += [f"{page.name}: glue with its own number format: {m.group(0)[:70]!r}"
+                     for m in FORMATTED_GLUE.finditer(text)]
+        for cell in _code_cells(text):
+            lines = [line for line in cell.strip().splitlines() if line.strip()]
+            if lines and re.search(r"\.round\(\d*\)\s*$|\.round\(\d*\)\.to_frame\(\)\s*$", lines[-1]):
+                offences.append(f"{page.name}: a table shown through pandas rounding: {lines[-1].strip()!r}")
+    assert not offences, "use vitcourse.report.glue_value / table:\n" + "\n".join(offences)
