@@ -4,8 +4,9 @@ Both train the same 42,506-parameter model (see vitcourse/first_vit.py) on the s
 60,000 × 49 × 16 patches, 10 classes, fixed seed — with Adam and batches of 64. The PyTorch side
 runs here; the Keras side runs ../shared/peers/seed_keras_vit.py in another interpreter (one with
 TensorFlow, given by --keras-python), on an .npz of the same images. The PyTorch side is trained by
-the course's own loop (vitcourse.training.fit) the way chapter 5 trains it — torch's default thread
-count, bf16 mixed precision where the CPU has bf16 units (vitcourse.device.has_fast_bf16) — and,
+the course's own loop (vitcourse.training.fit) in the library's fastest setting for a CPU with
+nothing else to do — torch's default thread count, bf16 mixed precision where the CPU has bf16
+units (vitcourse.device.has_fast_bf16) — and,
 for comparison, in plain float32 and on --cpu-threads (default 1). Like Keras's `fit`, each epoch
 includes the pass over the validation images.
 
@@ -117,11 +118,11 @@ def main() -> None:
     if not args.keras_python:
         print("Keras side skipped: no --keras-python given.")
 
-    # Chapter 5's setting (torch's threads, bf16 where the CPU has it) sets the ratio.
+    # The library's setting for an idle CPU (torch's threads, bf16 where the CPU has it) sets the ratio.
     default_threads = torch.get_num_threads()
     bf16 = has_fast_bf16("cpu")
     precision = "bf16 mixed precision" if bf16 else "float32 (this CPU has no bf16 units)"
-    chapter_label = f"{default_threads} threads, {precision} (chapter 5's setting)"
+    chapter_label = f"{default_threads} threads, {precision} (the library's idle-CPU setting)"
 
     def torch_run(label: str, **options) -> float:
         times = torch_epoch_seconds(data, args.epochs, **options)
@@ -159,7 +160,7 @@ def main() -> None:
         torch_run(f"{default_threads} threads, float32", mixed_precision=False)
     if args.cpu_threads != default_threads:
         torch_run(f"{args.cpu_threads} thread(s), {precision}", cpu_threads=args.cpu_threads, mixed_precision=bf16)
-    print(f"torch (chapter 5's setting), median over rounds: {statistics.median(torch_seconds):.2f} s/epoch")
+    print(f"torch (the library's idle-CPU setting), median over rounds: {statistics.median(torch_seconds):.2f} s/epoch")
     if ratios:
         print(f"keras, median over rounds: {statistics.median(keras_seconds):.2f} s/epoch; "
               f"ratios per round: {', '.join(f'{r:.2f}' for r in ratios)}")

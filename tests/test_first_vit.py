@@ -9,7 +9,9 @@ from vitcourse.first_vit import (
     SelfAttention,
     attend,
     count_parameters,
+    has_plateaued,
     parameter_table,
+    race_cnn,
 )
 from vitcourse.training import evaluate, fit, predict
 
@@ -184,6 +186,24 @@ def _separable_problem(n=512, seed=0):
         r, c = divmod(label, 2)
         images[i, r * 14:(r + 1) * 14, c * 14:(c + 1) * 14] += 0.8
     return images.unsqueeze(1), labels
+
+
+def test_race_cnn_is_within_the_vits_parameter_budget():
+    cnn, vit = race_cnn(), FirstViT()
+    # conv 1·16·9+16, conv 16·32·9+32, dense 800·48+48, out 48·10+10
+    assert count_parameters(cnn) == 160 + 4640 + 38448 + 490 == 43_738
+    assert abs(count_parameters(cnn) / count_parameters(vit) - 1) < 0.15
+    assert cnn(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+    assert count_parameters(FashionCNN()) == 121_930  # the default, assignment 2's, unchanged
+
+
+def test_has_plateaued_compares_the_last_epochs_with_the_best_before():
+    assert has_plateaued([0.5, 0.7, 0.80, 0.805, 0.80, 0.809])
+    assert not has_plateaued([0.5, 0.7, 0.80, 0.805, 0.80, 0.811])  # +1.1 points: still climbing
+    assert not has_plateaued([0.40, 0.64, 0.73], last=2)
+    assert has_plateaued([0.9, 0.5, 0.5, 0.5])                      # falling is not climbing
+    with pytest.raises(ValueError, match="more than last=3"):
+        has_plateaued([0.5, 0.6, 0.7])
 
 
 def test_fit_learns_and_history_records_every_epoch():

@@ -7,7 +7,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from vitcourse.cifar import quick_recipe, random_cifar_like
 from vitcourse.first_vit import count_parameters
 from vitcourse.swin import (PatchMerging, SwinBlock, SwinConfig, SwinTrainer, SwinTransformer, WindowAttention,
-                            global_attention_macs, peak_tensor_bytes, quick_swin_recipe, relative_position_index,
+                            attention_scaling, counted_macs, global_attention_macs, median_seconds, peak_tensor_bytes, quick_swin_recipe, relative_position_index,
                             shifted_window_mask, swin_config, window_attention_macs, window_partition,
                             window_reverse)
 from vitcourse.vit import Attention
@@ -275,6 +275,32 @@ def test_the_papers_cost_formulas_match_the_flop_counter(side, dim, window):
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         window_attention(window_partition(x, window).view(-1, window**2, dim), return_weights=True)
     assert counter.get_total_flops() == 2 * window_attention_macs(side, side, dim, window)
+
+
+def test_median_seconds_skips_the_warm_up_and_takes_the_median(monkeypatch):
+    import vitcourse.swin as swin
+
+    # A fake clock: each call of fn advances it by the next duration in the list.
+    durations = iter([5.0, 5.0] + [1.0, 9.0, 2.0, 3.0, 100.0])
+    now = [0.0]
+    monkeypatch.setattr(swin.time, "perf_counter", lambda: now[0])
+
+    def fn():
+        now[0] += next(durations)
+
+    # two warm-up calls (5 s each, ignored); min_time 0 → one call per timed loop
+    assert median_seconds(fn, repeats=5, warmup=2, min_time=0.0) == 3.0
+    with pytest.raises(ValueError, match="at least 1"):
+        median_seconds(fn, repeats=0)
+
+
+def test_counted_macs_follow_the_papers_formulas_through_attention_scaling():
+    x = torch.randn(1, 8, 8, 16)
+    layer = Attention(16, heads=2)
+    assert counted_macs(layer, x.view(1, 64, 16), return_weights=True) == global_attention_macs(8, 8, 16)
+    table = attention_scaling([4, 8], dim=16, heads=2, window=4, repeats=1, progress=False)
+    assert len(table) == 2 * 2 * 2 and (table["counted_macs"] == table["macs"]).all()
+    assert (table["seconds"] > 0).all() and (table["peak_bytes"] > 0).all()
 
 
 def test_peak_tensor_bytes_counts_what_is_alive_at_once():

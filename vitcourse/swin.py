@@ -653,6 +653,53 @@ def best_seconds(fn, *args, repeats: int = 5, min_time: float = 0.02, device: to
     return min(loop(calls) for _ in range(repeats)) / calls
 
 
+def median_seconds(fn, *args, repeats: int = 7, warmup: int = 2, min_time: float = 0.005,
+                   device: torch.device | str = "cpu", **kwargs) -> float:
+    """Seconds one call of ``fn(*args, **kwargs)`` takes in the steady state: a median.
+
+    ``warmup`` untimed calls first (the first call pays for allocations, caches and lazy
+    initialisation, and says nothing about the steady state), then ``repeats`` timed loops of
+    enough calls that a loop lasts at least ``min_time``; the result is the median loop's time
+    per call. The median, not the mean, so that one loop slowed by other work on a shared
+    machine does not move it. On CUDA the GPU is synchronised before the clock is read.
+    """
+    def sync():
+        if torch.device(device).type == "cuda":
+            torch.cuda.synchronize(device)
+
+    def loop(calls: int) -> float:
+        sync()
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn(*args, **kwargs)
+        sync()
+        return time.perf_counter() - start
+
+    if repeats < 1 or warmup < 1:
+        raise ValueError(f"repeats and warmup must be at least 1, got {repeats} and {warmup}")
+    for _ in range(warmup - 1):
+        loop(1)
+    last_warmup = loop(1)
+    calls = max(1, math.ceil(min_time / max(last_warmup, 1e-6)))
+    times = sorted(loop(calls) / calls for _ in range(repeats))
+    middle = len(times) // 2
+    return times[middle] if len(times) % 2 else (times[middle - 1] + times[middle]) / 2
+
+
+def counted_macs(fn, *args, **kwargs) -> int:
+    """Multiply-adds of ``fn(*args, **kwargs)`` as PyTorch's FLOP counter counts them (FLOPs / 2).
+
+    Only the matrix products are counted, as in the paper's formulas. On a CPU the counter
+    cannot see inside the fused ``scaled_dot_product_attention`` kernel (it counts it as 0), so
+    count through the explicit path (``return_weights=True``), which computes the same products.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        fn(*args, **kwargs)
+    return counter.get_total_flops() // 2
+
+
 @torch.no_grad()
 def attention_scaling(sides, dim: int = 96, heads: int = 3, window: int = 7, *, device: torch.device | str = "cpu",
                       repeats: int = 5, seed: int = 0, threads: int | None = 1, progress: bool = True) -> pd.DataFrame:
@@ -663,8 +710,11 @@ def attention_scaling(sides, dim: int = 96, heads: int = 3, window: int = 7, *, 
     :class:`WindowAttention` after :func:`window_partition` ("window"), each by the explicit
     softmax path (the weights are materialised, as training keeps them) and by the fused
     ``scaled_dot_product_attention`` path. One row per (side, attention, path): tokens,
-    seconds of a forward pass (inference, no autograd; :func:`best_seconds`), peak bytes of the tensors
-    it created (:func:`peak_tensor_bytes`), and the paper's multiply-adds.
+    ``seconds`` of a forward pass in the steady state (inference, no autograd; the median of
+    ``repeats`` timed loops after warm-up, :func:`median_seconds`), ``peak_bytes`` of the
+    tensors it created (:func:`peak_tensor_bytes`), ``counted_macs`` (the multiply-adds
+    PyTorch's FLOP counter finds in the explicit path, :func:`counted_macs`; both paths compute
+    the same products) and ``macs``, the paper's formula.
 
     ``threads``: on the CPU, the intra-op threads to time with (restored afterwards; None
     leaves them). One by default: on a shared machine a thread that waits for a busy core at
@@ -692,11 +742,13 @@ def _attention_scaling(sides, dim, heads, window, device, repeats, seed, progres
         macs = {"global": global_attention_macs(side, side, dim),
                 "window": window_attention_macs(side, side, dim, window)}
         for kind, run in runs.items():
+            counted = counted_macs(run, x, True)
             for path, weights in (("explicit", True), ("fused", False)):
                 _, peak = peak_tensor_bytes(run, x, weights)
-                seconds = best_seconds(run, x, weights, repeats=repeats, device=device)
+                seconds = median_seconds(run, x, weights, repeats=repeats, device=device)
                 rows.append({"side": side, "tokens": side * side, "attention": kind, "path": path,
-                             "seconds": seconds, "peak_bytes": peak, "macs": macs[kind]})
+                             "seconds": seconds, "peak_bytes": peak, "counted_macs": counted,
+                             "macs": macs[kind]})
         bar.update()
     bar.close()
     return pd.DataFrame(rows)
