@@ -45,9 +45,9 @@ def has_fast_bf16(device: torch.device | str) -> bool:
     """Whether ``device`` multiplies bfloat16 matrices in hardware, several times faster than float32.
 
     True on CUDA GPUs with bf16 support and on CPUs with bf16 matrix instructions (AVX512-BF16
-    or AMX, e.g. Intel Xeons since Cooper Lake, AMD Zen 4): on this course's 2-core build machine a
-    bf16 product of the first ViT's shapes runs about 4× faster than the float32 one. Older CPUs
-    and Apple's MPS convert bf16 in software, which is slower than float32.
+    or AMX, e.g. Intel Xeons since Cooper Lake, AMD Zen 4). Older CPUs and Apple's MPS convert
+    bf16 in software, which is slower than float32: ``bench/first_vit_step_speed.py`` measures
+    both on the machine at hand (medians of steady-state steps).
     """
     kind = torch.device(device).type
     if kind == "cuda":

@@ -11,7 +11,9 @@ beside 0.732 in the table. Here both go through :func:`fmt`, so they agree by co
 Kinds (``FORMATS``): ``acc`` (a fraction to 3 places), ``pct`` (a percentage to 1 place),
 ``points`` (a signed difference in percentage points, 1 place), ``ratio`` (2 places),
 ``count`` (thousands separators), ``loss`` (3 places), ``ms`` (milliseconds, 1 place),
-``seconds`` (whole seconds) and ``x`` (a speed or size ratio like "2.4×").
+``seconds`` (whole seconds), ``x`` (a speed or size ratio like "2.4×"), and ``dec1`` /
+``dec2`` / ``dec4`` for other quantities shown to 1, 2 or 4 places (entropies in nats, a
+hand-worked loss).
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ FORMATS: dict[str, str] = {
     "ms": "{:.1f}",
     "seconds": "{:.0f}",
     "x": "{:.1f}×",
+    "dec1": "{:.1f}",
+    "dec2": "{:.2f}",
+    "dec4": "{:.4f}",
 }
 
 

@@ -11,8 +11,8 @@ Built for small models on a laptop CPU as much as for a GPU:
   (:class:`FlatAdam`'s ``working_dtype``) — the matrix products and activations in bf16, the
   softmax and the loss in float32 (LayerNorm's statistics are float32 inside its kernel);
   evaluation always uses the float32 master weights. On a CPU with bf16 units
-  (:func:`vitcourse.device.has_fast_bf16`) it makes the course's own models 1.4-1.8× faster,
-  but it is opt-in there: ``nn.MultiheadAttention`` goes through PyTorch's fused attention
+  (:func:`vitcourse.device.has_fast_bf16`) it can make the course's own models faster
+  (``bench/first_vit_step_speed.py`` measures it), but it is opt-in there: ``nn.MultiheadAttention`` goes through PyTorch's fused attention
   kernel, which has no fast bf16 path on CPUs and trains about 2× *slower* under autocast;
 * ``cpu_threads`` can pin the CPU's thread count for the loop, for machines whose cores are
   shared with other work (see :func:`vitcourse.device.cpu_threads`);
