@@ -360,3 +360,27 @@ def test_object_masks_leave_the_stand_in_images_byte_identical():
     assert distance[obj].mean() > 2 * distance[bg].mean()
     with pytest.raises(ValueError, match="multiple of"):
         synthetic_object_masks("test", 10)
+
+
+# -- the quick recipe and DINO's own task on frozen features ---------------------------------------
+
+def test_quick_recipe_draws_maps_on_an_eight_by_eight_grid():
+    recipe = quick_dino_recipe()
+    assert recipe.model.image_size // recipe.model.patch_size == 8
+    assert recipe.local_size % recipe.model.patch_size == 0
+    steps = recipe.train_subset // recipe.batch_size * recipe.epochs
+    assert steps == 1_024
+
+
+def test_view_matching_finds_an_image_whose_views_are_the_image_itself():
+    from vitcourse.dino import view_matching_accuracy
+    torch.manual_seed(0)
+    backbone = make_backbone(TINY)
+    # one flat colour per image, no jitter: every crop and flip of an image is the image itself
+    flat = np.broadcast_to(random_images(40, size=1, seed=3), (40, 16, 16, 3)).copy()
+    same = tiny_recipe(jitter=0.0, grayscale_p=0.0)
+    assert view_matching_accuracy(backbone, flat, same, batch_size=16) == 1.0
+    # small crops of noise share little: far from every match, far above chance (1/40)
+    hard = tiny_recipe(global_scale=(0.3, 0.3), jitter=0.4, grayscale_p=0.0)
+    assert view_matching_accuracy(backbone, random_images(40, seed=4), hard) < 0.9
+    assert backbone.training                                   # mode restored

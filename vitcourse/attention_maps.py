@@ -103,26 +103,29 @@ def cls_attention_maps(model: VisionTransformer, images: torch.Tensor, batch_siz
 
 
 def object_share(maps: torch.Tensor, masks) -> torch.Tensor:
-    """How much of each map's mass lies on the object: (..., h, w) maps and (..., H, W)
-    object masks → (...,) shares in [0, 1].
+    """How much of each map's mass lies on the object: (..., h, w) maps and
+    (..., H, W) object masks → (...,) shares in [0, 1].
 
-    Each mask (1 on the object, 0 on the background, soft at the edge) is averaged over
-    every patch, giving the patch's object fraction f; the share is Σ a·f / Σ a over the
-    patches of the map a. A flat map scores the object's share of the image's area, so
-    that is the level of a map that ignores the object; a map entirely on object patches
-    scores 1.
+    Each mask (1 on the object, 0 on the background, soft at the edge) is averaged
+    over every patch, giving the patch's object fraction f; the share is Σ a·f / Σ a
+    over the patches of the map a. A flat map scores the object's share of the
+    image's area, the level of a map that ignores the object; a map entirely on
+    object patches scores 1.
     """
     maps = torch.as_tensor(maps).double()
     masks = torch.as_tensor(np.asarray(masks)).double()
     (h, w), (height, width) = maps.shape[-2:], masks.shape[-2:]
-    if maps.shape[:-2] != masks.shape[:-2] or height % h or width % w or height // h != width // w:
-        raise ValueError(f"maps {tuple(maps.shape)} and masks {tuple(masks.shape)} must match in the "
-                         f"leading dimensions, the masks' size being a whole number of patches")
+    fits = height % h == 0 and width % w == 0 and height // h == width // w
+    if maps.shape[:-2] != masks.shape[:-2] or not fits:
+        raise ValueError(
+            f"maps {tuple(maps.shape)} and masks {tuple(masks.shape)} must match in "
+            "the leading dimensions, the masks' size being a whole number of patches"
+        )
     if (maps < 0).any():
         raise ValueError("maps must be non-negative")
-    lead = maps.shape[:-2]
-    patch = height // h
-    fraction = F.avg_pool2d(masks.reshape(-1, 1, height, width), patch).reshape(*lead, h, w)
+    lead, patch = maps.shape[:-2], height // h
+    flat_masks = masks.reshape(-1, 1, height, width)
+    fraction = F.avg_pool2d(flat_masks, patch).reshape(*lead, h, w)
     total = maps.sum((-2, -1)).clamp_min(torch.finfo(torch.float64).tiny)
     return ((maps * fraction).sum((-2, -1)) / total).float()
 
