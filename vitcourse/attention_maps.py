@@ -113,7 +113,7 @@ def object_share(maps: torch.Tensor, masks) -> torch.Tensor:
     object patches scores 1.
     """
     maps = torch.as_tensor(maps).double()
-    masks = torch.as_tensor(np.asarray(masks)).double()
+    masks = torch.as_tensor(np.array(masks, dtype=np.float64))  # a writable copy
     (h, w), (height, width) = maps.shape[-2:], masks.shape[-2:]
     fits = height % h == 0 and width % w == 0 and height // h == width // w
     if maps.shape[:-2] != masks.shape[:-2] or not fits:
