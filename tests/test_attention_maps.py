@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from vitcourse.attention_maps import (attention_rollout, cls_attention_map, cls_rollout_map, keep_top_mass, overlay,
-                                      show_maps, upsample_map)
+from vitcourse.attention_maps import (attention_rollout, cls_attention_map, cls_attention_maps, cls_rollout_map,
+                                      keep_top_mass, object_share, overlay, show_maps, upsample_map)
 from vitcourse.vit import ViTConfig, VisionTransformer
 
 SMALL = ViTConfig(image_size=16, patch_size=4, dim=32, depth=2, heads=4, num_classes=5)
@@ -175,3 +175,38 @@ def test_upsample_map_repeats_each_patch_and_drawing_runs():
     fig2, ax = plt.subplots()
     overlay(ax, torch.rand(16, 16, 3), maps[0], title="x")
     plt.close("all")
+
+
+# -- batches of maps, and how much of a map lies on the object ---------------------------------------
+
+def test_cls_attention_maps_is_cls_attention_map_image_by_image():
+    model = small().train()
+    images = torch.rand(5, 3, 16, 16)
+    maps = cls_attention_maps(model, images, batch_size=2)
+    assert maps.shape == (5, 4, 4, 4)                                # B, heads, H/P, W/P
+    for i in range(5):
+        assert torch.allclose(maps[i], cls_attention_map(model, images[i]), atol=1e-6)
+    assert model.training                                            # mode restored
+    with pytest.raises(ValueError, match="B, C, H, W"):
+        cls_attention_maps(model, images[0])
+
+
+def test_object_share_by_hand():
+    mask = torch.zeros(8, 8)
+    mask[:4, :4] = 1.0                                 # the object: the top-left quarter of the image
+    # a flat map scores the object's share of the area
+    assert float(object_share(torch.ones(2, 2), mask)) == pytest.approx(0.25)
+    # all the mass on the top-left patch: 1; on the top-right one: 0
+    assert float(object_share(torch.tensor([[1.0, 0.0], [0.0, 0.0]]), mask)) == pytest.approx(1.0)
+    assert float(object_share(torch.tensor([[0.0, 1.0], [0.0, 0.0]]), mask)) == pytest.approx(0.0)
+    # a patch half covered counts half; the map's own scale does not matter
+    half = torch.zeros(8, 8)
+    half[:2, :4] = 1.0
+    assert float(object_share(torch.tensor([[3.0, 0.0], [0.0, 1.0]]), half)) == pytest.approx(0.75 * 0.5)
+    # batches: one share per map
+    shares = object_share(torch.stack([torch.ones(2, 2), torch.eye(2)]), torch.stack([mask, mask]))
+    assert torch.allclose(shares, torch.tensor([0.25, 0.5]))
+    with pytest.raises(ValueError, match="whole number of patches"):
+        object_share(torch.ones(3, 3), mask)
+    with pytest.raises(ValueError, match="non-negative"):
+        object_share(-torch.ones(2, 2), mask)

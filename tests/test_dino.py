@@ -331,3 +331,56 @@ def test_a_missing_file_says_where_to_put_it_and_where_to_get_it(tmp_path, monke
     with pytest.raises(ValueError, match="unknown DINO model 'B/16'"):
         load_official_dino(tmp_path / "x.pth", arch="B/16")
     assert dino.default_checkpoint_path("S/16") == tmp_path / "dino" / "dino_deitsmall16_pretrain.pth"
+
+
+# -- the stand-in's object masks --------------------------------------------------------------------
+
+def test_object_masks_leave_the_stand_in_images_byte_identical():
+    import hashlib
+    from vitcourse.data.synthetic import _chunk, _render_cifar, synthetic_object_masks, synthetic_split
+    # the sha256 of test chunk 0 as it was before the masks could be asked for
+    images, labels = _chunk("synthetic-cifar", "test", 0)
+    assert hashlib.sha256(images.tobytes()).hexdigest() == (
+        "1d00837fb37ac9672401e83d083523776122e2b1aaaae59e7116b17f38c3f0a7")
+    # rendering with and without masks draws the same numbers
+    with_masks = np.zeros((len(labels[:50]), 32, 32), np.float32)
+    a = _render_cifar(np.random.default_rng(7), labels[:50])
+    b = _render_cifar(np.random.default_rng(7), labels[:50], with_masks)
+    assert np.array_equal(a, b)
+    masks = synthetic_object_masks("test", 1000)
+    assert masks.shape == (1000, 32, 32) and masks.dtype == np.float32 and not masks.flags.writeable
+    assert masks.min() == 0.0 and masks.max() == 1.0
+    assert 0.05 < masks.mean() < 0.4                         # objects cover a minority of the image
+    # the masks belong to those images: object pixels differ from the image's border colour
+    # far more than background pixels do
+    x = synthetic_split("synthetic-cifar", "test", 1000)[0][:200].astype(np.float32)
+    border = np.concatenate([x[:, 0], x[:, -1]], axis=1).mean(1)[:, None, None]   # (200, 1, 1, 3)
+    distance = np.abs(x - border).sum(-1)
+    obj, bg = masks[:200] > 0.99, masks[:200] < 0.01
+    assert distance[obj].mean() > 2 * distance[bg].mean()
+    with pytest.raises(ValueError, match="multiple of"):
+        synthetic_object_masks("test", 10)
+
+
+# -- the quick recipe and DINO's own task on frozen features ---------------------------------------
+
+def test_quick_recipe_draws_maps_on_an_eight_by_eight_grid():
+    recipe = quick_dino_recipe()
+    assert recipe.model.image_size // recipe.model.patch_size == 8
+    assert recipe.local_size % recipe.model.patch_size == 0
+    steps = recipe.train_subset // recipe.batch_size * recipe.epochs
+    assert steps == 1_024
+
+
+def test_view_matching_finds_an_image_whose_views_are_the_image_itself():
+    from vitcourse.dino import view_matching_accuracy
+    torch.manual_seed(0)
+    backbone = make_backbone(TINY)
+    # one flat colour per image, no jitter: every crop and flip of an image is the image itself
+    flat = np.broadcast_to(random_images(40, size=1, seed=3), (40, 16, 16, 3)).copy()
+    same = tiny_recipe(jitter=0.0, grayscale_p=0.0)
+    assert view_matching_accuracy(backbone, flat, same, batch_size=16) == 1.0
+    # small crops of noise share little: far from every match, far above chance (1/40)
+    hard = tiny_recipe(global_scale=(0.3, 0.3), jitter=0.4, grayscale_p=0.0)
+    assert view_matching_accuracy(backbone, random_images(40, seed=4), hard) < 0.9
+    assert backbone.training                                   # mode restored

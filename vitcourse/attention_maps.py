@@ -7,6 +7,9 @@
     cls_rollout_map(model, image)       the CLS row of the rollout, on the patch grid (H/P, W/P)
     keep_top_mass(maps, mass=0.6)       the smallest set of patches holding 60 % of a map's mass,
                                         as DINO draws its maps                bool, same shape
+    cls_attention_maps(model, images)   cls_attention_map for a batch        (B, heads, H/P, W/P)
+    object_share(maps, masks)           the share of each map's mass on an object, given the
+                                        object's pixel mask                   (...,)
     overlay / show_maps                 draw maps stretched over the image (matplotlib)
 
 Every map is computed in eval mode, without gradients, and returned on the CPU.
@@ -74,6 +77,57 @@ def cls_attention_map(model: VisionTransformer, image: torch.Tensor) -> torch.Te
     side = model.config.image_size // model.config.patch_size
     # the CLS row, patch columns only
     return (last[:, 0, 1:].reshape(-1, side, side).float().cpu())
+
+
+@torch.no_grad()
+def cls_attention_maps(model: VisionTransformer, images: torch.Tensor, batch_size: int = 250) -> torch.Tensor:
+    """:func:`cls_attention_map` for a batch: images (B, C, H, W) → (B, heads, H/P, W/P) on the CPU.
+
+    The model runs in eval mode (its mode is restored afterwards), ``batch_size`` images at a time.
+    """
+    if not isinstance(images, torch.Tensor) or images.dim() != 4:
+        got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ValueError(f"cls_attention_maps wants images (B, C, H, W), got {got}")
+    _check_image(model, images[0], "cls_attention_maps")
+    device = next(model.parameters()).device
+    side = model.config.image_size // model.config.patch_size
+    was_training = model.training
+    model.eval()
+    try:
+        maps = [model.attention_maps(chunk.to(device))[-1][:, :, 0, 1:].float().cpu()
+                for chunk in images.split(batch_size)]
+    finally:
+        model.train(was_training)
+    maps = torch.cat(maps)
+    return maps.reshape(len(maps), -1, side, side)
+
+
+def object_share(maps: torch.Tensor, masks) -> torch.Tensor:
+    """How much of each map's mass lies on the object: (..., h, w) maps and
+    (..., H, W) object masks → (...,) shares in [0, 1].
+
+    Each mask (1 on the object, 0 on the background, soft at the edge) is averaged
+    over every patch, giving the patch's object fraction f; the share is Σ a·f / Σ a
+    over the patches of the map a. A flat map scores the object's share of the
+    image's area, the level of a map that ignores the object; a map entirely on
+    object patches scores 1.
+    """
+    maps = torch.as_tensor(maps).double()
+    masks = torch.as_tensor(np.array(masks, dtype=np.float64))  # a writable copy
+    (h, w), (height, width) = maps.shape[-2:], masks.shape[-2:]
+    fits = height % h == 0 and width % w == 0 and height // h == width // w
+    if maps.shape[:-2] != masks.shape[:-2] or not fits:
+        raise ValueError(
+            f"maps {tuple(maps.shape)} and masks {tuple(masks.shape)} must match in "
+            "the leading dimensions, the masks' size being a whole number of patches"
+        )
+    if (maps < 0).any():
+        raise ValueError("maps must be non-negative")
+    lead, patch = maps.shape[:-2], height // h
+    flat_masks = masks.reshape(-1, 1, height, width)
+    fraction = F.avg_pool2d(flat_masks, patch).reshape(*lead, h, w)
+    total = maps.sum((-2, -1)).clamp_min(torch.finfo(torch.float64).tiny)
+    return ((maps * fraction).sum((-2, -1)) / total).float()
 
 
 def attention_rollout(

@@ -371,8 +371,13 @@ def _jitter(rng, base, n, spread):
     return np.clip(colour, 0.0, 1.0).astype(np.float32)[:, None, None, :]
 
 
-def _render_cifar(rng: np.random.Generator, labels: np.ndarray) -> np.ndarray:
-    """(n,) labels → (n, 32, 32, 3) uint8 object-on-background images."""
+def _render_cifar(rng: np.random.Generator, labels: np.ndarray, masks: np.ndarray | None = None) -> np.ndarray:
+    """(n,) labels → (n, 32, 32, 3) uint8 object-on-background images.
+
+    ``masks``, if given, an (n, 32, 32) float32 array, receives each image's object mask (the
+    alpha the object was blended with, in [0, 1]). Filling it draws nothing from ``rng``, so
+    the images are the same either way.
+    """
     images = np.zeros((len(labels), 32, 32, 3), dtype=np.float32)
     for label, draw in enumerate(_CIFAR_DRAWERS):
         rows = np.flatnonzero(labels == label)
@@ -391,6 +396,8 @@ def _render_cifar(rng: np.random.Generator, labels: np.ndarray) -> np.ndarray:
         texture = 0.12 * _smooth_noise(rng, n, 32)
         obj = colour * (1.0 - 0.6 * np.expand_dims(np.asarray(dark, dtype=np.float32), -1))
         alpha = mask[..., None]
+        if masks is not None:
+            masks[rows] = np.broadcast_to(mask, (n, 32, 32))
         images[rows] = alpha * (obj + 0.5 * texture) + (1 - alpha) * (background + texture)
     images += 0.04 * rng.standard_normal(images.shape, dtype=np.float32)
     return np.round(np.clip(images, 0.0, 1.0) * 255).astype(np.uint8)
@@ -434,3 +441,29 @@ def synthetic_split(kind: str, split: str, size: int) -> tuple[np.ndarray, np.nd
     images.setflags(write=False)
     labels.setflags(write=False)
     return images, labels
+
+
+@functools.lru_cache(maxsize=4)
+def synthetic_object_masks(split: str, size: int) -> np.ndarray:
+    """The object masks of the first ``size`` images of a ``synthetic-cifar`` split.
+
+    Returns a read-only (size, 32, 32) float32 array in [0, 1]: for each image, how much of
+    each pixel is object (1) rather than background (0), the soft edge included — the
+    ground truth for "does the attention fall on the object?". Row i belongs to image i of
+    ``synthetic_split("synthetic-cifar", split, size)``; the images are re-rendered from the
+    same seeds to get them, not changed.
+    """
+    if split not in _SPLIT_IDS:
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
+    if not isinstance(size, int) or size <= 0 or size % CHUNK:
+        raise ValueError(f"size must be a positive multiple of {CHUNK}, got {size!r}.")
+    parts = []
+    for index in range(size // CHUNK):
+        rng = np.random.default_rng([SEED, _KIND_IDS["synthetic-cifar"], _SPLIT_IDS[split], index])
+        labels = rng.permutation(np.arange(CHUNK) % 10).astype(np.int64)
+        masks = np.zeros((CHUNK, 32, 32), dtype=np.float32)
+        _render_cifar(rng, labels, masks)
+        parts.append(masks)
+    masks = np.concatenate(parts)
+    masks.setflags(write=False)
+    return masks
