@@ -11,10 +11,11 @@ import torch.nn.functional as F
 from vitcourse import cifar
 from vitcourse.cifar import Recipe, normalize, random_cifar_like, smooth_targets, to_unit_float
 from vitcourse.costs import param_count
-from vitcourse.deit import (CifarCNN, DistillationTrainer, DistilledViT, ModelTrainer, deit_config,
-                            distillation_loss, distilled_param_count, learned_token_similarity, locality_ratio,
-                            reference_table,
-                            size_table, token_similarity)
+from vitcourse.deit import (QUICK_TRAIN_IMAGES, CifarCNN, DistillationTrainer, DistilledViT, ModelTrainer,
+                            deit_config, distillation_loss, distillation_runs, distilled_param_count,
+                            learned_token_similarity, locality_ratio, paired_gain, recipe_for, reference_table,
+                            size_table, teacher_for, teacher_recipe_for, token_similarity)
+from vitcourse.profile import Profile
 from vitcourse.first_vit import count_parameters
 from vitcourse.vit import ViTConfig, VisionTransformer
 
@@ -270,3 +271,50 @@ def test_evaluate_heads_average_row_is_the_eval_mode_accuracy():
 def test_distillation_trainer_checks_the_mode():
     with pytest.raises(ValueError, match="mode must be 'hard' or 'soft', got 'none'"):
         DistillationTrainer(tiny_recipe(), CifarCNN((4, 8)), *random_cifar_like(64, 40), mode="none")
+
+
+# -- the recipes and the paired comparison ----------------------------------------------------------
+
+QUICK, FULL = Profile("quick", "test"), Profile("full", "test")
+
+
+def test_quick_students_are_data_limited_and_the_teacher_trains_longer_on_the_same_images():
+    student, teacher = recipe_for(QUICK), teacher_recipe_for(QUICK)
+    assert student.train_subset == teacher.train_subset == QUICK_TRAIN_IMAGES < cifar.quick_recipe().train_subset
+    assert teacher.epochs > student.epochs > cifar.quick_recipe().epochs
+    # everything else is chapter 6's quick recipe
+    assert replace(student, epochs=3, train_subset=10_000) == cifar.quick_recipe()
+    assert replace(teacher, epochs=student.epochs) == student
+    assert recipe_for(QUICK, seed=4).seed == 4 and teacher_recipe_for(QUICK, epochs=2).epochs == 2
+    assert isinstance(teacher_for(QUICK), CifarCNN)
+
+
+def test_full_recipes_are_chapter_6s_run_and_a_60_epoch_teacher():
+    assert recipe_for(FULL) == cifar.full_recipe()
+    assert teacher_recipe_for(FULL) == cifar.full_recipe(epochs=60, warmup_epochs=3.0)
+
+
+def test_distillation_runs_lead_with_soft_in_quick_and_hard_in_full():
+    quick, full = distillation_runs(QUICK), distillation_runs(FULL)
+    assert list(quick) == ["soft"] and list(full) == ["hard", "soft"]
+    assert quick["soft"] == {"mode": "soft", "tau": 2.0, "alpha": 0.7}
+    for runs in (quick, full):                                   # each is a valid DistillationTrainer call
+        for name, settings in runs.items():
+            assert settings["mode"] == name
+            loss = distillation_loss(*tensors(), **settings)
+            assert torch.isfinite(loss) and loss > 0
+
+
+def test_paired_gain_by_hand():
+    plain = torch.tensor([1, 1, 0, 0, 1], dtype=torch.bool)
+    distilled = torch.tensor([1, 0, 1, 1, 1], dtype=torch.bool)
+    # d = [0, -1, 1, 1, 0]: mean 0.2; sample variance (0.04 + 1.44 + 0.64 + 0.64 + 0.04) / 4 = 0.7
+    gain, se = paired_gain(plain, distilled)
+    assert gain == pytest.approx(0.2)
+    assert se == pytest.approx(math.sqrt(0.7 / 5))
+    assert paired_gain(distilled, plain)[0] == pytest.approx(-0.2)
+    assert paired_gain(plain, plain) == (0.0, 0.0)
+    # shares of two runs: d = [0.5, -0.5, 0.5, 0.5]
+    assert paired_gain([0.5, 1.0, 0.0, 0.5], [1.0, 0.5, 0.5, 1.0])[0] == pytest.approx(0.25)
+    with pytest.raises(ValueError, match=r"one length ≥ 2, got \(5,\) and \(4,\)"):
+        paired_gain(plain, distilled[:4])
