@@ -369,7 +369,7 @@ def test_quick_recipe_draws_maps_on_an_eight_by_eight_grid():
     assert recipe.model.image_size // recipe.model.patch_size == 8
     assert recipe.local_size % recipe.model.patch_size == 0
     steps = recipe.train_subset // recipe.batch_size * recipe.epochs
-    assert steps == 1_024
+    assert steps == 3_072
 
 
 def test_view_matching_finds_an_image_whose_views_are_the_image_itself():

@@ -625,6 +625,19 @@ def peak_tensor_bytes(fn, *args, **kwargs):
     return result, counter.peak
 
 
+def _timed_calls(fn, args, kwargs, calls: int, device) -> float:
+    """Seconds ``calls`` back-to-back calls of ``fn`` take (the GPU synchronised around them)."""
+    cuda = torch.device(device).type == "cuda"
+    if cuda:
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn(*args, **kwargs)
+    if cuda:
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start
+
+
 def best_seconds(fn, *args, repeats: int = 5, min_time: float = 0.02, device: torch.device | str = "cpu",
                  **kwargs) -> float:
     """Seconds one call of ``fn(*args, **kwargs)`` takes: the best of ``repeats`` timed loops.
@@ -634,17 +647,8 @@ def best_seconds(fn, *args, repeats: int = 5, min_time: float = 0.02, device: to
     The minimum, not the mean: on a shared machine other work only ever adds time. On CUDA the
     GPU is synchronised before the clock is read.
     """
-    def sync():
-        if torch.device(device).type == "cuda":
-            torch.cuda.synchronize(device)
-
     def loop(calls: int) -> float:
-        sync()
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn(*args, **kwargs)
-        sync()
-        return time.perf_counter() - start
+        return _timed_calls(fn, args, kwargs, calls, device)
 
     calls = 1
     first = loop(1)                                       # the warm-up, also a first estimate
@@ -663,17 +667,8 @@ def median_seconds(fn, *args, repeats: int = 7, warmup: int = 2, min_time: float
     per call. The median, not the mean, so that one loop slowed by other work on a shared
     machine does not move it. On CUDA the GPU is synchronised before the clock is read.
     """
-    def sync():
-        if torch.device(device).type == "cuda":
-            torch.cuda.synchronize(device)
-
     def loop(calls: int) -> float:
-        sync()
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn(*args, **kwargs)
-        sync()
-        return time.perf_counter() - start
+        return _timed_calls(fn, args, kwargs, calls, device)
 
     if repeats < 1 or warmup < 1:
         raise ValueError(f"repeats and warmup must be at least 1, got {repeats} and {warmup}")
