@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 import pytest
 
 from book_pages import HTML, ROOT, built_page, toc_files
+from vitcourse.plotting import COLUMN_PX
 
 pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -78,6 +79,13 @@ def test_page_renders_offline(file, server, browser):
     broken = page.evaluate(
         "[...document.images].filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src)")
     assert not broken, f"{file}: images that did not load: {broken}"
+    # Every figure is shown at least as large as vitcourse.plotting assumed when it sized the
+    # figure's type (its own width, or the COLUMN_PX column): otherwise its text is smaller.
+    shrunk = page.evaluate(
+        "column => [...document.querySelectorAll('article img')]"
+        ".map(i => [i.src.split('/').pop(), Math.round(i.getBoundingClientRect().width), i.naturalWidth])"
+        ".filter(([src, shown, natural]) => shown + 1 < Math.min(natural, column))", COLUMN_PX)
+    assert not shrunk, f"{file}: figures shown narrower than {COLUMN_PX} px (name, shown, natural): {shrunk}"
     assert not foreign, f"{file}: requests to non-local hosts: {foreign}"
     assert not failed, f"{file}: failed requests: {failed}"
     # Code (cells and listings, not outputs) fits its box: nothing hidden behind a sideways scroll.

@@ -9,9 +9,6 @@ import pytest  # noqa: E402
 
 from vitcourse import plotting  # noqa: E402
 
-COLUMN_PX = 730          # the book's text column at a 1280 px window
-
-
 def _texts(fig):
     return [t for ax in fig.axes for t in ax.texts] + [ax.title for ax in fig.axes if ax.get_title()]
 
@@ -30,10 +27,12 @@ def test_diagrams_say_what_they_show_in_legible_type(draw, words):
         shown = [t.get_text() for t in _texts(fig)]
         for word in words:
             assert word in shown, (word, shown)
+        fig.canvas.draw()  # as the book shows it: the style's hook may raise small type
         width_in = fig.get_size_inches()[0]
         for text in _texts(fig):
-            rendered_px = text.get_fontsize() * COLUMN_PX / (72 * width_in)
-            assert rendered_px >= 9, f"{text.get_text()!r}: {rendered_px:.1f} px at the column's width"
+            shown_px = plotting.rendered_px(text.get_fontsize(), width_in, fig.dpi)
+            assert shown_px >= plotting.MIN_TEXT_PX - 1e-6, (
+                f"{text.get_text()!r}: {shown_px:.1f} px at the column's width")
     finally:
         plt.close(fig)
 
@@ -52,7 +51,7 @@ def test_book_style_raises_small_text_on_a_wide_figure_to_the_legible_minimum():
 
     with mpl.rc_context():
         use_book_style()
-        wide, axes = plt.subplots(1, 6, figsize=(14, 3))   # 14 in: 10 pt would show at 7.2 px
+        wide, axes = plt.subplots(1, 6, figsize=(14, 3))   # 14 in: 10 pt would show at 6.7 px
         for ax in axes:
             ax.set_title("a long panel title", fontsize=7)
             ax.plot([0, 1], [0, 1])

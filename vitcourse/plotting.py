@@ -1,13 +1,13 @@
 """The book's figure style, and the architecture diagrams the chapters draw.
 
 ``use_book_style()`` sets matplotlib's defaults once per notebook: type large enough to read
-when a figure is scaled to the book's column (about 730 px at a 1280 px window), a default size
+when a figure is scaled to the book's column (672 px at a 1280 px window), a default size
 that fits that column, and a resolution that stays sharp. Text size as rendered is
 ``points × column px / (72 × figure inches)``, so 10-point type on a figure up to 9 inches wide
-shows at 11 px or more, whatever the dpi.
+shows at more than 10 px, whatever the dpi.
 
 The style also guarantees it for every figure: a figure hook (``figure.hooks``) makes each
-pyplot figure raise any text that would show below ``MIN_TEXT_PX`` (9.5 px) at the column width
+pyplot figure raise any text that would show below ``MIN_TEXT_PX`` (10 px) at the column width
 to that size just before it is drawn, and lay the figure out again. A wide grid of small panels
 therefore never ships 6-pixel labels; its author sees the larger type and can shorten them.
 
@@ -44,8 +44,8 @@ COLOURS = {"input": "#dbe9f6", "embed": "#fde0c5", "block": "#d9f0d3", "norm": "
            "head": "#e8d9f0", "token": "#fff2b3", "dist": "#f7c6c7"}
 
 
-COLUMN_PX = 730     # the book's text column at a 1280 px browser window
-MIN_TEXT_PX = 9.5   # the smallest type a figure may show at that width
+COLUMN_PX = 672     # the book's text column at a 1280 px browser window (measured by tests/test_browser.py)
+MIN_TEXT_PX = 10.0  # the smallest type (font size in CSS px) a figure may show at that width
 
 
 def rendered_px(points: float, figure_inches: float, dpi: float) -> float:
