@@ -59,6 +59,21 @@ def test_code_cells_fit_the_code_box(page):
 
 
 @pytest.mark.parametrize("page", CHAPTERS, ids=lambda p: p.name)
+def test_whole_code_cells_fit_in_bytes(page):
+    """Stricter, for the downloaded .ipynb and any editor: every line of a code cell, its
+    options (captions, alt text) included, fits in WIDTH bytes of UTF-8 (×, – and · take two
+    or three bytes, so a line of WIDTH characters can be wider than it looks)."""
+    text = page.read_text()
+    wide = []
+    for match in CELL.finditer(text):
+        first = text.count("\n", 0, match.start("body")) + 1
+        for offset, line in enumerate(match["body"].split("\n")):
+            if len(line.encode()) > WIDTH:
+                wide.append(f"{page.name}:{first + offset}: {len(line.encode())} bytes: {line.strip()[:60]}…")
+    assert not wide, f"code-cell lines over {WIDTH} bytes (wrap them):\n" + "\n".join(wide)
+
+
+@pytest.mark.parametrize("page", CHAPTERS, ids=lambda p: p.name)
 def test_library_listings_fit_the_code_box(page):
     wide = []
     for path, options, text in listings(page):
