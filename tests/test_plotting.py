@@ -65,3 +65,49 @@ def test_book_style_raises_small_text_on_a_wide_figure_to_the_legible_minimum():
         assert ax.title.get_fontsize() == 7                 # 7 pt at 110 dpi is 10.7 px: untouched
         assert rendered_px(7, 5, narrow.dpi) > MIN_TEXT_PX
         plt.close("all")
+
+
+def test_history_plot_draws_each_run_with_whole_epoch_ticks():
+    import pandas as pd
+
+    def history(offset):
+        epochs = pd.RangeIndex(1, 5, name="epoch")
+        return pd.DataFrame({"train_loss": [2.0, 1.5, 1.2, 1.0], "test_loss": [2.1, 1.7, 1.4, 1.3],
+                             "test_acc": [0.3 + offset, 0.4 + offset, 0.5, 0.55]}, index=epochs)
+
+    plotting.use_book_style()
+    fig = plotting.plot_history({"CLS": history(0.0), "mean": history(0.05)}, "run label")
+    try:
+        left, right = fig.axes
+        assert [line.get_label() for line in left.get_lines()] == [
+            "CLS: train (smoothed targets)", "CLS: test", "mean: train (smoothed targets)", "mean: test"]
+        assert [line.get_label() for line in right.get_lines()] == ["CLS", "mean"]
+        assert list(right.get_lines()[1].get_ydata()) == [0.35, 0.45, 0.5, 0.55]
+        fig.canvas.draw()
+        ticks = [t for t in left.get_xticks() if 1 <= t <= 4]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
+        assert fig._suptitle.get_text() == "run label"
+    finally:
+        plt.close(fig)
+    single = plotting.plot_history({"": history(0.0)}, "one run")
+    try:
+        assert [line.get_label() for line in single.axes[0].get_lines()] == ["train (smoothed targets)", "test"]
+        assert single.axes[1].get_legend() is None
+    finally:
+        plt.close(single)
+
+
+def test_history_plot_gives_each_run_one_colour():
+    import pandas as pd
+
+    history = pd.DataFrame({"train_loss": [2.0, 1.0], "test_loss": [2.1, 1.3], "test_acc": [0.3, 0.5]},
+                           index=pd.RangeIndex(1, 3))
+    fig = plotting.plot_history({"a": history, "b": history}, "t")
+    try:
+        left, right = fig.axes
+        colours = [line.get_color() for line in left.get_lines()]
+        assert colours[0] == colours[1] != colours[2] == colours[3]
+        assert [line.get_color() for line in right.get_lines()] == [colours[0], colours[2]]
+        assert [line.get_linestyle() for line in left.get_lines()] == ["-", "--", "-", "--"]
+    finally:
+        plt.close(fig)

@@ -25,6 +25,7 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
 from matplotlib.text import Text
+from matplotlib.ticker import MaxNLocator
 
 BOOK_STYLE = {
     "figure.figsize": (7.5, 4.0),
@@ -100,6 +101,34 @@ def use_book_style() -> None:
     mpl.rcParams.update(BOOK_STYLE)
     hooks = [hook for hook in mpl.rcParams["figure.hooks"] if not hook.endswith(":legible_type")]
     mpl.rcParams["figure.hooks"] = hooks + ["vitcourse.plotting:legible_type"]
+
+
+def plot_history(histories: dict, title: str, *, figsize=(10, 3.4)) -> Figure:
+    """Loss (left) and test accuracy (right) per epoch of one or more training runs.
+
+    ``histories`` maps a run's name to its history (a DataFrame indexed by epoch with
+    ``train_loss``, ``test_loss`` and ``test_acc``, as ``CifarTrainer.history()`` returns it);
+    a single run may be named ``""``, and its legend then says only train and test. Each run
+    has one colour: training loss solid, test loss dashed. The training loss is on smoothed
+    targets, as the CIFAR recipe trains.
+    """
+    fig, (left, right) = plt.subplots(1, 2, figsize=figsize)
+    for run, (name, history) in enumerate(histories.items()):
+        prefix, colour = (f"{name}: " if name else ""), f"C{run}"  # one colour per run
+        left.plot(history.index, history["train_loss"], "o-", color=colour,
+                  label=f"{prefix}train (smoothed targets)")
+        left.plot(history.index, history["test_loss"], "s--", color=colour, label=f"{prefix}test")
+        right.plot(history.index, history["test_acc"], "o-", color=colour, label=name or None)
+    left.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
+    right.set(xlabel="epoch", ylabel="accuracy", title="test accuracy")
+    for ax in (left, right):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs
+    left.legend()
+    if any(histories):
+        right.legend()
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
 
 
 # -- drawing helpers ----------------------------------------------------------------------------
