@@ -117,7 +117,7 @@ def test_every_figure_has_alt_text_and_a_caption(file, pages):
     assert not missing, f"{file}: figures without alt text or caption:\n" + "\n".join(missing)
 
 
-STANDIN = re.compile(r"\bsynthetic-(?:fashion|cifar)\b")
+STANDIN = re.compile(r"\bsynthetic-(?:fashion|cifar-clutter|cifar)\b")
 
 
 def _standin_names(page) -> set[str]:
@@ -185,3 +185,8 @@ def test_the_headline_effects_hold_in_the_built_book():
     assert float(dino["dino_knn_trained"]) > float(dino["dino_knn_untrained"])
     assert float(deit["deit_distilled_acc"]) > float(deit["deit_plain_acc"])
     assert {"race_vit_acc", "race_cnn_acc"} <= set(race)
+    # DINO's teacher looks at the objects: more of its attention on them than their area, and
+    # than its own average map (which knows where objects tend to be, not where this one is)
+    percent = lambda name: float(dino[name].removesuffix(" %"))  # noqa: E731
+    assert percent("share_after") >= 2 * percent("share_area")
+    assert percent("share_after") >= percent("share_fixed") + 10

@@ -462,6 +462,7 @@ def test_load_standin_arguments_are_checked(args, message):
 @pytest.mark.parametrize("name, image_shape, class_names, sizes", [
     ("synthetic-fashion", (28, 28), FASHION_CLASSES, (12_000, 2_000)),
     ("synthetic-cifar", (32, 32, 3), sources.CIFAR10.class_names, (10_000, 2_000)),
+    ("synthetic-cifar-clutter", (32, 32, 3), sources.CIFAR10.class_names, (10_000, 2_000)),
 ])
 def test_stand_ins_have_the_real_layout(name, image_shape, class_names, sizes):
     ds = load_standin(name, "quick")
@@ -543,13 +544,58 @@ def _linear_probe_accuracy(kind: str) -> float:
         return (model(xt).argmax(1) == yt).float().mean().item()
 
 
-@pytest.mark.parametrize("kind, at_least", [("synthetic-fashion", 0.6), ("synthetic-cifar", 0.4)])
+@pytest.mark.parametrize("kind, at_least", [("synthetic-fashion", 0.6), ("synthetic-cifar", 0.4),
+                                             ("synthetic-cifar-clutter", 0.4)])
 def test_stand_in_is_learnable_but_not_trivial(kind, at_least):
     accuracy = _linear_probe_accuracy(kind)
     assert at_least < accuracy < 0.95, f"{kind}: linear probe accuracy {accuracy:.3f}"  # chance is 0.10
 
 
 # --- the CSV layout -------------------------------------------------------------------
+
+def test_cifar_loader_returns_the_stand_in_asked_for_and_checks_the_name(monkeypatch, tmp_path):
+    monkeypatch.setenv("VITCOURSE_OFFLINE", "1")
+    with pytest.warns(SyntheticDataWarning, match="synthetic-cifar-clutter"):
+        ds = load_cifar10(root=tmp_path, standin="synthetic-cifar-clutter")
+    assert (ds.name, ds.synthetic) == ("synthetic-cifar-clutter", True)
+    assert "not the real CIFAR-10" in ds.note
+    with pytest.raises(ValueError, match=r"standin must be 'synthetic-cifar' or 'synthetic-cifar-clutter', "
+                                         r"got 'synthetic-fashion'"):
+        load_cifar10(root=tmp_path, standin="synthetic-fashion")
+
+
+def _background_colour_by_class(kind: str) -> np.ndarray:
+    """(10, 3): the mean background colour (0..1) of each class over 1,000 test images."""
+    images, labels = synthetic.synthetic_split(kind, "test", 1000)
+    masks = synthetic.synthetic_object_masks("test", 1000, kind)
+    background = (masks < 0.01)[..., None]
+    return np.stack([(images[labels == c] / 255 * background[labels == c]).sum((0, 1, 2))
+                     / background[labels == c].sum() for c in range(10)])
+
+
+def test_clutter_backgrounds_say_nothing_of_the_class_plain_ones_do():
+    clutter = _background_colour_by_class("synthetic-cifar-clutter")
+    plain = _background_colour_by_class("synthetic-cifar")
+    spread = lambda colours: float(np.abs(colours - colours.mean(0)).max())  # noqa: E731
+    assert spread(clutter) < 0.02, clutter      # every class on the same grey-centred clutter
+    assert spread(plain) > 0.1, plain           # sky, grass, road ...: a colour per class
+
+
+def test_clutter_masks_cover_the_smooth_object_not_the_busy_background():
+    images, _ = synthetic.synthetic_split("synthetic-cifar-clutter", "test", 1000)
+    masks = synthetic.synthetic_object_masks("test", 1000, "synthetic-cifar-clutter")
+    assert masks.shape == (1000, 32, 32) and not masks.flags.writeable
+    plain_masks = synthetic.synthetic_object_masks("test", 1000)
+    assert masks.mean() > 1.3 * plain_masks.mean()           # larger objects than synthetic-cifar
+    # neighbouring pixels differ far less inside an object than in the clutter around it
+    step = np.abs(np.diff(images.astype(np.float32), axis=2)).sum(-1)        # (N, 32, 31)
+    inside = (masks[:, :, 1:] > 0.99) & (masks[:, :, :-1] > 0.99)
+    outside = (masks[:, :, 1:] < 0.01) & (masks[:, :, :-1] < 0.01)
+    assert step[outside].mean() > 2 * step[inside].mean()
+    with pytest.raises(ValueError, match="object masks exist for 'synthetic-cifar' and "
+                                         "'synthetic-cifar-clutter', not 'synthetic-fashion'"):
+        synthetic.synthetic_object_masks("test", 1000, "synthetic-fashion")
+
 
 def test_csv_tables_on_the_stand_in_have_the_lesson_layout():
     with pytest.warns(SyntheticDataWarning):

@@ -15,7 +15,8 @@ The ``{run-this-chapter}`` directive puts the same link in the page, with the co
 chapter took when this book was built.
 
 Stand-in banners: a chapter whose executed outputs name the offline stand-in data
-(``synthetic-fashion`` / ``synthetic-cifar``, as every run label and data note does) gets a
+(``synthetic-fashion`` / ``synthetic-cifar`` / ``synthetic-cifar-clutter``, as every run label
+and data note does) gets a
 warning box under its title saying that its numbers and figures come from the stand-in, not the
 real data set; and while any page of the build used it, every page carries the same news in the
 theme's announcement bar. The decision is made from what each page's own run printed.
@@ -88,8 +89,9 @@ def write_chapter_notebook(app, pagename, templatename, context, doctree):
     context["ipynb_source"] = f"{pagename}.ipynb"   # the theme's download menu lists it
 
 
-STANDIN_NAME = re.compile(r"\bsynthetic-(?:fashion|cifar)\b")
-REAL_NAME = {"synthetic-fashion": "Fashion-MNIST", "synthetic-cifar": "CIFAR-10"}
+STANDIN_NAME = re.compile(r"\bsynthetic-(?:fashion|cifar-clutter|cifar)\b")
+REAL_NAME = {"synthetic-fashion": "Fashion-MNIST", "synthetic-cifar": "CIFAR-10",
+             "synthetic-cifar-clutter": "CIFAR-10"}
 SETUP_PAGE = "book/setup_check"
 
 
@@ -121,7 +123,7 @@ def merge_standin(app, env, docnames, other):
 
 def _standin_words(names) -> tuple[str, str]:
     stand_ins = " and ".join(names)
-    real = " and ".join(REAL_NAME[name] for name in names)
+    real = " and ".join(dict.fromkeys(REAL_NAME[name] for name in names))
     return stand_ins, real
 
 

@@ -26,9 +26,10 @@ from vitcourse.profile import get_profile
 STANDIN_SIZES = {
     "synthetic-fashion": {"quick": (12_000, 2_000), "full": (60_000, 10_000)},
     "synthetic-cifar": {"quick": (10_000, 2_000), "full": (50_000, 10_000)},
+    "synthetic-cifar-clutter": {"quick": (10_000, 2_000), "full": (50_000, 10_000)},
 }
 STANDIN_OF = {"fashion-mnist": "synthetic-fashion", "cifar10": "synthetic-cifar"}
-REAL_OF = {standin: real for real, standin in STANDIN_OF.items()}
+REAL_OF = {"synthetic-fashion": "fashion-mnist", "synthetic-cifar": "cifar10", "synthetic-cifar-clutter": "cifar10"}
 
 
 class SyntheticDataWarning(UserWarning):
@@ -45,7 +46,8 @@ class Dataset:
         x_test: uint8 (N_test, ...) like ``x_train``.
         y_test: int64 (N_test,).
         class_names: the 10 class names; ``class_names[y]`` names label ``y``.
-        name: ``"fashion-mnist"``, ``"cifar10"``, ``"synthetic-fashion"`` or ``"synthetic-cifar"``;
+        name: ``"fashion-mnist"``, ``"cifar10"``, ``"synthetic-fashion"``, ``"synthetic-cifar"`` or
+            ``"synthetic-cifar-clutter"``;
             print it next to every result (see ``vitcourse.profile.run_label``).
         synthetic: True for the offline stand-ins.
         note: one line on where the data came from, e.g. that a stand-in is not the real set.
@@ -102,17 +104,21 @@ def load_fashion_mnist(root: str | os.PathLike | None = None, download: bool = T
 
 
 def load_cifar10(root: str | os.PathLike | None = None, download: bool = True,
-                 allow_synthetic: bool | None = None) -> Dataset:
+                 allow_synthetic: bool | None = None, standin: str = "synthetic-cifar") -> Dataset:
     """CIFAR-10: x (N, 32, 32, 3) uint8 channels-last, y (N,) int64; 50,000 train and 10,000 test.
 
-    Arguments and errors as :func:`load_fashion_mnist`; the stand-in is ``synthetic-cifar``
-    (10,000 train / 2,000 test images in the quick profile).
+    Arguments and errors as :func:`load_fashion_mnist`; the stand-in is ``standin``:
+    ``"synthetic-cifar"`` (objects on plain coloured backgrounds) or ``"synthetic-cifar-clutter"``
+    (objects on a class-free multicoloured clutter), 10,000 train / 2,000 test images in the
+    quick profile.
     """
-    return _load(get_source("cifar10"), _read_cifar10, root, download, allow_synthetic)
+    if standin not in ("synthetic-cifar", "synthetic-cifar-clutter"):
+        raise ValueError(f"standin must be 'synthetic-cifar' or 'synthetic-cifar-clutter', got {standin!r}.")
+    return _load(get_source("cifar10"), _read_cifar10, root, download, allow_synthetic, standin)
 
 
 def _load(source: Source, read_real: Callable[..., Dataset], root, download: bool,
-          allow_synthetic: bool | None) -> Dataset:
+          allow_synthetic: bool | None, standin: str | None = None) -> Dataset:
     """Real data if its files are there (or can be fetched), else the stand-in if allowed."""
     allowed, why = _standin_allowed(allow_synthetic)
     folder = source_dir(source, root)
@@ -124,7 +130,7 @@ def _load(source: Source, read_real: Callable[..., Dataset], root, download: boo
             f"{source.title} is not in {folder} and was not downloaded ({missing_reason}); "
             f"the offline stand-in is not allowed here ({why}).\n\n{placement_instructions(source, root)}"
         )
-    standin = load_standin(STANDIN_OF[source.key])
+    standin = load_standin(standin or STANDIN_OF[source.key])
     warnings.warn(f"{source.title} is not available ({missing_reason}); using the offline "
                   f"stand-in {standin.name!r} ({why}): results on it say nothing about "
                   f"{source.title}.", SyntheticDataWarning, stacklevel=3)
@@ -160,7 +166,8 @@ def _standin_allowed(allow_synthetic: bool | None) -> tuple[bool, str]:
 
 
 def load_standin(name: str, size: str | None = None) -> Dataset:
-    """The offline stand-in ``"synthetic-fashion"`` or ``"synthetic-cifar"`` as a Dataset.
+    """The offline stand-in ``"synthetic-fashion"``, ``"synthetic-cifar"`` or
+    ``"synthetic-cifar-clutter"`` as a Dataset.
 
     Args:
         size: ``"quick"`` (subset) or ``"full"`` (real split sizes); default the profile's.

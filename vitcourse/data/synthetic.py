@@ -3,6 +3,8 @@
 They exist so the book and the assignments execute where the real files cannot be fetched
 (CI, the book build here).  They are *not* the real data: results on them are labelled
 ``synthetic-fashion`` / ``synthetic-cifar`` and say nothing about accuracy on the real sets.
+``synthetic-cifar-clutter`` is a variant of ``synthetic-cifar`` (same ten object drawers) whose
+backgrounds are a class-free multicoloured clutter, for the chapter on what a ViT attends to.
 
 Design goals:
 
@@ -28,7 +30,7 @@ import numpy as np
 
 CHUNK = 1_000
 SEED = 20_240_611
-_KIND_IDS = {"synthetic-fashion": 1, "synthetic-cifar": 2}
+_KIND_IDS = {"synthetic-fashion": 1, "synthetic-cifar": 2, "synthetic-cifar-clutter": 3}
 _SPLIT_IDS = {"train": 0, "test": 1}
 
 
@@ -371,12 +373,19 @@ def _jitter(rng, base, n, spread):
     return np.clip(colour, 0.0, 1.0).astype(np.float32)[:, None, None, :]
 
 
-def _render_cifar(rng: np.random.Generator, labels: np.ndarray, masks: np.ndarray | None = None) -> np.ndarray:
+def _render_cifar(rng: np.random.Generator, labels: np.ndarray, masks: np.ndarray | None = None, *,
+                  clutter: bool = False) -> np.ndarray:
     """(n,) labels → (n, 32, 32, 3) uint8 object-on-background images.
 
     ``masks``, if given, an (n, 32, 32) float32 array, receives each image's object mask (the
     alpha the object was blended with, in [0, 1]). Filling it draws nothing from ``rng``, so
     the images are the same either way.
+
+    ``clutter=True`` draws ``synthetic-cifar-clutter``: larger objects placed further off
+    centre, on a fine multicoloured clutter (16 × 16 noise cells around mid-grey) that has the
+    same statistics in every image and every class.  So a background carries neither the class
+    nor anything particular to its image: the one thing two crops of an image share is the
+    object, as on a photograph, and not the background's colour, as on ``synthetic-cifar``.
     """
     images = np.zeros((len(labels), 32, 32, 3), dtype=np.float32)
     for label, draw in enumerate(_CIFAR_DRAWERS):
@@ -384,16 +393,23 @@ def _render_cifar(rng: np.random.Generator, labels: np.ndarray, masks: np.ndarra
         n = rows.size
         if n == 0:
             continue
-        c = _Canvas(rng, n, 32, shift=0.2, scale=(0.7, 1.05), tilt=0.25)
+        if clutter:
+            c = _Canvas(rng, n, 32, shift=0.35, scale=(0.95, 1.3), tilt=0.25)
+        else:
+            c = _Canvas(rng, n, 32, shift=0.2, scale=(0.7, 1.05), tilt=0.25)
         if label not in (0, 2):  # only fliers are seen from any side; mirror the rest half the time
             c.u = c.u * np.where(c.chance(0.5) > 0, -1.0, 1.0).astype(np.float32)
         mask, dark = draw(c)
         object_base, background_base = _CIFAR_COLOURS[label]
         colour = _jitter(rng, object_base, n, 0.25)
-        background = _jitter(rng, background_base, n, 0.2)
-        random_background = rng.random((n, 1, 1, 1)) < 1 / 3
-        background = np.where(random_background, rng.random((n, 1, 1, 3)).astype(np.float32), background)
-        texture = 0.12 * _smooth_noise(rng, n, 32)
+        if clutter:
+            texture = 0.12 * _smooth_noise(rng, n, 32)
+            background = 0.5 + 0.3 * _smooth_noise(rng, n, 32, cells=16)
+        else:
+            background = _jitter(rng, background_base, n, 0.2)
+            random_background = rng.random((n, 1, 1, 1)) < 1 / 3
+            background = np.where(random_background, rng.random((n, 1, 1, 3)).astype(np.float32), background)
+            texture = 0.12 * _smooth_noise(rng, n, 32)
         obj = colour * (1.0 - 0.6 * np.expand_dims(np.asarray(dark, dtype=np.float32), -1))
         alpha = mask[..., None]
         if masks is not None:
@@ -405,7 +421,11 @@ def _render_cifar(rng: np.random.Generator, labels: np.ndarray, masks: np.ndarra
 
 # ---------------------------------------------------------------------------------------
 
-_RENDERERS = {"synthetic-fashion": _render_fashion, "synthetic-cifar": _render_cifar}
+_RENDERERS = {
+    "synthetic-fashion": _render_fashion,
+    "synthetic-cifar": _render_cifar,
+    "synthetic-cifar-clutter": functools.partial(_render_cifar, clutter=True),
+}
 
 
 def _chunk(kind: str, split: str, index: int) -> tuple[np.ndarray, np.ndarray]:
@@ -421,8 +441,8 @@ def synthetic_split(kind: str, split: str, size: int) -> tuple[np.ndarray, np.nd
     """The first ``size`` images and labels of a stand-in split, cached per process.
 
     Args:
-        kind: ``"synthetic-fashion"`` ((size, 28, 28) images) or ``"synthetic-cifar"``
-            ((size, 32, 32, 3) images).
+        kind: ``"synthetic-fashion"`` ((size, 28, 28) images), ``"synthetic-cifar"`` or
+            ``"synthetic-cifar-clutter"`` ((size, 32, 32, 3) images).
         split: ``"train"`` or ``"test"`` (different images, same recipe).
         size: a positive multiple of 1,000.
 
@@ -444,25 +464,28 @@ def synthetic_split(kind: str, split: str, size: int) -> tuple[np.ndarray, np.nd
 
 
 @functools.lru_cache(maxsize=4)
-def synthetic_object_masks(split: str, size: int) -> np.ndarray:
-    """The object masks of the first ``size`` images of a ``synthetic-cifar`` split.
+def synthetic_object_masks(split: str, size: int, kind: str = "synthetic-cifar") -> np.ndarray:
+    """The object masks of the first ``size`` images of a split of a CIFAR stand-in.
 
     Returns a read-only (size, 32, 32) float32 array in [0, 1]: for each image, how much of
     each pixel is object (1) rather than background (0), the soft edge included — the
     ground truth for "does the attention fall on the object?". Row i belongs to image i of
-    ``synthetic_split("synthetic-cifar", split, size)``; the images are re-rendered from the
-    same seeds to get them, not changed.
+    ``synthetic_split(kind, split, size)`` (``kind``: ``"synthetic-cifar"`` or
+    ``"synthetic-cifar-clutter"``); the images are re-rendered from the same seeds to get
+    them, not changed.
     """
+    if kind not in ("synthetic-cifar", "synthetic-cifar-clutter"):
+        raise ValueError(f"object masks exist for 'synthetic-cifar' and 'synthetic-cifar-clutter', not {kind!r}.")
     if split not in _SPLIT_IDS:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
     if not isinstance(size, int) or size <= 0 or size % CHUNK:
         raise ValueError(f"size must be a positive multiple of {CHUNK}, got {size!r}.")
     parts = []
     for index in range(size // CHUNK):
-        rng = np.random.default_rng([SEED, _KIND_IDS["synthetic-cifar"], _SPLIT_IDS[split], index])
+        rng = np.random.default_rng([SEED, _KIND_IDS[kind], _SPLIT_IDS[split], index])
         labels = rng.permutation(np.arange(CHUNK) % 10).astype(np.int64)
         masks = np.zeros((CHUNK, 32, 32), dtype=np.float32)
-        _render_cifar(rng, labels, masks)
+        _RENDERERS[kind](rng, labels, masks)
         parts.append(masks)
     masks = np.concatenate(parts)
     masks.setflags(write=False)
