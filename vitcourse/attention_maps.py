@@ -113,7 +113,8 @@ def object_share(maps: torch.Tensor, masks) -> torch.Tensor:
     object patches scores 1.
     """
     maps = torch.as_tensor(maps).double()
-    masks = torch.as_tensor(np.array(masks, dtype=np.float64))  # a writable copy
+    masks = (masks.detach().to(torch.float64, copy=True) if torch.is_tensor(masks)
+             else torch.from_numpy(np.array(masks, dtype=np.float64)))  # a writable copy
     (h, w), (height, width) = maps.shape[-2:], masks.shape[-2:]
     fits = height % h == 0 and width % w == 0 and height // h == width // w
     if maps.shape[:-2] != masks.shape[:-2] or not fits:
