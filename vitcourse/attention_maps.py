@@ -113,8 +113,10 @@ def object_share(maps: torch.Tensor, masks) -> torch.Tensor:
     object patches scores 1.
     """
     maps = torch.as_tensor(maps).double()
-    masks = (masks.detach().to(torch.float64, copy=True) if torch.is_tensor(masks)
-             else torch.from_numpy(np.array(masks, dtype=np.float64)))  # a writable copy
+    if torch.is_tensor(masks):  # a writable float64 copy either way
+        masks = masks.detach().to(torch.float64, copy=True)
+    else:
+        masks = torch.from_numpy(np.array(masks, dtype=np.float64))
     (h, w), (height, width) = maps.shape[-2:], masks.shape[-2:]
     fits = height % h == 0 and width % w == 0 and height // h == width // w
     if maps.shape[:-2] != masks.shape[:-2] or not fits:
