@@ -89,9 +89,10 @@ def write_chapter_notebook(app, pagename, templatename, context, doctree):
     context["ipynb_source"] = f"{pagename}.ipynb"   # the theme's download menu lists it
 
 
-STANDIN_NAME = re.compile(r"\bsynthetic-(?:fashion|cifar-clutter|cifar)\b")
 REAL_NAME = {"synthetic-fashion": "Fashion-MNIST", "synthetic-cifar": "CIFAR-10",
              "synthetic-cifar-clutter": "CIFAR-10"}
+# every stand-in's name, the longest first, so "synthetic-cifar-clutter" is not read as "synthetic-cifar"
+STANDIN_NAME = re.compile(r"\b(?:" + "|".join(sorted(REAL_NAME, key=len, reverse=True)) + r")\b")
 SETUP_PAGE = "book/setup_check"
 
 

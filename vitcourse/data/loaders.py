@@ -18,7 +18,7 @@ from vitcourse.data.errors import DataUnavailableError, DownloadError
 from vitcourse.data.sources import (
     OFFLINE_ENV, Source, expected_md5, get_source, offline_requested, placement_instructions, source_dir,
 )
-from vitcourse.data.synthetic import synthetic_split
+from vitcourse.data.synthetic import CIFAR_KINDS, synthetic_split
 from vitcourse.profile import get_profile
 
 # Stand-in sizes (train, test).  The quick profile uses a subset so chapters train in
@@ -28,8 +28,8 @@ STANDIN_SIZES = {
     "synthetic-cifar": {"quick": (10_000, 2_000), "full": (50_000, 10_000)},
     "synthetic-cifar-clutter": {"quick": (10_000, 2_000), "full": (50_000, 10_000)},
 }
-STANDIN_OF = {"fashion-mnist": "synthetic-fashion", "cifar10": "synthetic-cifar"}
-REAL_OF = {"synthetic-fashion": "fashion-mnist", "synthetic-cifar": "cifar10", "synthetic-cifar-clutter": "cifar10"}
+STANDIN_OF = {"fashion-mnist": "synthetic-fashion", "cifar10": "synthetic-cifar"}  # the default stand-in
+REAL_OF = {"synthetic-fashion": "fashion-mnist", **{kind: "cifar10" for kind in CIFAR_KINDS}}
 
 
 class SyntheticDataWarning(UserWarning):
@@ -112,8 +112,8 @@ def load_cifar10(root: str | os.PathLike | None = None, download: bool = True,
     (objects on a class-free multicoloured clutter), 10,000 train / 2,000 test images in the
     quick profile.
     """
-    if standin not in ("synthetic-cifar", "synthetic-cifar-clutter"):
-        raise ValueError(f"standin must be 'synthetic-cifar' or 'synthetic-cifar-clutter', got {standin!r}.")
+    if standin not in CIFAR_KINDS:
+        raise ValueError(f"standin must be {' or '.join(map(repr, CIFAR_KINDS))}, got {standin!r}.")
     return _load(get_source("cifar10"), _read_cifar10, root, download, allow_synthetic, standin)
 
 

@@ -32,6 +32,7 @@ CHUNK = 1_000
 SEED = 20_240_611
 _KIND_IDS = {"synthetic-fashion": 1, "synthetic-cifar": 2, "synthetic-cifar-clutter": 3}
 _SPLIT_IDS = {"train": 0, "test": 1}
+CIFAR_KINDS = ("synthetic-cifar", "synthetic-cifar-clutter")  # the CIFAR-10 stand-ins, with object masks
 
 
 class _Canvas:
@@ -428,11 +429,16 @@ _RENDERERS = {
 }
 
 
-def _chunk(kind: str, split: str, index: int) -> tuple[np.ndarray, np.ndarray]:
-    """Chunk ``index`` of a split: (CHUNK, ...) uint8 images and (CHUNK,) int64 labels,
-    exactly 100 of each class in shuffled order."""
+def _chunk_start(kind: str, split: str, index: int) -> tuple[np.random.Generator, np.ndarray]:
+    """Chunk ``index``'s own generator, and its (CHUNK,) int64 labels drawn from it: exactly
+    100 of each class in shuffled order. The generator is then ready to render the images."""
     rng = np.random.default_rng([SEED, _KIND_IDS[kind], _SPLIT_IDS[split], index])
-    labels = rng.permutation(np.arange(CHUNK) % 10).astype(np.int64)
+    return rng, rng.permutation(np.arange(CHUNK) % 10).astype(np.int64)
+
+
+def _chunk(kind: str, split: str, index: int) -> tuple[np.ndarray, np.ndarray]:
+    """Chunk ``index`` of a split: (CHUNK, ...) uint8 images and (CHUNK,) int64 labels."""
+    rng, labels = _chunk_start(kind, split, index)
     return _RENDERERS[kind](rng, labels), labels
 
 
@@ -474,16 +480,15 @@ def synthetic_object_masks(split: str, size: int, kind: str = "synthetic-cifar")
     ``"synthetic-cifar-clutter"``); the images are re-rendered from the same seeds to get
     them, not changed.
     """
-    if kind not in ("synthetic-cifar", "synthetic-cifar-clutter"):
-        raise ValueError(f"object masks exist for 'synthetic-cifar' and 'synthetic-cifar-clutter', not {kind!r}.")
+    if kind not in CIFAR_KINDS:
+        raise ValueError(f"object masks exist for {' and '.join(map(repr, CIFAR_KINDS))}, not {kind!r}.")
     if split not in _SPLIT_IDS:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
     if not isinstance(size, int) or size <= 0 or size % CHUNK:
         raise ValueError(f"size must be a positive multiple of {CHUNK}, got {size!r}.")
     parts = []
     for index in range(size // CHUNK):
-        rng = np.random.default_rng([SEED, _KIND_IDS[kind], _SPLIT_IDS[split], index])
-        labels = rng.permutation(np.arange(CHUNK) % 10).astype(np.int64)
+        rng, labels = _chunk_start(kind, split, index)
         masks = np.zeros((CHUNK, 32, 32), dtype=np.float32)
         _RENDERERS[kind](rng, labels, masks)
         parts.append(masks)
