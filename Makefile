@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 VENV_STAMP    := $(VENV)/.installed
 MATHJAX_STAMP := book/assets/mathjax/es5/tex-mml-chtml.js
 
-.PHONY: help setup mathjax system-deps book test test-fast lab formgrader release student-package clean clean-book
+.PHONY: help setup mathjax data-deps system-deps book test test-fast lab formgrader release student-package clean clean-book
 
 help:
 	@echo "make book        build the HTML book into _build/html (executes every chapter)"
@@ -41,11 +41,15 @@ $(MATHJAX_STAMP): package.json package-lock.json
 	cp -r node_modules/mathjax/es5/output/chtml/fonts/woff-v2 book/assets/mathjax/es5/output/chtml/fonts/
 	@touch $@
 
-# Debian packages the tests need: chromium (browser check) and bubblewrap (autograder sandbox).
-system-deps:
-	@bash tools/system_deps.sh
+# Debian packages: dataset-fashion-mnist (the real data; optional, else the stand-in), and for the
+# tests chromium (browser check) and bubblewrap (autograder sandbox). Printed where not root.
+data-deps:
+	@bash tools/system_deps.sh data
 
-book: setup mathjax
+system-deps:
+	@bash tools/system_deps.sh test
+
+book: setup mathjax data-deps
 	$(PY) tools/build_book.py
 
 test: setup mathjax system-deps book

@@ -109,6 +109,15 @@ def use_fixture_sources(monkeypatch, files: dict[str, bytes], mirror: str = "htt
         sources.CIFAR10, train_size=5 * CIFAR_PER_BATCH, test_size=CIFAR_PER_BATCH, mirrors=(mirror,)))
     for name, data in files.items():
         monkeypatch.setitem(sources.PUBLISHED_MD5, name, md5_of(data))
+        if name in sources.CONTENT_MD5:
+            monkeypatch.setitem(sources.CONTENT_MD5, name, md5_of(gzip.decompress(data)))
+
+
+def recompressed(files: dict[str, bytes]) -> dict[str, bytes]:
+    """The same files compressed again the way Debian's package ships them: the content is the
+    same, the ``.gz`` bytes (header name and time stamp, here also the level) are not."""
+    return {name: gzip.compress(gzip.decompress(data), compresslevel=6, mtime=1_590_000_000)
+            for name, data in files.items()}
 
 
 def write_files(folder: Path, files: dict[str, bytes]) -> None:

@@ -32,8 +32,11 @@ FIX = "delete it and refetch"
 
 @pytest.fixture(autouse=True)
 def isolated_data(tmp_path, monkeypatch):
-    """Every test gets an empty data folder and no network unless it asks for a server."""
+    """Every test gets an empty data folder, no user cache, no system datasets folder and no
+    network unless it asks for one."""
     monkeypatch.setenv("VITCOURSE_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("VITCOURSE_SYSTEM_DATA", "")
     monkeypatch.setenv("VITCOURSE_OFFLINE", "1")
     monkeypatch.setenv("VITCOURSE_PROFILE", "quick")
     return tmp_path / "data"
@@ -415,14 +418,149 @@ def test_fetch_command_rejects_unknown_data_sets(capsys):
     assert "invalid choice: 'mnist'" in capsys.readouterr().err
 
 
+# --- the system datasets folder (Debian's dataset-fashion-mnist) ----------------------------
+
+DEBIAN_FASHION = "/usr/share/datasets/fashion-mnist"
+
+
+@pytest.fixture
+def system_folder(isolated_data, monkeypatch):
+    """A system datasets folder holding the fixture files compressed again, as Debian ships them:
+    other ``.gz`` bytes than the registered downloads, the same content."""
+    files = fx.fashion_files()
+    fx.use_fixture_sources(monkeypatch, files)
+    system = isolated_data.parent / "system"
+    fx.write_files(system / "fashion-mnist", fx.recompressed(files))
+    monkeypatch.setenv("VITCOURSE_SYSTEM_DATA", str(system))
+    return system / "fashion-mnist"
+
+
+def test_folders_are_searched_data_folder_then_user_cache_then_system(isolated_data, monkeypatch):
+    monkeypatch.setenv("VITCOURSE_SYSTEM_DATA", "/srv/sets")
+    source = get_source("fashion-mnist")
+    cache = isolated_data.parent / "cache" / "vitcourse"
+    assert sources.search_dirs(source) == [isolated_data / "fashion-mnist", cache / "fashion-mnist",
+                                           sources.Path("/srv/sets/fashion-mnist")]
+    assert sources.search_dirs(source, isolated_data / "r") == [
+        isolated_data / "r" / "fashion-mnist", sources.Path("/srv/sets/fashion-mnist")]
+    monkeypatch.delenv("VITCOURSE_DATA")
+    monkeypatch.delenv("VITCOURSE_SYSTEM_DATA")
+    assert sources.search_dirs(source) == [cache / "fashion-mnist", sources.Path(DEBIAN_FASHION)]
+
+
+def test_a_recompressed_copy_in_the_system_folder_is_read_and_never_written(system_folder):
+    before = {p.name: p.read_bytes() for p in system_folder.iterdir()}
+    assert all(fx.md5_of(data) != sources.PUBLISHED_MD5[name] for name, data in before.items())
+    ds = load_fashion_mnist(allow_synthetic=False)
+    assert (ds.name, ds.synthetic) == ("fashion-mnist", False)
+    np.testing.assert_array_equal(ds.x_train, fx.fashion_arrays()["train-images-idx3-ubyte.gz"])
+    np.testing.assert_array_equal(ds.y_test, [7, 2, 8, 6])
+    assert str(system_folder) in ds.note
+    assert {p.name: p.read_bytes() for p in system_folder.iterdir()} == before
+
+
+def test_the_data_folder_is_looked_in_before_the_system_folder(system_folder, isolated_data):
+    arrays = fx.fashion_arrays()
+    arrays["t10k-labels-idx1-ubyte.gz"] = np.array([1, 1, 1, 1], np.uint8)
+    own = fx.fashion_files(arrays)
+    fx.write_files(isolated_data / "fashion-mnist", own)
+    sources.PUBLISHED_MD5["t10k-labels-idx1-ubyte.gz"] = fx.md5_of(own["t10k-labels-idx1-ubyte.gz"])
+    ds = load_fashion_mnist()
+    np.testing.assert_array_equal(ds.y_test, [1, 1, 1, 1])
+    assert str(isolated_data / "fashion-mnist") in ds.note
+
+
+def test_a_changed_byte_in_a_recompressed_copy_is_refused_with_both_checksums_and_the_fix(system_folder):
+    path = system_folder / "t10k-labels-idx1-ubyte.gz"
+    content = bytearray(gzip.decompress(path.read_bytes()))
+    content[-1] ^= 1
+    path.write_bytes(gzip.compress(bytes(content)))
+    published = sources.PUBLISHED_MD5[path.name]
+    official = sources.CONTENT_MD5[path.name]
+    with pytest.raises(DataFileError, match=(
+            rf"{path}: MD5 is [0-9a-f]{{32}} but the official file's is {published}, and its decompressed "
+            rf"content's MD5 is {fx.md5_of(bytes(content))} but the official content's is {official} .*"
+            r"Fix: reinstall the package: `sudo apt-get install --reinstall dataset-fashion-mnist`")):
+        load_fashion_mnist(allow_synthetic=True)  # never papered over by the stand-in
+
+
+def test_a_file_that_does_not_decompress_is_refused_naming_both_checks(system_folder):
+    path = system_folder / "train-labels-idx1-ubyte.gz"
+    path.write_bytes(b"<html>not here</html>")
+    with pytest.raises(DataFileError, match=rf"{path}: MD5 is [0-9a-f]{{32}} but the official file's is "
+                                            r"[0-9a-f]{32}, and it does not decompress"):
+        load_fashion_mnist()
+
+
+def test_the_official_content_checksums_are_the_measured_ones():
+    assert sources.CONTENT_MD5 == {
+        "train-images-idx3-ubyte.gz": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+        "train-labels-idx1-ubyte.gz": "9018921c3c673c538a1fc5bad174d6f9",
+        "t10k-images-idx3-ubyte.gz": "8181f5470baa50b63fa0f6fddb340f0a",
+        "t10k-labels-idx1-ubyte.gz": "15d484375f8d13e6eb1aabb0c3f46965",
+    }
+
+
+def test_status_says_where_each_data_set_is_and_how_to_get_it(system_folder, capsys):
+    assert cli.main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert (f"fashion-mnist: found in {system_folder} (system datasets folder, read only): verified, "
+            f"the official files (6 train / 4 test images).") in out
+    assert "cifar10: not found. Looked in:" in out
+    assert "python -m vitcourse.data fetch cifar10" in out
+
+
+def test_status_without_the_data_names_the_debian_package(isolated_data, capsys):
+    assert cli.main(["status", "fashion-mnist"]) == 0
+    out = capsys.readouterr().out
+    assert "fashion-mnist: not found." in out
+    assert "sudo apt-get install dataset-fashion-mnist" in out
+    assert "python -m vitcourse.data fetch fashion-mnist" in out
+
+
+def test_status_exits_1_on_a_bad_file(system_folder, capsys):
+    (system_folder / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(b"\x00" * 20))
+    assert cli.main(["status", "fashion-mnist"]) == 1
+    assert "a file is bad" in capsys.readouterr().out
+
+
+def test_fetch_finds_the_system_copy_and_downloads_nothing(system_folder, isolated_data, capsys):
+    assert cli.main(["fetch", "fashion-mnist", "--quiet"]) == 0
+    assert "already in" in capsys.readouterr().out
+    assert not (isolated_data / "fashion-mnist").exists()
+
+
+@pytest.mark.skipif(not os.path.isdir(DEBIAN_FASHION), reason="Debian's dataset-fashion-mnist is not installed")
+def test_debian_package_files_load_as_the_official_fashion_mnist(monkeypatch, tmp_path):
+    monkeypatch.setenv("VITCOURSE_DATA", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("VITCOURSE_SYSTEM_DATA", raising=False)
+    ds = load_fashion_mnist(download=False, allow_synthetic=False)
+    assert ds.name == "fashion-mnist" and DEBIAN_FASHION in ds.note
+    assert ds.x_train.shape == (60_000, 28, 28) and ds.x_test.shape == (10_000, 28, 28)
+    assert round(float(ds.x_train.mean()), 2) == 72.94 and round(float(ds.x_train.std()), 2) == 90.02
+    assert np.bincount(ds.y_train).tolist() == [6000] * 10
+    # One byte changed, compressed again: refused.
+    copy = tmp_path / "fashion-mnist"
+    copy.mkdir()
+    for name in sources.FASHION_MNIST.files:
+        content = gzip.decompress((sources.Path(DEBIAN_FASHION) / name).read_bytes())
+        if name == "train-labels-idx1-ubyte.gz":
+            content = content[:-1] + bytes([(content[-1] + 1) % 10])
+        (copy / name).write_bytes(gzip.compress(content))
+    with pytest.raises(DataFileError, match=r"train-labels-idx1-ubyte.gz: MD5 is .* its decompressed content's"):
+        load_fashion_mnist(download=False)
+
+
 # --- falling back to the stand-in -------------------------------------------------------
 
 def test_missing_data_without_the_stand_in_raises_with_instructions(isolated_data):
     with pytest.raises(DataUnavailableError) as caught:
         load_fashion_mnist(download=False, allow_synthetic=False)
     message = str(caught.value)
-    assert message.startswith(f"Fashion-MNIST is not in {isolated_data / 'fashion-mnist'} and was not "
-                              "downloaded (missing train-images-idx3-ubyte.gz, ")
+    assert message.startswith(f"Fashion-MNIST was not found (looked in {isolated_data / 'fashion-mnist'}, "
+                              f"{isolated_data.parent / 'cache' / 'vitcourse' / 'fashion-mnist'}) and was "
+                              "not downloaded (missing train-images-idx3-ubyte.gz, ")
     assert "the offline stand-in is not allowed here (allow_synthetic=False)" in message
     assert "python -m vitcourse.data fetch fashion-mnist" in message
     assert "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/t10k-labels-idx1-ubyte.gz" in message

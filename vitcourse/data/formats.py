@@ -9,6 +9,7 @@ axes), then DD big-endian uint32 sizes, then the values in C order.  Images are
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import os
 import pickle
@@ -58,10 +59,50 @@ def read_idx(path: str | os.PathLike, magic: int, fix: str) -> np.ndarray:
     """
     path = Path(path)
     try:
-        with gzip.open(path, "rb") as handle:
-            raw = handle.read()
+        raw = gunzip(path)
     except (OSError, EOFError, zlib.error) as err:  # BadGzipFile is an OSError
         raise bad_file(path, f"is not a complete gzip file ({err})", fix) from err
+    return parse_idx(raw, path, magic, fix)
+
+
+def read_official_idx(path: str | os.PathLike, magic: int, gz_md5: str, content_md5: str | None,
+                      fix: str) -> np.ndarray:
+    """Read a gzipped IDX file that must be the official one, as :func:`read_idx` does.
+
+    The file passes when its own MD5 is ``gz_md5`` (the published download), or when the MD5 of
+    its decompressed bytes is ``content_md5`` (the same content compressed again, as Debian's
+    package ships it).
+
+    Raises:
+        DataFileError: neither checksum matches (the message gives both, found and expected),
+            or the file does not parse.
+    """
+    path = Path(path)
+    actual = file_md5(path)
+    if actual == gz_md5:
+        return read_idx(path, magic, fix)  # a registered but corrupt file still fails on parsing
+    try:
+        raw = gunzip(path)
+    except (OSError, EOFError, zlib.error) as err:
+        content = f"it does not decompress ({err})"
+    else:
+        found = hashlib.md5(raw).hexdigest()
+        if content_md5 is not None and found == content_md5:
+            return parse_idx(raw, path, magic, fix)
+        content = (f"its decompressed content's MD5 is {found} but the official content's is "
+                   f"{content_md5 or 'not known'}")
+    raise bad_file(path, f"MD5 is {actual} but the official file's is {gz_md5}, and {content} "
+                         f"(truncated, corrupt, or a different file)", fix)
+
+
+def gunzip(path: Path) -> bytes:
+    """The decompressed bytes of a gzip file (raises OSError, EOFError or zlib.error)."""
+    with gzip.open(path, "rb") as handle:
+        return handle.read()
+
+
+def parse_idx(raw: bytes, path: Path, magic: int, fix: str) -> np.ndarray:
+    """Decompressed IDX bytes → uint8 array; ``path`` and ``fix`` are for the messages."""
     if len(raw) < 4:
         raise bad_file(path, f"holds only {len(raw)} bytes, too few for an IDX header", fix)
     found = int.from_bytes(raw[:4], "big")

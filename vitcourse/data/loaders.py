@@ -16,7 +16,8 @@ from vitcourse.data import formats
 from vitcourse.data.download import fetch
 from vitcourse.data.errors import DataUnavailableError, DownloadError
 from vitcourse.data.sources import (
-    OFFLINE_ENV, Source, expected_md5, get_source, offline_requested, placement_instructions, source_dir,
+    CONTENT_MD5, OFFLINE_ENV, Source, expected_md5, get_source, is_system_dir,
+    offline_requested, placement_instructions, search_dirs, source_dir,
 )
 from vitcourse.data.synthetic import CIFAR_KINDS, synthetic_split
 from vitcourse.profile import get_profile
@@ -88,8 +89,11 @@ def load_fashion_mnist(root: str | os.PathLike | None = None, download: bool = T
     """Fashion-MNIST: x (N, 28, 28) uint8, y (N,) int64; 60,000 train and 10,000 test.
 
     Args:
-        root: data folder (default ``$VITCOURSE_DATA`` or the user cache, see ``data_root``).
-        download: fetch missing files from the official mirrors.
+        root: data folder (default ``$VITCOURSE_DATA``, then the user cache, see ``data_root``);
+            the system datasets folder that Debian's ``dataset-fashion-mnist`` fills is looked
+            in after it (``search_dirs``).  Each file must be the official one: its ``.gz`` MD5
+            or the MD5 of its decompressed content is checked.
+        download: fetch missing files from the official mirrors (into the data folder).
         allow_synthetic: whether the offline stand-in ``synthetic-fashion`` may be returned
             when the real files are absent and cannot be fetched.  ``None``: only in the
             quick profile.  The quick stand-in has 12,000 train / 2,000 test images.
@@ -121,14 +125,15 @@ def _load(source: Source, read_real: Callable[..., Dataset], root, download: boo
           allow_synthetic: bool | None, standin: str | None = None) -> Dataset:
     """Real data if its files are there (or can be fetched), else the stand-in if allowed."""
     allowed, why = _standin_allowed(allow_synthetic)
-    folder = source_dir(source, root)
-    missing_reason = _ensure_files(source, root, download)
-    if missing_reason is None:
+    folder, missing_reason = _ensure_files(source, root, download)
+    if folder is not None:
         return read_real(source, folder, root)
     if not allowed:
+        looked = ", ".join(str(d) for d in search_dirs(source, root))
         raise DataUnavailableError(
-            f"{source.title} is not in {folder} and was not downloaded ({missing_reason}); "
-            f"the offline stand-in is not allowed here ({why}).\n\n{placement_instructions(source, root)}"
+            f"{source.title} was not found (looked in {looked}) and was not downloaded "
+            f"({missing_reason}); the offline stand-in is not allowed here ({why}).\n\n"
+            f"{placement_instructions(source, root)}"
         )
     standin = load_standin(standin or STANDIN_OF[source.key])
     warnings.warn(f"{source.title} is not available ({missing_reason}); using the offline "
@@ -137,22 +142,32 @@ def _load(source: Source, read_real: Callable[..., Dataset], root, download: boo
     return standin
 
 
-def _ensure_files(source: Source, root, download: bool) -> str | None:
-    """None when every file of ``source`` is on disk (fetching them if allowed), else why not."""
-    folder = source_dir(source, root)
-    missing = [name for name in source.files if not (folder / name).exists()]
-    if not missing:
-        return None
+def locate(source: Source, root: str | os.PathLike | None = None) -> Path | None:
+    """The first folder of :func:`~vitcourse.data.sources.search_dirs` that holds every file of
+    ``source``, or None.  Nothing is verified here: the readers do that."""
+    for folder in search_dirs(source, root):
+        if all((folder / name).is_file() for name in source.files):
+            return folder
+    return None
+
+
+def _ensure_files(source: Source, root, download: bool) -> tuple[Path | None, str | None]:
+    """(folder holding every file of ``source``, None), fetching them if allowed, or (None, why not)."""
+    folder = locate(source, root)
+    if folder is not None:
+        return folder, None
+    target = source_dir(source, root)
+    missing = [name for name in source.files if not (target / name).exists()]
     what = f"missing {', '.join(missing)}"
     if not download:
-        return f"{what}; download=False"
+        return None, f"{what}; download=False"
     if offline_requested():
-        return f"{what}; ${OFFLINE_ENV} is set"
+        return None, f"{what}; ${OFFLINE_ENV} is set"
     try:
         fetch(source, root)
     except DownloadError as err:
-        return f"{what}; download failed: {err.reasons[-1]}"
-    return None
+        return None, f"{what}; download failed: {err.reasons[-1]}"
+    return target, None
 
 
 def _standin_allowed(allow_synthetic: bool | None) -> tuple[bool, str]:
@@ -188,22 +203,33 @@ def load_standin(name: str, size: str | None = None) -> Dataset:
                          f"about {real.title}"))
 
 
-def _refetch_hint(source: Source, root) -> str:
+def read_real(source: Source, folder: Path, root=None) -> Dataset:
+    """Read and verify the real ``source`` from ``folder`` (DataFileError when a file is bad)."""
+    reader = {"fashion-mnist": _read_fashion_mnist, "cifar10": _read_cifar10}[source.key]
+    return reader(source, folder, root)
+
+
+def _refetch_hint(source: Source, folder: Path, root) -> str:
+    """How to replace a bad file found in ``folder``."""
+    if is_system_dir(folder):
+        return (f"reinstall the package: `sudo apt-get install --reinstall {source.system_package}` "
+                f"(or put the official files into {source_dir(source, root)}/, which is looked in first)")
     return (f"delete it and run `{source.fetch_command(Path(root) if root is not None else None)}` "
             f"(or copy the official file there by hand)")
 
 
 def _read_fashion_mnist(source: Source, folder: Path, root) -> Dataset:
-    fix = _refetch_hint(source, root)
+    fix = _refetch_hint(source, folder, root)
     arrays = []
     # files: train images, train labels, test images, test labels
     for (image_name, label_name), count in ((source.files[0:2], source.train_size),
                                             (source.files[2:4], source.test_size)):
         image_path, label_path = folder / image_name, folder / label_name
-        for path in (image_path, label_path):
-            formats.verify_md5(path, expected_md5(path.name), fix)
-        images = formats.read_idx(image_path, formats.IDX_IMAGES_MAGIC, fix)
-        labels = formats.read_idx(label_path, formats.IDX_LABELS_MAGIC, fix).astype(np.int64)
+        images, labels = (formats.read_official_idx(path, magic, expected_md5(path.name),
+                                                    CONTENT_MD5.get(path.name), fix)
+                          for path, magic in ((image_path, formats.IDX_IMAGES_MAGIC),
+                                              (label_path, formats.IDX_LABELS_MAGIC)))
+        labels = labels.astype(np.int64)
         formats.check_images(image_path, images, count, source.image_shape, fix)
         formats.check_labels(label_path, labels, count, fix)
         arrays += [images, labels]
@@ -213,7 +239,7 @@ def _read_fashion_mnist(source: Source, folder: Path, root) -> Dataset:
 
 def _read_cifar10(source: Source, folder: Path, root) -> Dataset:
     path = folder / source.files[0]
-    fix = _refetch_hint(source, root)
+    fix = _refetch_hint(source, folder, root)
     x_train, y_train, x_test, y_test = formats.read_cifar_tarball(path, expected_md5(path.name), fix)
     formats.check_images(path, x_train, source.train_size, source.image_shape, fix)
     formats.check_labels(path, y_train, source.train_size, fix)

@@ -15,6 +15,10 @@ from typing import Mapping
 
 DATA_ENV = "VITCOURSE_DATA"
 OFFLINE_ENV = "VITCOURSE_OFFLINE"
+# Debian's dataset-* packages install into /usr/share/datasets/<name>/ (read only, never written).
+# Set this variable to another folder to move it, or to the empty string to ignore it.
+SYSTEM_DATA_ENV = "VITCOURSE_SYSTEM_DATA"
+DEFAULT_SYSTEM_DATA = "/usr/share/datasets"
 
 # Published MD5s of the official files (Fashion-MNIST README; CIFAR-10 download page).
 PUBLISHED_MD5: dict[str, str] = {
@@ -23,6 +27,16 @@ PUBLISHED_MD5: dict[str, str] = {
     "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
     "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
     "cifar-10-python.tar.gz": "c58f30108f718f92721af3b95e74349a",
+}
+
+# MD5s of the *decompressed* official IDX files.  A copy compressed again (Debian's package
+# drops the gzip header's file name and changes its time stamp) has another ``.gz`` MD5 but the
+# same content: a file passes when either its ``.gz`` MD5 or its content MD5 is the official one.
+CONTENT_MD5: dict[str, str] = {
+    "train-images-idx3-ubyte.gz": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+    "train-labels-idx1-ubyte.gz": "9018921c3c673c538a1fc5bad174d6f9",
+    "t10k-images-idx3-ubyte.gz": "8181f5470baa50b63fa0f6fddb340f0a",
+    "t10k-labels-idx1-ubyte.gz": "15d484375f8d13e6eb1aabb0c3f46965",
 }
 
 
@@ -38,6 +52,8 @@ class Source:
         train_size, test_size: number of images each split must hold.
         image_shape: shape of one image, (H, W) or (H, W, C).
         class_names: the 10 class names, in label order.
+        system_package: the Debian package that installs the official files into the system
+            datasets folder, or None where there is none.
     """
 
     key: str
@@ -48,6 +64,7 @@ class Source:
     test_size: int
     image_shape: tuple[int, ...]
     class_names: tuple[str, ...]
+    system_package: str | None = None
 
     def urls(self, name: str) -> list[str]:
         """Every URL ``name`` can be fetched from, in the order they are tried."""
@@ -77,6 +94,7 @@ FASHION_MNIST = Source(
     image_shape=(28, 28),
     class_names=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                  "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+    system_package="dataset-fashion-mnist",
 )
 
 CIFAR10 = Source(
@@ -133,6 +151,40 @@ def source_dir(source: Source, root: str | os.PathLike | None = None) -> Path:
     return data_root(root) / source.key
 
 
+def system_data_root() -> Path | None:
+    """The system datasets folder (``$VITCOURSE_SYSTEM_DATA``, default ``/usr/share/datasets``),
+    or None when the variable is set to the empty string."""
+    value = os.environ.get(SYSTEM_DATA_ENV)
+    if value is None:
+        return Path(DEFAULT_SYSTEM_DATA)
+    return Path(value).expanduser() if value.strip() else None
+
+
+def search_dirs(source: Source, root: str | os.PathLike | None = None) -> list[Path]:
+    """The folders that may hold ``source``'s files, in the order they are looked in.
+
+    With ``root``: that folder, then the system datasets folder.  Without: ``$VITCOURSE_DATA``
+    (when set), the user cache (:func:`default_data_root`), then the system datasets folder,
+    which Debian's package fills and which is only ever read.  Each is ``<folder>/<source.key>``.
+    """
+    if root is not None:
+        folders = [data_root(root)]
+    else:
+        env = os.environ.get(DATA_ENV)
+        folders = [Path(env).expanduser()] if env else []
+        folders.append(default_data_root())
+    system = system_data_root()
+    if system is not None:
+        folders.append(system)
+    return list(dict.fromkeys(folder / source.key for folder in folders))
+
+
+def is_system_dir(folder: Path) -> bool:
+    """True when ``folder`` lies in the (read-only) system datasets folder."""
+    system = system_data_root()
+    return system is not None and Path(folder).parent == system
+
+
 def offline_requested() -> bool:
     """True when ``$VITCOURSE_OFFLINE`` is set to a true value: never try the network."""
     return os.environ.get(OFFLINE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
@@ -150,5 +202,9 @@ def placement_instructions(source: Source, root: str | os.PathLike | None = None
     for name in source.files:
         lines.append(f"  - {name}  (MD5 {expected_md5(name)})")
         lines.extend(f"      {url}" for url in source.urls(name))
+    if source.system_package:
+        lines.append(f"On Debian or Ubuntu, the package {source.system_package} installs the official files "
+                     f"(read only, found automatically):")
+        lines.append(f"    sudo apt-get install {source.system_package}")
     lines.append(f"The data folder is {data_root(root)} (set ${DATA_ENV} or pass root= to move it).")
     return "\n".join(lines)
