@@ -34,7 +34,10 @@ def cmd_collect(args) -> int:
     from .collect import collect
 
     report = collect(args.assignment, Path(args.inbox), _course(args), id_pattern=args.id_pattern,
-                     due_date=args.due_date, zone=args.timezone)
+                     due_date=args.due_date, zone=args.timezone, lms=args.lms,
+                     worksheet=Path(args.worksheet) if args.worksheet else None,
+                     submission_times=Path(args.submission_times) if args.submission_times else None,
+                     no_late_penalty=args.no_late_penalty)
     print("\n".join(report.lines()))
     return 0 if report.collected else 1
 
@@ -79,7 +82,10 @@ def cmd_similarity(args) -> int:
 def cmd_export(args) -> int:
     from .export import export
 
-    for name, path in export(args.assignment, _course(args), fmt=args.format, id_column=args.id_column).items():
+    written = export(args.assignment, _course(args), fmt=args.format, id_column=args.id_column,
+                     column=args.lms_column, gradebook=Path(args.gradebook) if args.gradebook else None,
+                     worksheet=Path(args.worksheet) if args.worksheet else None)
+    for name, path in written.items():
         print(f"{name}: {path}")
     return 0
 
@@ -137,14 +143,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("collect", help="import submissions (notebooks, zips, folders, LMS downloads)")
     p.add_argument("assignment")
-    p.add_argument("inbox", help="folder holding the submissions")
+    p.add_argument("inbox", help="folder holding the submissions, or an LMS bulk download (zip or folder)")
+    p.add_argument("--lms", choices=["auto", "canvas", "moodle", "none"], default="auto",
+                   help="the LMS the download comes from (default: recognised from its names; 'none': a plain folder)")
     p.add_argument("--id-pattern", default="default",
-                   help="'default', 'moodle', 'blackboard', or a regex with a (?P<student>...) group, "
-                        "matched to file names")
+                   help="plain folders: 'default', 'moodle', 'blackboard', or a regex with a (?P<student>...) "
+                        "group, matched to file names")
+    p.add_argument("--worksheet", help="Moodle: the assignment's grading worksheet (CSV): submission times from "
+                                       "'Last modified (submission)', and each participant's user fields for export")
+    p.add_argument("--submission-times", help="CSV with columns student,submitted_at: the submission times "
+                                              "(read in --timezone unless they carry an offset)")
+    p.add_argument("--no-late-penalty", action="store_true",
+                   help="record no submission times (the LMS applies its own late policy)")
     p.add_argument("--due-date", help="due date stored in the gradebook, e.g. '2026-12-14 23:59:00 Europe/Zurich' "
                                       "(default: c.DueDates.due_dates in autograder/nbgrader_config.py)")
     p.add_argument("--timezone", default="UTC",
-                   help="time zone of dates in file names, e.g. Blackboard's (default: UTC)")
+                   help="time zone of dates in file names (Blackboard), in the Moodle worksheet and in "
+                        "--submission-times (default: UTC)")
     p.set_defaults(run=cmd_collect)
 
     p = sub.add_parser("grade", help="autograde collected submissions in parallel, sandboxed")
@@ -179,8 +194,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("assignment")
     p.add_argument("--format", choices=["canvas", "moodle", "csv"],
                    help="also write <format>_grades.csv, the file that LMS's gradebook imports")
-    p.add_argument("--id-column", help="column holding the student id (canvas: 'SIS Login ID' (default), "
-                                       "'SIS User ID' or 'ID'; moodle: any header, default 'ID number')")
+    p.add_argument("--id-column", help="column holding the student id (canvas: 'ID' for ids collected from a Canvas "
+                                       "download, else 'SIS Login ID' (default) or 'SIS User ID'; moodle: 'Email "
+                                       "address', 'ID number' or 'Username' for a Moodle download, else any header)")
+    p.add_argument("--lms-column", help="canvas: the assignment's column header in Canvas, 'Title (id)' as its "
+                                        "Gradebook export writes it")
+    p.add_argument("--gradebook", help="canvas: the Gradebook export (CSV) to fill: the assignment's column is "
+                                       "written, students matched by Canvas user id")
+    p.add_argument("--worksheet", help="moodle: the grading worksheet (CSV) to fill for 'Upload grading worksheet'")
     p.set_defaults(run=cmd_export)
 
     p = sub.add_parser("validate", help="student side: run a notebook with the course's limits and "

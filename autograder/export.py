@@ -26,6 +26,7 @@ import pandas as pd  # noqa: E402
 
 from .course import Course, check_id  # noqa: E402
 from .execute import CPU_BUDGET, KERNEL_DIED, NOT_RUN, WALL_CLOCK  # noqa: E402
+from .collect import read_manifest  # noqa: E402
 from .grade import read_grading_log  # noqa: E402
 from .lms import write_lms  # noqa: E402
 from .similarity import similarity_flags  # noqa: E402
@@ -110,9 +111,11 @@ def late_table(assignment: str, course: Course) -> pd.DataFrame:
 
 
 def export(assignment: str, course: Course | None = None, *, fmt: str | None = None,
-           id_column: str | None = None) -> dict[str, Path]:
+           id_column: str | None = None, column: str | None = None, gradebook: Path | None = None,
+           worksheet: Path | None = None) -> dict[str, Path]:
     """Write scores.csv, summary.csv, failure_reasons.csv and histogram.png under reports/,
-    and with `fmt` ("canvas", "moodle" or "csv") the grade file that LMS imports."""
+    and with `fmt` ("canvas", "moodle" or "csv") the grade file that LMS imports (lms.py:
+    `column`, `gradebook` for Canvas, `worksheet` for Moodle)."""
     course = course or Course()
     check_id(assignment, "assignment")
     cells, maxima = score_table(assignment, course)
@@ -170,5 +173,7 @@ def export(assignment: str, course: Course | None = None, *, fmt: str | None = N
                "failure_reasons": out / "failure_reasons.csv", "histogram": out / "histogram.png"}
     if fmt is not None:
         grades = pd.DataFrame({"grade": scores["total"], "late_penalty": scores["late_penalty"]})
-        written[fmt] = write_lms(fmt, grades, assignment, float(maxima.sum()), out, id_column)
+        written[fmt] = write_lms(fmt, grades, assignment, float(maxima.sum()), out, id_column=id_column,
+                                 column=column, gradebook=gradebook, worksheet=worksheet,
+                                 manifest=read_manifest(course, assignment))
     return written

@@ -132,3 +132,29 @@ def submission_time(source: Path, zone: str = "UTC") -> tuple[datetime, str]:
 def write_timestamp(folder: Path, when: datetime) -> None:
     """nbgrader's timestamp.txt (UTC) for a collected submission."""
     (folder / "timestamp.txt").write_text(when.strftime(TIMESTAMP_FORMAT) + "\n")
+
+
+def read_submission_times(path: Path, zone: str = "UTC") -> dict[str, datetime]:
+    """student -> naive UTC submission time, from a CSV the instructor gives (columns `student`
+    and `submitted_at`: '2026-12-14 23:59:00', read in `zone`, or with an offset, '...+01:00')."""
+    import csv
+    import io
+
+    try:
+        reader = csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig")))
+        rows = list(reader)
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"cannot read the submission times {path}: {error}") from None
+    if not {"student", "submitted_at"} <= set(reader.fieldnames or []):
+        raise ValueError(f"{path} needs the columns 'student' and 'submitted_at' (found {reader.fieldnames}), "
+                         "one row per student: 4711,2026-12-14 23:59:00")
+    tz, times = check_zone(zone), {}
+    for number, row in enumerate(rows, start=2):
+        try:
+            when = datetime.fromisoformat((row["submitted_at"] or "").strip())
+        except ValueError:
+            raise ValueError(f"{path}, line {number}: cannot read the time {row['submitted_at']!r}: write it like "
+                             "'2026-12-14 23:59:00' (in --timezone) or '2026-12-14T23:59:00+01:00'") from None
+        when = when if when.tzinfo else when.replace(tzinfo=tz)
+        times[(row["student"] or "").strip()] = when.astimezone(timezone.utc).replace(tzinfo=None)
+    return times

@@ -34,6 +34,8 @@ DUE = "2026-11-20 17:00:00 UTC"
 DUE_UTC = datetime(2026, 11, 20, 17, 0, 0, tzinfo=timezone.utc)
 LATE_HOURS = 26          # two started days late: 2 x 10 % of the score
 PLANTED = {("ada", "bob")}
+CANVAS_COLUMN = "Demo (101)"   # the assignment's header in Canvas: 'Title (id)'
+
 
 
 def _demo_correct(course: Course):
@@ -77,7 +79,7 @@ def closed(tmp_path_factory):
     runs = {"collect": cli(course, "collect", ASSIGNMENT, str(inbox), "--due-date", DUE)}
     runs["grade"] = cli(course, "grade", ASSIGNMENT, "--workers", "2", *TEST_LIMITS)
     runs["similarity"] = cli(course, "similarity", ASSIGNMENT)
-    runs["export"] = cli(course, "export", ASSIGNMENT, "--format", "canvas")
+    runs["export"] = cli(course, "export", ASSIGNMENT, "--format", "canvas", "--lms-column", CANVAS_COLUMN)
     return {"tmp": tmp, "course": course, "runs": runs}
 
 
@@ -162,13 +164,13 @@ def test_canvas_file_reads_back_column_by_column(closed):
     path = course.reports(ASSIGNMENT) / "canvas_grades.csv"
     assert f"canvas: {path}" in closed["runs"]["export"].stdout
     table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    assert list(table.columns) == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", ASSIGNMENT]
-    assert table.iloc[0].tolist() == ["Points Possible", "", "", "", "", "6.0"]
+    assert list(table.columns) == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", CANVAS_COLUMN]
+    assert table.iloc[0].tolist() == ["Points Possible", "", "", "", "", "6"]
     body = table.iloc[1:].set_index("Student")
     assert sorted(body.index) == ["ada", "bob", "cyd", "dee", "fay", "gus", "late"]
     assert (body["SIS Login ID"] == body.index).all()
     assert (body["ID"] == "").all() and (body["SIS User ID"] == "").all() and (body["Section"] == "").all()
-    grades = body[ASSIGNMENT].astype(float)
+    grades = body[CANVAS_COLUMN].astype(float)
     assert grades["late"] == pytest.approx(4.8) and grades["gus"] == 6.0
 
 
@@ -197,7 +199,8 @@ def test_moodle_and_csv_files_include_manual_scores(closed, tmp_path):
     plain = plain.set_index("login")
     assert plain.loc["gus"].tolist() == pytest.approx([4.5, 6.0, 0.0, 75.0])
     assert plain.loc["late"].tolist() == pytest.approx([4.8, 6.0, 1.2, 80.0])
-    bad = cli(course, "export", ASSIGNMENT, "--format", "canvas", "--id-column", "Email", check=False)
+    bad = cli(course, "export", ASSIGNMENT, "--format", "canvas", "--lms-column", CANVAS_COLUMN,
+              "--id-column", "Email", check=False)
     assert bad.returncode == 2 and "Canvas matches students by" in bad.stderr
 
 
