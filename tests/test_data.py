@@ -505,7 +505,7 @@ def test_status_says_where_each_data_set_is_and_how_to_get_it(system_folder, cap
     assert cli.main(["status"]) == 0
     out = capsys.readouterr().out
     assert (f"fashion-mnist: found in {system_folder} (system datasets folder, read only): verified, "
-            f"the official files (6 train / 4 test images).") in out
+            f"the official files.") in out
     assert "cifar10: not found. Looked in:" in out
     assert "python -m vitcourse.data fetch cifar10" in out
 

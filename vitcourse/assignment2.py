@@ -3,15 +3,13 @@
 One copy, used by the assignment's setup cell and by its hidden tests, so the student's
 notebook and the grader always agree on which images are the test split.
 
-Accuracy thresholds are a table per data set:
-
-* ``fashion-mnist`` (real data, full profile: 60,000 train / 10,000 test, 3 epochs): the
-  literature has a one-layer ViT at about 85 % and a small CNN at about 90 % after 3 epochs;
-  the thresholds keep a safety margin of 5 points below those.
-* ``synthetic-fashion`` (the offline stand-in, quick profile: 12,000 / 2,000, 3 epochs):
-  calibrated by running the reference solution with 5 seeds
-  (``python bench/calibrate_assignment2.py``); the figures it printed are in
-  ``CALIBRATION`` and each threshold sits well below the lowest seed.
+Accuracy thresholds are a table per data set *and* profile, since the profile sets the budget
+(quick: 12,000 / 2,000 images; full: 60,000 / 10,000; 3 epochs each).  Each was calibrated by
+running the reference solution with 5 seeds (``python bench/calibrate_assignment2.py --profile
+P``) on that data set; the figures are in ``CALIBRATION`` and each threshold sits well below the
+lowest seed (on the test split and on the grader's noised images) and far above chance (0.10).
+A (data set, profile) pair with no calibrated threshold raises :class:`ThresholdNotCalibrated`,
+which the grader reports for review: it never passes or fails a submission silently.
 """
 
 from __future__ import annotations
@@ -28,18 +26,24 @@ from vitcourse.profile import Profile, get_profile
 PATCH_SIZE = 4
 BATCH_SIZE = 64
 
-# Reference solution, test accuracy for seeds 0-4 (bench/calibrate_assignment2.py, quick profile,
-# 2-core CPU, 2026-11-22). Chance is 0.10; an untrained model scores about that.
+# Reference solution, test accuracy for seeds 0-4 (bench/calibrate_assignment2.py, 2-core CPU, one
+# thread).  Chance is 0.10; an untrained model scores about that.
 CALIBRATION = {
-    "synthetic-fashion": {"ViT": (0.653, 0.684, 0.704, 0.703, 0.703),
-                          "CNN": (0.920, 0.909, 0.913, 0.915, 0.888)},
+    # Noised grading images: ViT at least 0.677, CNN at least 0.820 (2026-12-07).
+    ("fashion-mnist", "quick"): {"ViT": (0.721, 0.724, 0.721, 0.721, 0.680),
+                                 "CNN": (0.837, 0.843, 0.834, 0.837, 0.823)},
+    ("fashion-mnist", "full"): {"ViT": (None,), "CNN": (None,)},
+    ("synthetic-fashion", "quick"): {"ViT": (0.653, 0.684, 0.704, 0.703, 0.703),
+                                     "CNN": (0.920, 0.909, 0.913, 0.915, 0.888)},
 }
 
-# Minimum test accuracy a submission's models must reach, per data set.
+# Minimum accuracy a submission's models must reach, per (data set, profile).
 THRESHOLDS = {
-    "fashion-mnist": {"ViT": 0.80, "CNN": 0.85},
+    # About 0.08 below the worst of the 5 calibration seeds (test split and noised images).
+    ("fashion-mnist", "quick"): {"ViT": 0.60, "CNN": 0.75},
+    ("fashion-mnist", "full"): {"ViT": None, "CNN": None},
     # About 0.10 below the worst of the 5 calibration seeds.
-    "synthetic-fashion": {"ViT": 0.55, "CNN": 0.80},
+    ("synthetic-fashion", "quick"): {"ViT": 0.55, "CNN": 0.80},
 }
 # A reported accuracy must agree with the one the grader recomputes to within this.
 AGREEMENT = 0.01
@@ -118,15 +122,29 @@ def heldout_accuracy(model: torch.nn.Module, inputs: torch.Tensor, labels: torch
     return correct / len(labels)
 
 
-def threshold(dataset_name: str, model: str) -> float:
-    """The minimum accuracy for ``model`` ('ViT' or 'CNN') on ``dataset_name``."""
-    try:
-        value = THRESHOLDS[dataset_name][model]
-    except KeyError:
-        raise ValueError(f"no assignment-2 threshold for data set {dataset_name!r} and model {model!r}; "
-                         f"known: {sorted(THRESHOLDS)} × ['ViT', 'CNN']") from None
+class ThresholdNotCalibrated(LookupError):
+    """No accuracy threshold was calibrated for this (data set, profile): grade by hand."""
+
+
+def threshold(dataset_name: str, model: str, profile_name: str | None = None) -> float:
+    """The minimum accuracy for ``model`` ('ViT' or 'CNN') on ``dataset_name`` in the profile
+    ``profile_name`` (default: the profile in force).
+
+    Raises:
+        ThresholdNotCalibrated: the pair was never calibrated; the message says what to run.
+        ValueError: ``model`` is not 'ViT' or 'CNN'.
+    """
+    if model not in ("ViT", "CNN"):
+        raise ValueError(f"model must be 'ViT' or 'CNN', got {model!r}")
+    profile_name = profile_name or get_profile().name
+    value = THRESHOLDS.get((dataset_name, profile_name), {}).get(model)
     if value is None:
-        raise ValueError(f"the {dataset_name} threshold for {model} has not been calibrated yet")
+        known = ", ".join(f"{d}/{p}" for (d, p), row in THRESHOLDS.items() if row.get(model) is not None)
+        raise ThresholdNotCalibrated(
+            f"no calibrated assignment-2 threshold for the {model} on {dataset_name} in the "
+            f"{profile_name} profile (calibrated: {known}); this accuracy needs a person's review, "
+            f"or run `python bench/calibrate_assignment2.py --profile {profile_name}` and add the "
+            f"threshold to vitcourse/assignment2.py")
     return value
 
 

@@ -69,6 +69,19 @@ def glue_value(name: str, value, kind: str) -> str:
     return text
 
 
+def glue_markdown(name: str, text: str) -> str:
+    """Glue ``text`` under ``name`` as Markdown (myst-nb, not displayed) and return it.
+
+    For prose that depends on the run, e.g. a sentence true only of the offline stand-in: the
+    chapter writes ``{glue:md}`name``` where the sentence goes, and the cell picks the sentence.
+    """
+    from IPython.display import Markdown
+    from myst_nb import glue
+
+    glue(name, Markdown(text), display=False)
+    return text
+
+
 def table(frame, kinds: Mapping[str, str], *, caption: str | None = None):
     """A pandas Styler showing ``frame`` with each column in ``kinds`` formatted by :func:`fmt`.
 

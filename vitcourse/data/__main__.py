@@ -17,9 +17,9 @@ import sys
 
 from vitcourse.data.download import DEFAULT_TIMEOUT_S, fetch
 from vitcourse.data.errors import DataError, DownloadError
-from vitcourse.data.loaders import locate, read_real
+from vitcourse.data.loaders import data_status, locate, read_real
 from vitcourse.data.sources import (
-    SOURCES, Source, data_root, get_source, is_system_dir, placement_instructions, search_dirs, source_dir,
+    SOURCES, Source, data_root, get_source, is_system_dir, placement_instructions, source_dir,
 )
 
 
@@ -52,17 +52,14 @@ def where(source: Source, folder) -> str:
 def status(source: Source, root=None) -> tuple[bool, str]:
     """(ok, report): where ``source`` was found and whether its files verify; ok is False only
     when a file that was found is bad."""
-    looked = "\n".join(f"    {folder}" for folder in search_dirs(source, root))
-    folder = locate(source, root)
-    if folder is None:
-        return True, (f"{source.key}: not found. Looked in:\n{looked}\n"
-                      + "\n".join(f"  {line}" for line in placement_instructions(source, root).splitlines()))
-    try:
-        data = read_real(source, folder, root)
-    except DataError as err:
-        return False, f"{source.key}: found in {where(source, folder)}, but a file is bad:\n  {err}"
-    return True, (f"{source.key}: found in {where(source, folder)}: verified, the official files "
-                  f"({len(data.y_train):,} train / {len(data.y_test):,} test images).")
+    found = data_status(source, root)
+    if found.folder is None:
+        looked = "\n".join(f"    {folder}" for folder in found.searched)
+        how = "\n".join(f"  {line}" for line in placement_instructions(source, root).splitlines())
+        return True, f"{source.key}: not found. Looked in:\n{looked}\n{how}"
+    if not found.verified:
+        return False, f"{source.key}: found in {where(source, found.folder)}, but a file is bad:\n  {found.problem}"
+    return True, f"{source.key}: found in {where(source, found.folder)}: verified, the official files."
 
 
 def main(argv: list[str] | None = None) -> int:

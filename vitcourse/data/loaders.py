@@ -14,7 +14,7 @@ import numpy as np
 
 from vitcourse.data import formats
 from vitcourse.data.download import fetch
-from vitcourse.data.errors import DataUnavailableError, DownloadError
+from vitcourse.data.errors import DataFileError, DataUnavailableError, DownloadError
 from vitcourse.data.sources import (
     CONTENT_MD5, OFFLINE_ENV, Source, expected_md5, get_source, is_system_dir,
     offline_requested, placement_instructions, search_dirs, source_dir,
@@ -201,6 +201,35 @@ def load_standin(name: str, size: str | None = None) -> Dataset:
                    note=(f"offline stand-in: not the real {real.title} ({n_train:,} train / "
                          f"{n_test:,} test synthetic images); accuracies on it say nothing "
                          f"about {real.title}"))
+
+
+@dataclass(frozen=True)
+class DataStatus:
+    """Where a real data set is on this machine.
+
+    folder: the first folder holding all its files (None: not found); verified: whether they
+    are the official files (None when not found); problem: why not, when they are not;
+    searched: every folder looked in, in order.
+    """
+
+    source: Source
+    folder: Path | None
+    verified: bool | None
+    problem: str | None
+    searched: tuple[Path, ...]
+
+
+def data_status(source: Source, root: str | os.PathLike | None = None) -> DataStatus:
+    """Find ``source`` as the loaders would and verify its files (nothing is downloaded)."""
+    folder = locate(source, root)
+    searched = tuple(search_dirs(source, root))
+    if folder is None:
+        return DataStatus(source, None, None, None, searched)
+    try:
+        read_real(source, folder, root)
+    except DataFileError as err:
+        return DataStatus(source, folder, False, str(err), searched)
+    return DataStatus(source, folder, True, None, searched)
 
 
 def read_real(source: Source, folder: Path, root=None) -> Dataset:
