@@ -79,6 +79,13 @@ class Dataset:
                        x_test=self.x_test[:n_test], y_test=self.y_test[:n_test],
                        note=f"{self.note} (first {n_train} train / {n_test} test examples)")
 
+    def summary(self) -> str:
+        """What a chapter prints about its data: the name and sizes, and for a stand-in the note
+        that it is one (never a folder of the machine that ran it)."""
+        line = (f"{self.name}: {len(self.y_train):,} training and {len(self.y_test):,} test images, "
+                f"each {self.x_train.shape[1:]} {self.x_train.dtype}")
+        return f"{line}\n{self.note}" if self.synthetic else line
+
     def __repr__(self) -> str:
         return (f"Dataset(name={self.name!r}, x_train={self.x_train.dtype}{self.x_train.shape}, "
                 f"x_test={self.x_test.dtype}{self.x_test.shape}, synthetic={self.synthetic})")
