@@ -1,7 +1,10 @@
 """How fast does the course's first ViT train on a CPU, next to the seed's own Keras model?
 
-Both train the same 42,506-parameter model (see vitcourse/first_vit.py) on the same random data —
-60,000 × 49 × 16 patches, 10 classes, fixed seed — with Adam and batches of 64. The PyTorch side
+Both train the same 42,506-parameter model (see vitcourse/first_vit.py) on the same data — the real
+Fashion-MNIST where it is on this machine (the first --samples training images, the 10,000 test
+images; `python -m vitcourse.data status` says where it is), else random images with a line saying
+so — with Adam and batches of 64. Each side also reports its test accuracy after the same epochs,
+printed next to the speed ratio (on random images it is chance and means nothing). The PyTorch side
 runs here; the Keras side runs ../shared/peers/seed_keras_vit.py in another interpreter (one with
 TensorFlow, given by --keras-python), on an .npz of the same images. The PyTorch side is trained by
 the course's own loop (vitcourse.training.fit) in the library's fastest setting for a CPU with
@@ -44,6 +47,18 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PEER = ROOT.parent / "shared" / "peers" / "seed_keras_vit.py"
 
 
+def real_images(samples: int) -> dict[str, np.ndarray] | None:
+    """The first ``samples`` training images and every test image of the real Fashion-MNIST, or None."""
+    from vitcourse.data import DataUnavailableError, load_fashion_mnist
+
+    try:
+        data = load_fashion_mnist(download=False, allow_synthetic=False)
+    except DataUnavailableError:
+        return None
+    return {"x_train": data.x_train[:samples], "y_train": data.y_train[:samples],
+            "x_test": data.x_test, "y_test": data.y_test}
+
+
 def random_images(samples: int, seed: int = 0) -> dict[str, np.ndarray]:
     """uint8 (N, 28, 28) images and labels; the Keras peer cuts them into patches itself."""
     rng = np.random.default_rng(seed)
@@ -55,8 +70,9 @@ def random_images(samples: int, seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def torch_epoch_seconds(data: dict[str, np.ndarray], epochs: int, cpu_threads: int | None = None,
-                        mixed_precision: bool | None = None, batch_size: int = 64) -> list[float]:
-    """Seconds per epoch (training, then the validation pass) of the course's model and loop."""
+                        mixed_precision: bool | None = None, batch_size: int = 64) -> tuple[list[float], float]:
+    """Seconds per epoch (training, then the validation pass) of the course's model and loop, and
+    its test accuracy after the last epoch."""
     from vitcourse.patches import extract_patches
 
     def patches(images: np.ndarray) -> torch.Tensor:
@@ -67,7 +83,7 @@ def torch_epoch_seconds(data: dict[str, np.ndarray], epochs: int, cpu_threads: i
                   patches(data["x_test"]), torch.from_numpy(data["y_test"]), epochs=epochs,
                   batch_size=batch_size, lr=1e-3, device="cpu", seed=0, progress=False,
                   cpu_threads=cpu_threads, mixed_precision=mixed_precision)
-    return history.seconds
+    return history.seconds, history.val_acc[-1]
 
 
 def keras_result(python: str, peer: Path, data: dict[str, np.ndarray], epochs: int) -> dict | None:
@@ -111,9 +127,12 @@ def main() -> None:
     if args.keras_python and not args.peer.exists():
         sys.exit(f"the Keras peer {args.peer} does not exist; pass --peer PATH")
 
-    data = random_images(args.samples)
+    data = real_images(args.samples)
+    what = "real Fashion-MNIST training images"
+    if data is None:
+        data, what = random_images(args.samples), "random images (the real Fashion-MNIST is not on this machine)"
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu; "
-          f"{args.samples:,} random images, batch 64, {args.epochs} epochs per run; "
+          f"{len(data['y_train']):,} {what}, batch 64, {args.epochs} epochs per run; "
           f"model parameters: {count_parameters(FirstViT()):,}")
     if not args.keras_python:
         print("Keras side skipped: no --keras-python given.")
@@ -124,17 +143,23 @@ def main() -> None:
     precision = "bf16 mixed precision" if bf16 else "float32 (this CPU has no bf16 units)"
     chapter_label = f"{default_threads} threads, {precision} (the library's idle-CPU setting)"
 
+    accuracies: dict[str, list[float]] = {"torch": [], "keras": []}
+
     def torch_run(label: str, **options) -> float:
-        times = torch_epoch_seconds(data, args.epochs, **options)
+        times, accuracy = torch_epoch_seconds(data, args.epochs, **options)
         median = statistics.median(times[1:])
-        print(f"  torch (vitcourse.first_vit, {label}): {median:.2f} s/epoch (first epoch {times[0]:.2f} s)")
+        print(f"  torch (vitcourse.first_vit, {label}): {median:.2f} s/epoch (first epoch {times[0]:.2f} s), "
+              f"test accuracy {accuracy:.3f}")
+        accuracies["torch"].append(accuracy)
         return median
 
     def keras_run() -> float | None:
         keras = keras_result(args.keras_python, args.peer, data, args.epochs)
         if keras:
             print(f"  keras (seed model, TF {keras['tf']}): {keras['epoch_s_median_rest']:.2f} s/epoch "
-                  f"(first epoch {keras['epoch_s_first']:.2f} s), count_params()={keras['params']:,}")
+                  f"(first epoch {keras['epoch_s_first']:.2f} s), test accuracy {keras['val_acc']:.3f}, "
+                  f"count_params()={keras['params']:,}")
+            accuracies["keras"].append(keras["val_acc"])
             return keras["epoch_s_median_rest"]
         return None
 
@@ -167,6 +192,8 @@ def main() -> None:
         print(f"keras_over_torch={statistics.median(ratios):.2f}")
     else:
         print("keras_over_torch=skipped")
+    print(f"test accuracy after {args.epochs} epochs ({what}), median over runs: " + ", ".join(
+        f"{side} {statistics.median(values):.3f}" for side, values in accuracies.items() if values))
 
 
 if __name__ == "__main__":
