@@ -136,13 +136,14 @@ class Report:
         if self.results.get("type_changed"):
             if len(self.retyped) == 1:
                 cell = self.retyped[0]
-                return (f"Cell '{cell['grade_id']}' was turned from {_type_name(cell['was'])} into "
-                        f"{_type_name(cell['now'])}: set it back to {_type_name(cell['was'])}, save, and validate again.")
+                was, now = _type_name(cell["was"]), _type_name(cell["now"])
+                return (f"Cell '{cell['grade_id']}' was turned from {was} into {now}: "
+                        f"set it back to {was}, save, and validate again.")
             return (f"{len(self.results['type_changed'])} cells changed type: set each back as listed below, "
                     "save, and validate again.")
         if self.results.get("changed"):
-            return (f"{len(self.results['changed'])} locked cell(s) were edited: the grader puts back its own copy, "
-                    "so edits there do not count. Put their text back as it was (below: the start of each), "
+            return (f"{len(self.results['changed'])} locked cell(s) were edited: the grader puts back its own "
+                    "copy, so edits there do not count. Put their text back as it was (below: the start of each), "
                     "save, and validate again to see your test results.")
         if self.failing:
             questions = list(dict.fromkeys(_question(g) for g in self.failing))
@@ -183,8 +184,9 @@ class Report:
         for cell in self.retyped:
             name, key = CELL_TYPES.get(cell["was"], (cell["was"], ""))
             how = f"click it, press Esc, then {key} (or " if key else "("
-            lines.append(f"  '{cell['grade_id']}' ({cell['source'][:40]!r}): {_type_name(cell['was'])} cell, now "
-                         f"{_type_name(cell['now'])}. To set it back: {how}choose {name} in the toolbar's cell-type menu).")
+            lines.append(f"  '{cell['grade_id']}' ({cell['source'][:40]!r}): {_type_name(cell['was'])} cell, "
+                         f"now {_type_name(cell['now'])}. To set it back: {how}choose {name} in the toolbar's "
+                         "cell-type menu).")
         return lines
 
     def lab_value(self) -> dict:
@@ -196,7 +198,8 @@ class Report:
         a changed cell type or an edited locked cell is shown in this entry alone, with its fix.
         """
         if self.results.get("type_changed") or self.results.get("changed"):
-            body = self.lines()[:-1] if self.results.get("changed") else [self.summary(), *self.retype_lines()]
+            changed = self.results.get("changed")
+            body = self.lines()[:-1] if changed else [self.summary(), *self.retype_lines()]
             note = NOT_RUN_NOTE if self.results.get("type_changed") else HIDDEN_NOTE
             return {"failed": [{"source": "\n".join(line for line in body if line != HIDDEN_NOTE),
                                 "error": html.escape(note), "raw_error": note}]}

@@ -64,7 +64,8 @@ def project():
     minimum = re.search(r'requires-python\s*=\s*">=\s*(\d+)\.(\d+)', text)
     torch = re.search(r'"torch==([^"]+)"', text)
     if not minimum or not torch:
-        raise SetupError("{} names no requires-python or torch pin: download the course package again".format(PYPROJECT))
+        raise SetupError("{} names no requires-python or torch pin: download the course package "
+                         "again".format(PYPROJECT))
     return (int(minimum.group(1)), int(minimum.group(2))), torch.group(1)
 
 
@@ -137,15 +138,17 @@ def inspect_venv(venv, minimum):
     if not os.path.lexists(venv):
         return "missing", ""
     if not os.path.isfile(os.path.join(venv, "pyvenv.cfg")):
-        raise SetupError("{} exists but is not a Python virtual environment (it has no pyvenv.cfg), so it was "
-                         "left alone. Move it away, or choose another folder (make setup VENV=.venv-course), "
+        raise SetupError("{} exists but is not a Python virtual environment (it has no pyvenv.cfg), "
+                         "so it was left alone. Move it away, or choose another folder "
+                         "(make setup VENV=.venv-course), "
                          "then run make setup again.".format(venv))
     code, out = run_quietly([venv_python(venv), "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"])
     if code != 0 or not re.match(r"^\d+\.\d+\.\d+$", out):
         return "rebuild", "its Python does not run ({})".format(out.splitlines()[-1] if out else "no output")
     version = tuple(int(part) for part in out.split("."))
     if version[:2] < minimum:
-        return "rebuild", "it was made with Python {}, and the course needs {}.{} or newer".format(out, *minimum)
+        return "rebuild", "it was made with Python {}, and the course needs {}.{} or newer".format(
+            out, *minimum)
     return "ok", out
 
 
@@ -195,7 +198,8 @@ def announce(build, torch_pin, python):
             "GPU you may want the CUDA build instead: make setup TORCH=cuda".format(torch_pin, CPU_INDEX))
     elif build == "cuda":
         say("PyTorch {}: PyPI's build with NVIDIA's CUDA libraries (an NVIDIA GPU was found, or TORCH=cuda). "
-            "The assignments run on a CPU; for the small CPU-only build: make setup TORCH=cpu".format(torch_pin))
+            "The assignments run on a CPU; for the small CPU-only build: make setup TORCH=cpu".format(
+                torch_pin))
 
 
 def install_steps(venv, build, torch_pin, switching):
