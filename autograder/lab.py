@@ -10,8 +10,10 @@ Each runs `jupyter lab` with a configuration folder of this course (autograder/l
 * instructor: Formgrader on the course folder (autograder/course/ by default), for manual
   grading of the written answers; opens at /formgrader.
 
-Nothing is written into the repository: Lab's settings, workspaces, runtime files and the
-notebooks' checkpoints go to a folder under the system's temporary directory.
+Lab's settings, workspaces, runtime files and the notebooks' checkpoints go to .lab-state/ in
+the copy of the course it runs from (the student package's folder, or this repository), so two
+copies never share open tabs or checkpoints; the folder ignores itself in git (its .gitignore).
+`VITCOURSE_LAB_STATE` moves it (tests).
 
 This module is also the student Lab's server extension (`autograder.lab`).
 """
@@ -19,23 +21,28 @@ This module is also the student Lab's server extension (`autograder.lab`).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 from .course import PACKAGE_DIR, REPO_ROOT, Course
 
 CONFIG_ROOT = PACKAGE_DIR / "lab_config"
 PROFILES = ("student", "instructor")
+STATE_DIR = REPO_ROOT / ".lab-state"
 
 
 def state_dir(profile: str) -> Path:
-    """Where Lab keeps settings, workspaces, runtime files and checkpoints: outside the repository."""
-    uid = os.getuid() if hasattr(os, "getuid") else 0
-    folder = Path(os.environ.get("VITCOURSE_LAB_STATE") or Path(tempfile.gettempdir()) / f"vitcourse-lab-{uid}") / profile
+    """Where Lab keeps settings, workspaces, runtime files and checkpoints: STATE_DIR/`profile`,
+    inside this copy of the course (or under $VITCOURSE_LAB_STATE)."""
+    top = Path(os.environ.get("VITCOURSE_LAB_STATE") or STATE_DIR)
+    folder = top / profile
     folder.mkdir(parents=True, exist_ok=True)
+    ignore = top / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("# JupyterLab's state for this copy of the course (autograder/lab.py)\n*\n")
     return folder
 
 
@@ -78,6 +85,31 @@ def run_lab(profile: str, root: Path, extra: list[str] | None = None) -> int:
         Course(root=Path(root)).ensure()   # Formgrader reads the course's nbgrader_config.py
     argv, env = lab_command(profile, root, extra=extra)
     return subprocess.call(argv, env=env, cwd=str(root))
+
+
+@functools.cache
+def checkpoints_class():
+    """The Lab's checkpoints class (the configurations name it `autograder.lab.CourseCheckpoints`)."""
+    from jupyter_server.services.contents.filecheckpoints import AsyncFileCheckpoints
+
+    class CourseCheckpoints(AsyncFileCheckpoints):
+        """jupyter_server's checkpoints under `root_dir` (the Lab's state folder), whose folder for
+        each notebook folder is made when needed: jupyter_server's own class puts the checkpoints of
+        a folder it does not find in the system's temporary folder, shared by every copy of the course."""
+
+        def checkpoint_path(self, checkpoint_id, path):
+            parent = ("/" + path.strip("/")).rsplit("/", 1)[0].strip("/")
+            os.makedirs(self._get_os_path(path=parent), exist_ok=True)
+            return super().checkpoint_path(checkpoint_id, path)
+
+    return CourseCheckpoints
+
+
+def __getattr__(name):
+    """`autograder.lab.CourseCheckpoints`, made on first use (jupyter_server is imported only then)."""
+    if name == "CourseCheckpoints":
+        return checkpoints_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ---- the student Lab's server extension: nbgrader's Validate, asynchronous ---------------------

@@ -7,7 +7,8 @@ What goes in:
                       `python -m autograder lab` (validate.py, lab.py and lab_config/student/ as
                       they are; a student __main__.py, course.py and export.py; validate_config.py,
                       the settings Validate reads, written from autograder/nbgrader_config.py)
-  README.md, Makefile from student/: set-up, `make lab`, Validate, how and where to submit
+  README.md, Makefile, install.py from student/: set-up (install.py checks the Python, rebuilds
+                      a broken .venv, picks PyTorch's build), `make lab`, Validate, how to submit
   pyproject.toml      generated: installs the library with the repository's pins for the
                       packages students need (the library's own, JupyterLab and nbgrader)
 What never goes in: solutions/, tests/, hidden tests, instructor notes, the grading modules.
@@ -28,7 +29,8 @@ from .course import REPO_ROOT, Course
 from .release import FORBIDDEN_MARKERS
 
 DEFAULT_OUT = REPO_ROOT / "_build" / "student-package"
-STUDENT_FILES = REPO_ROOT / "student"  # README.md and Makefile of the package
+STUDENT_FILES = REPO_ROOT / "student"  # STUDENT_TEXTS of the package
+STUDENT_TEXTS = ("README.md", "Makefile", "install.py")
 STAMP = ".vitcourse-student-package"   # marks a folder this command may overwrite
 LIBRARY = "vitcourse"
 # Besides what the notebooks import: the package itself and `python -m vitcourse.data fetch`.
@@ -302,7 +304,7 @@ def build_package(out: Path = DEFAULT_OUT, course: Course | None = None, *, make
     if not notebooks:
         raise FileNotFoundError(f"no released notebook under {course.exercises}: "
                                 "run `python -m autograder release --all` first")
-    for name in ("README.md", "Makefile"):
+    for name in STUDENT_TEXTS:
         if not (STUDENT_FILES / name).is_file():
             raise FileNotFoundError(f"{STUDENT_FILES / name} is missing: the package's {name} comes from there")
     out = out.resolve()
@@ -327,7 +329,7 @@ def build_package(out: Path = DEFAULT_OUT, course: Course | None = None, *, make
     written += [_copy(p, out / p.relative_to(REPO_ROOT)) for p in sorted((REPO_ROOT / LAB_CONFIG).rglob("*"))
                 if p.is_file() and not any(part.startswith(".") or part == "__pycache__"
                                            for part in p.relative_to(REPO_ROOT / LAB_CONFIG).parts)]
-    written += [_copy(STUDENT_FILES / name, out / name) for name in ("README.md", "Makefile")]
+    written += [_copy(STUDENT_FILES / name, out / name) for name in STUDENT_TEXTS]
     (out / "pyproject.toml").write_text(student_pyproject(), encoding="utf-8")
     written.append(out / "pyproject.toml")
     for path in written:

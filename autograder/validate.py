@@ -1,7 +1,7 @@
 """`validate`: the student-side check, nbgrader's Validate with the course's limits.
 
 One code path serves both `python -m autograder validate NOTEBOOK` and the Validate button
-of the student Lab (autograder/lab_extension.py runs this command in a subprocess). Both
+of the student Lab (autograder/lab.py runs this command in a subprocess). Both
 read the course configuration, autograder/nbgrader_config.py: the per-cell time limit of
 grading (`Execute.timeout`) and the math-library threads of the kernel (`CourseValidator.threads`).
 
@@ -14,6 +14,8 @@ later cell that uses its results fail with a NameError; the report names that ce
 from __future__ import annotations
 
 import contextlib
+import copy
+import html
 import math
 import os
 import re
@@ -25,6 +27,12 @@ from nbgrader.validator import Validator
 from traitlets import Integer
 
 HIDDEN_NOTE = "Hidden tests run only when the assignment is graded."
+NOT_RUN_NOTE = "Nothing was run: Validate runs the notebook once every cell has its type back."
+# The kernel's own log (its warning that it talks to Validate over local TCP) is not the student's concern.
+QUIET_KERNEL = "--IPKernelApp.log_level=ERROR"
+# JupyterLab's name of each cell type, and the key that sets it (command mode: Esc first).
+CELL_TYPES = {"code": ("Code", "Y"), "markdown": ("Markdown", "M"), "raw": ("Raw", "R")}
+EXAMPLE_NOTEBOOK = "exercises/assignment1/assignment1.ipynb"
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 TIMEOUT_ERRORS = ("CellTimeoutError", "TimeoutError")
 
@@ -114,6 +122,7 @@ class Report:
     tests: list[str] = field(default_factory=list)     # grade ids of the visible test cells
     failing: list[str] = field(default_factory=list)   # grade ids of those that fail
     cause: str = ""                    # the first error above the first failing test, if any
+    retyped: list[dict] = field(default_factory=list)  # cells whose type changed: grade_id, was, now
     seconds: float = 0.0
     cell_timeout: int | None = None
     wall_clock: int | None = None
@@ -125,10 +134,17 @@ class Report:
 
     def summary(self) -> str:
         if self.results.get("type_changed"):
-            return f"{len(self.results['type_changed'])} cell(s) changed type; restore them from the released notebook."
+            if len(self.retyped) == 1:
+                cell = self.retyped[0]
+                was, now = _type_name(cell["was"]), _type_name(cell["now"])
+                return (f"Cell '{cell['grade_id']}' was turned from {was} into {now}: "
+                        f"set it back to {was}, save, and validate again.")
+            return (f"{len(self.results['type_changed'])} cells changed type: set each back as listed below, "
+                    "save, and validate again.")
         if self.results.get("changed"):
-            return (f"{len(self.results['changed'])} read-only cell(s) were edited; "
-                    "they are restored when the assignment is graded.")
+            return (f"{len(self.results['changed'])} locked cell(s) were edited: the grader puts back its own "
+                    "copy, so edits there do not count. Put their text back as it was (below: the start of each), "
+                    "save, and validate again to see your test results.")
         if self.failing:
             questions = list(dict.fromkeys(_question(g) for g in self.failing))
             return f"{len(self.failing)} of {len(self.tests)} test cells fail: {', '.join(questions)}"
@@ -138,6 +154,8 @@ class Report:
 
     def notes(self) -> list[str]:
         """The lines under the summary: why it failed, the time taken, what was not checked."""
+        if self.results.get("type_changed"):
+            return [NOT_RUN_NOTE]
         lines = [self.cause] if self.cause else []
         if self.wall_clock and self.seconds > self.wall_clock:
             lines.append(f"The notebook took {self.seconds:.0f} s: the grader stops a notebook after "
@@ -149,9 +167,8 @@ class Report:
     def lines(self) -> list[str]:
         lines = [self.summary(), *self.notes()]
         if self.results.get("type_changed"):
-            lines += [f"  {cell['old_type']} -> {cell['new_type']}: {cell['source'][:80]!r}"
-                      for cell in self.results["type_changed"]]
-        elif self.results.get("changed"):
+            return lines + self.retype_lines()
+        if self.results.get("changed"):
             lines += [f"  {cell['source'][:80]!r}" for cell in self.results["changed"]]
         elif self.results.get("failed"):
             for cell in self.results["failed"]:
@@ -161,15 +178,33 @@ class Report:
                      f"{self.threads} math thread(s))")
         return lines
 
+    def retype_lines(self) -> list[str]:
+        """One line per cell whose type changed: which cell, and the keys that set it back."""
+        lines = []
+        for cell in self.retyped:
+            name, key = CELL_TYPES.get(cell["was"], (cell["was"], ""))
+            how = f"click it, press Esc, then {key} (or " if key else "("
+            lines.append(f"  '{cell['grade_id']}' ({cell['source'][:40]!r}): {_type_name(cell['was'])} cell, "
+                         f"now {_type_name(cell['now'])}. To set it back: {how}choose {name} in the toolbar's "
+                         "cell-type menu).")
+        return lines
+
     def lab_value(self) -> dict:
         """The result for the Lab's Validate dialog (nbgrader's format).
 
         The dialog prints each failed cell under "The following cell failed:"; the first
         entry carries the summary and notes instead (the student Lab's CSS hides its heading).
-        A pass that took longer than the grader allows is shown that way too, as a warning.
+        A pass that took longer than the grader allows is shown that way too, as a warning;
+        a changed cell type or an edited locked cell is shown in this entry alone, with its fix.
         """
+        if self.results.get("type_changed") or self.results.get("changed"):
+            changed = self.results.get("changed")
+            body = self.lines()[:-1] if changed else [self.summary(), *self.retype_lines()]
+            note = NOT_RUN_NOTE if self.results.get("type_changed") else HIDDEN_NOTE
+            return {"failed": [{"source": "\n".join(line for line in body if line != HIDDEN_NOTE),
+                                "error": html.escape(note), "raw_error": note}]}
         warnings = self.notes()[:-1]
-        if (self.ok and not warnings) or self.results.get("type_changed") or self.results.get("changed"):
+        if self.ok and not warnings:
             return self.results
         head = {"source": "\n".join([self.summary(), *warnings]), "error": HIDDEN_NOTE, "raw_error": HIDDEN_NOTE}
         return {"failed": [head, *self.results.get("failed", [])]}
@@ -178,6 +213,34 @@ class Report:
         return {"results": self.results, "lab_value": self.lab_value(), "summary": self.summary(),
                 "notes": self.notes(), "tests": self.tests, "failing": self.failing,
                 "seconds": self.seconds, "threads": self.threads}
+
+
+def _type_name(cell_type: str) -> str:
+    return CELL_TYPES.get(cell_type, (cell_type,))[0]
+
+
+def retyped_cells(nb) -> list[dict]:
+    """The cells of `nb` whose type is not the one the released notebook gave them (nbgrader's
+    metadata records it), as {grade_id, was, now, source}."""
+    return [{"grade_id": _nbgrader(cell).get("grade_id", "?"), "was": _nbgrader(cell)["cell_type"],
+             "now": cell.cell_type, "source": cell.source.strip()}
+            for cell in nb.cells if _nbgrader(cell).get("cell_type") not in (None, cell.cell_type)]
+
+
+def check_notebook_path(path: Path) -> None:
+    """Raise FileNotFoundError / ValueError saying what is wrong with the notebook path `path`."""
+    if path.is_dir():
+        names = sorted(p.name for p in path.glob("*.ipynb"))
+        raise FileNotFoundError(f"{path} is a folder: give the notebook file in it"
+                                + (f" ({', '.join(names)})" if names else f", e.g. {EXAMPLE_NOTEBOOK}"))
+    if not path.exists():
+        names = sorted(p.name for p in path.parent.glob("*.ipynb")) if path.parent.is_dir() else []
+        where = (f"the notebooks in {path.parent} are {', '.join(names)}" if names
+                 else f"give the path from the course folder, e.g. {EXAMPLE_NOTEBOOK}")
+        raise FileNotFoundError(f"{path} does not exist: {where}")
+    if path.suffix != ".ipynb":
+        raise ValueError(f"{path} is not a notebook (.ipynb): give the .ipynb file you work in, "
+                         f"e.g. {EXAMPLE_NOTEBOOK}")
 
 
 def _strip_ansi(text: str) -> str:
@@ -230,10 +293,17 @@ def validate_notebook(path: Path, config=None) -> Report:
     """Validate one student notebook with the course's limits; raises FileNotFoundError."""
     from nbgrader.utils import determine_grade, is_grade
 
+    import nbformat
+
     path = Path(path)
-    if not path.is_file() or path.suffix != ".ipynb":
-        raise FileNotFoundError(f"{path} is not a notebook file (.ipynb)")
-    config = course_config() if config is None else config
+    check_notebook_path(path)
+    try:
+        nbformat.read(path, as_version=4)
+    except (ValueError, KeyError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} cannot be read as a notebook ({str(error).splitlines()[0][:120]}): if you "
+                         "edited it outside JupyterLab, take a fresh copy from the course package") from None
+    config = copy.deepcopy(course_config() if config is None else config)
+    config.Execute.extra_arguments = [*config.Execute.get("extra_arguments", []), QUIET_KERNEL]
     validator = CourseValidator(config=config)
     threads = validator.kernel_threads()
     start = time.monotonic()
@@ -242,6 +312,8 @@ def validate_notebook(path: Path, config=None) -> Report:
     report = Report(results=results, seconds=time.monotonic() - start, threads=threads,
                     cell_timeout=config.Execute.get("timeout", 30),
                     wall_clock=config.get("GuardedExecute", {}).get("cpu_budget"))
+    if "type_changed" in results:
+        report.retyped = retyped_cells(nbformat.read(path, as_version=4))
     nb = validator.executed
     if nb is not None:
         tests = [c for c in nb.cells if c.cell_type == "code" and is_grade(c) and has_code(c.source)]

@@ -9,6 +9,7 @@ a submission file name that `collect` really accepts.
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import os
 import re
@@ -89,7 +90,7 @@ def leaks(texts: dict[str, str]) -> list[str]:
 
 def test_the_package_holds_the_student_files_and_nothing_of_the_instructors(package):
     top = {p.name for p in package.iterdir()}
-    assert top == {"README.md", "Makefile", "pyproject.toml", "exercises", "vitcourse", "autograder", STAMP}
+    assert top == {"README.md", "Makefile", "install.py", "pyproject.toml", "exercises", "vitcourse", "autograder", STAMP}
     shipped = {str(p.relative_to(package / "exercises")): p.read_bytes() for p in (package / "exercises").rglob("*")
                if p.is_file()}
     released = {str(p.relative_to(EXERCISES)): p.read_bytes() for p in EXERCISES.rglob("*")
@@ -238,16 +239,13 @@ def test_the_student_validate_says_what_the_instructor_validate_says(monkeypatch
     assert json.loads(outputs[0])["lab_value"] == report.lab_value()
     monkeypatch.undo()
     assert student["main"](["validate", str(tmp_path / "missing.ipynb")]) == 2
-    assert "is not a notebook file" in capsys.readouterr().err
+    assert f"missing.ipynb does not exist: the notebooks in {tmp_path} are a.ipynb" in capsys.readouterr().err
 
 
-def test_the_student_lab_runs_from_the_package(package, tmp_path):
-    """`python -m autograder lab` of the package: its own lab.py and lab_config/student/ (not the
-    instructor's), and its Validate button answered by the package's `validate --json`."""
-    env = package_env() | {"VITCOURSE_LAB_STATE": str(tmp_path / "state")}
-    helped = subprocess.run([sys.executable, "-m", "autograder", "lab", "--help"], cwd=package, env=env,
-                            capture_output=True, text=True, timeout=60)
-    assert helped.returncode == 0 and "usage: python -m autograder lab" in helped.stdout, helped.stderr
+@contextlib.contextmanager
+def package_lab(package: Path, log: Path, env: dict[str, str]):
+    """The package's student Lab, started as its `python -m autograder lab` starts it, from `package`
+    with the environment `env`; yields (the argv, env and lab.py it used, api(path, method, body))."""
     port = free_port()
     script = (f"import json, autograder.lab as lab\nfrom autograder.course import Course\n"
               f"argv, env = lab.lab_command('student', Course().exercises, port={port}, browser=False, "
@@ -256,20 +254,16 @@ def test_the_student_lab_runs_from_the_package(package, tmp_path):
     done = subprocess.run([sys.executable, "-c", script], cwd=package, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     started = json.loads(done.stdout)
-    assert Path(started["lab"]).is_relative_to(package)
-    assert started["env"]["JUPYTER_CONFIG_DIR"] == str(package / "autograder" / "lab_config" / "student")
-    assert started["env"]["PYTHONPATH"].split(os.pathsep)[0] == str(package)
-    assert f"--ServerApp.root_dir={package / 'exercises'}" in started["argv"]
-    assert not (package / "autograder" / "lab_config" / "instructor").exists()
-    log = tmp_path / "lab.log"
     server = subprocess.Popen(started["argv"], env=started["env"], cwd=package / "exercises",
                               stdout=log.open("w"), stderr=subprocess.STDOUT)
-    base, headers = f"http://127.0.0.1:{port}", {"Authorization": "token t"}
+    base, headers = f"http://127.0.0.1:{port}", {"Authorization": "token t", "Content-Type": "application/json"}
 
-    def api(path, method="GET", timeout=10):
-        request = urllib.request.Request(f"{base}/{path}", method=method, headers=headers)
+    def api(path, method="GET", body=None, timeout=10):
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(f"{base}/{path}", method=method, headers=headers, data=data)
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return json.loads(response.read())
+            text = response.read()
+            return json.loads(text) if text.strip() else None
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -280,7 +274,7 @@ def test_the_student_lab_runs_from_the_package(package, tmp_path):
             except OSError:
                 assert time.monotonic() < deadline, log.read_text()[-3000:]
                 time.sleep(0.5)
-        answer = api("assignments/validate?path=assignment1/assignment1.ipynb", method="POST", timeout=300)
+        yield started, api
     finally:
         server.terminate()
         try:
@@ -288,11 +282,55 @@ def test_the_student_lab_runs_from_the_package(package, tmp_path):
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+def test_the_student_lab_runs_from_the_package(package, tmp_path):
+    """`python -m autograder lab` of the package: its own lab.py and lab_config/student/ (not the
+    instructor's), and its Validate button answered by the package's `validate --json`."""
+    env = package_env() | {"VITCOURSE_LAB_STATE": str(tmp_path / "state")}
+    helped = subprocess.run([sys.executable, "-m", "autograder", "lab", "--help"], cwd=package, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert helped.returncode == 0 and "usage: python -m autograder lab" in helped.stdout, helped.stderr
+    log = tmp_path / "lab.log"
+    with package_lab(package, log, env) as (started, api):
+        assert Path(started["lab"]).is_relative_to(package)
+        assert started["env"]["JUPYTER_CONFIG_DIR"] == str(package / "autograder" / "lab_config" / "student")
+        assert started["env"]["PYTHONPATH"].split(os.pathsep)[0] == str(package)
+        assert f"--ServerApp.root_dir={package / 'exercises'}" in started["argv"]
+        assert not (package / "autograder" / "lab_config" / "instructor").exists()
+        answer = api("assignments/validate?path=assignment1/assignment1.ipynb", method="POST", timeout=300)
     text = log.read_text()
     assert "autograder.lab: Validate runs" in text, text[-3000:]
     assert answer["success"], answer
     head, *failed = answer["value"]["failed"]
     assert re.match(r"\d+ of \d+ test cells fail: q1", head["source"]) and failed, answer
+
+
+def test_two_copies_of_the_package_keep_their_own_lab_state(package, tmp_path):
+    """Each copy's Lab keeps its settings, workspaces, runtime files and checkpoints in the copy's own
+    .lab-state/ (ignored by git): a checkpoint or a workspace saved in one is not seen from the other."""
+    env = {key: value for key, value in package_env().items() if key != "VITCOURSE_LAB_STATE"}
+    copies = [tmp_path / name / "student-package" for name in ("first", "second")]
+    for copy in copies:
+        shutil.copytree(package, copy)
+    notebook = "api/contents/assignment1/assignment1.ipynb/checkpoints"
+    with package_lab(copies[0], tmp_path / "first.log", env) as (started, api):
+        state = copies[0] / ".lab-state" / "student"
+        assert {started["env"][name] for name in ("JUPYTER_RUNTIME_DIR", "JUPYTERLAB_SETTINGS_DIR",
+                                                  "JUPYTERLAB_WORKSPACES_DIR", "VITCOURSE_LAB_CHECKPOINTS")} \
+            == {str(state / name) for name in ("runtime", "user-settings", "workspaces", "checkpoints")}
+        checkpoint = api(notebook, method="POST")
+        api("lab/api/workspaces/mine", method="PUT", body={"data": {}, "metadata": {"id": "mine"}})
+        assert [c["id"] for c in api(notebook)] == [checkpoint["id"]]
+    assert list((state / "checkpoints").rglob("assignment1-*.ipynb")), "the checkpoint is not in the copy"
+    assert list((state / "workspaces").glob("mine*")), "the workspace is not in the copy"
+    assert (copies[0] / ".lab-state" / ".gitignore").read_text().splitlines()[-1] == "*"
+    with package_lab(copies[1], tmp_path / "second.log", env) as (started, api):
+        assert started["env"]["VITCOURSE_LAB_CHECKPOINTS"] == str(copies[1] / ".lab-state" / "student" / "checkpoints")
+        assert api(notebook) == []
+        assert "mine" not in api("lab/api/workspaces")["workspaces"]["ids"]
+    for copy in copies:  # nothing next to the notebooks
+        assert not list((copy / "exercises").rglob(".ipynb_checkpoints"))
 
 
 def submission_examples(text: str) -> list[re.Match]:

@@ -12,6 +12,8 @@ c.ServerApp.jpserver_extensions = {
 }
 if os.environ.get("VITCOURSE_LAB_CHECKPOINTS"):
     c.FileContentsManager.checkpoints_kwargs = {"root_dir": os.environ["VITCOURSE_LAB_CHECKPOINTS"]}
+    # Makes the folder for each notebook folder there (else they go to a shared temporary folder).
+    c.FileContentsManager.checkpoints_class = "autograder.lab.CourseCheckpoints"
     # jupyter-lsp's copies of open documents (for a language server, if one is installed).
     c.LanguageServerManager.virtual_documents_dir = os.path.join(
         os.path.dirname(os.environ["VITCOURSE_LAB_CHECKPOINTS"]), "virtual_documents")

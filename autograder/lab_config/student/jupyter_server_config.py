@@ -14,9 +14,11 @@ c.ServerApp.jpserver_extensions = {
     "autograder.lab": True,
 }
 c.LabApp.custom_css = True  # custom/custom.css: locked cells and the Validate dialog
-# Checkpoints next to Lab's other state, outside the repository.
+# Checkpoints next to Lab's other state, in this copy's .lab-state/ (autograder/lab.py).
 if os.environ.get("VITCOURSE_LAB_CHECKPOINTS"):
     c.FileContentsManager.checkpoints_kwargs = {"root_dir": os.environ["VITCOURSE_LAB_CHECKPOINTS"]}
+    # Makes the folder for each notebook folder there (else they go to a shared temporary folder).
+    c.FileContentsManager.checkpoints_class = "autograder.lab.CourseCheckpoints"
     # jupyter-lsp's copies of open documents (for a language server, if one is installed).
     c.LanguageServerManager.virtual_documents_dir = os.path.join(
         os.path.dirname(os.environ["VITCOURSE_LAB_CHECKPOINTS"]), "virtual_documents")
