@@ -23,8 +23,11 @@ help:
 setup: $(VENV_STAMP)
 
 # pip install runs only when pyproject.toml changed since the last install.
+# A .venv made by an older or vanished Python is rebuilt; a too-old $(PYTHON) is refused first.
 $(VENV_STAMP): pyproject.toml
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+	  $(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed; $(PYTHON) is " + sys.version.split()[0] + ". Run: make $(MAKECMDGOALS) PYTHON=python3.11 (or newer)")' && \
+	  rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[book,course,dev]"
 	@touch $@
