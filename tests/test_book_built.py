@@ -190,3 +190,27 @@ def test_the_headline_effects_hold_in_the_built_book():
     percent = lambda name: float(dino[name].removesuffix(" %"))  # noqa: E731
     assert percent("share_after") >= 2 * percent("share_area")
     assert percent("share_after") >= percent("share_fixed") + 10
+
+
+def test_chapter_5_ran_on_the_data_this_machine_has_and_says_what_it_ran_on(pages):
+    """With the real Fashion-MNIST on the build machine (Debian's dataset-fashion-mnist, or the data
+    folder) chapter 5 runs on it: its label says so, no stand-in banner, and its prose carries only
+    the real-data sentence; without it, the stand-in, the banner and the stand-in sentence."""
+    from vitcourse.data import FASHION_MNIST
+    from vitcourse.data.loaders import data_status
+
+    real = bool(data_status(FASHION_MNIST).verified)
+    page = pages["book/05_first_vit"]
+    text = " ".join(page.text().split())
+    banners = list(page.find_all("div", "standin-banner"))
+    if real:
+        assert "data=fashion-mnist" in text and "data=synthetic-fashion" not in text
+        assert not banners
+        assert "This run used the real Fashion-MNIST" in text and "used the offline stand-in" not in text
+    else:
+        assert "data=synthetic-fashion" in text and banners
+        assert "This run used the offline stand-in" in text and "used the real Fashion-MNIST" not in text
+    race = glued_values("05_first_vit")
+    assert race["race_leader"] in ("CNN", "ViT") and race["race_follower"] != race["race_leader"]
+    leader, follower = (float(race[f"race_{m.lower()}_acc"]) for m in (race["race_leader"], race["race_follower"]))
+    assert leader - follower >= 0.01 - 0.0005 and float(race["race_gap"]) >= 1.0
