@@ -364,7 +364,8 @@ class KernelChannel:
             os.fchmod(handle.fileno(), 0o644)
             handle.write(buffer.getvalue())
         self.run_in_kernel(f"__import__('autograder.channel').channel.serve({str(self.folder)!r}, {number})")
-        header, answer_arrays = self._read_answer(number, min(max_bytes or MAX_MESSAGE_BYTES, MAX_MESSAGE_BYTES))
+        limit = min(max_bytes or MAX_MESSAGE_BYTES, MAX_MESSAGE_BYTES)
+        header, answer_arrays = self._read_answer(number, limit)
         if "error" in header:
             error = header["error"]
             if not isinstance(error, dict):

@@ -187,7 +187,8 @@ def grading_flags(autograded: Path) -> list[str]:
     flags = set()
     for path in sorted(autograded.glob("*.ipynb")):
         try:
-            found = nbformat.read(path, as_version=4).metadata.get(REVIEW_METADATA, {}).get("review_flags", [])
+            metadata = nbformat.read(path, as_version=4).metadata
+            found = metadata.get(REVIEW_METADATA, {}).get("review_flags", [])
         except Exception:  # noqa: BLE001 - an unreadable notebook has no flags to add
             continue
         flags.update(str(flag) for flag in found if isinstance(flag, str))

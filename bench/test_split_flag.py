@@ -48,7 +48,8 @@ def main() -> None:
             print(f"seed {seed} {kind}: data={namespace['data'].name} profile={get_profile().name}  "
                   f"test {m.test:.3f}  held-out {m.heldout:.3f} ({m.heldout_what})  gap {gap:+.3f}  "
                   f"flagged {gap > grading.TEST_SPLIT_GAP}", flush=True)
-    print(f"flagged {flagged} of {2 * len(args.seeds)} reference models (rule: gap > {grading.TEST_SPLIT_GAP})")
+    print(f"flagged {flagged} of {2 * len(args.seeds)} reference models "
+          f"(rule: gap > {grading.TEST_SPLIT_GAP})")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from autograder.course import REPO_ROOT
-from autograder.samples import Sample, build_samples, generic_samples, with_answer, with_code
+from autograder.samples import Sample, build_samples, generic_samples, with_answer, with_answers, with_code
 from autograder_support import cli, cpu_hog, gradebook_totals, temp_course, write_inbox
 
 pytestmark = pytest.mark.slow
@@ -158,15 +158,6 @@ q10_results = dict(ViT=q7_val_acc, CNN=q8_val_acc)
 q10_best_model = max(["CNN", "ViT"], key=lambda name: (q10_results[name], name == "ViT"))
 ''',
 }
-
-
-def with_answers(answers: dict[str, str]):
-    """A build step that replaces several answer cells."""
-    def build(nb):
-        for grade_id, source in answers.items():
-            nb = with_answer(grade_id, source)(nb)
-        return nb
-    return build
 
 
 def assignment2_samples() -> list[Sample]:

@@ -202,7 +202,8 @@ class SolutionLayout(torch.nn.Module):
         self.positions = torch.nn.Parameter(torch.randn(*positions_shape) * 0.02)
         self.attention = torch.nn.MultiheadAttention(64, num_heads=4, batch_first=True)
         self.norm1 = torch.nn.LayerNorm(64)
-        self.feed_forward = torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.ReLU(), torch.nn.Linear(128, 64))
+        self.feed_forward = torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.ReLU(),
+                                                torch.nn.Linear(128, 64))
         self.norm2 = torch.nn.LayerNorm(64)
         self.head = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Dropout(0.3),
                                         torch.nn.Linear(64, 10))

@@ -29,7 +29,7 @@ import pytest
 
 from autograder.course import REPO_ROOT
 from autograder.feedback import hidden_lines, page_text
-from autograder.samples import Sample, build_samples, cell_by_id, with_answer
+from autograder.samples import Sample, build_samples, cell_by_id, with_answer, with_answers
 from autograder_support import (FIXTURE_SOLUTIONS, TEST_LIMITS, cli, cpu_hog, gradebook_totals, temp_course,
                                 write_inbox)
 
@@ -264,13 +264,16 @@ def test_the_encodings_find_a_planted_secret():
         assert any(form in text for form in encodings(secret)[1:])
 
 
-def test_no_trick_changes_a_grade(graded):
-    from autograder_support import gradebook_totals
-
-    course, expected = graded
-    totals = gradebook_totals(course, ASSIGNMENT)
+def assert_scores(course, assignment: str, expected: dict[str, float]) -> None:
+    """Every student's total is the expected one (the mismatches named otherwise)."""
+    totals = gradebook_totals(course, assignment)
     assert totals == pytest.approx(expected), {s: (totals.get(s), want) for s, want in expected.items()
                                                if totals.get(s) != want}
+
+
+def test_no_trick_changes_a_grade(graded):
+    course, expected = graded
+    assert_scores(course, ASSIGNMENT, expected)
 
 
 def test_resource_escapes_cost_their_own_submission_only(graded):
@@ -404,10 +407,12 @@ _real_run_op = _ch._run_op
 def _invented(request, arrays):
     op = request["op"]
     if op == "parameters":
-        return [[name, torch.randn(tensor.shape)] for name, tensor in _ch.module_parameters(_ch._HANDLES[request["target"]])]
+        model = _ch._HANDLES[request["target"]]
+        return [[name, torch.randn(tensor.shape)] for name, tensor in _ch.module_parameters(model)]
     if op == "call" and request.get("mode") == "eval_no_grad":
         x = _ch._kernel_decode(request["args"], arrays, _ch._HANDLES)[0]
-        known, labels = (patches_test, data.y_test) if x.dim() == 3 else (data.x_test.unsqueeze(1), data.y_test)
+        known = patches_test if x.dim() == 3 else data.x_test.unsqueeze(1)
+        labels = data.y_test
         nearest = torch.cdist(x.flatten(1), known.flatten(1)).argmin(dim=1)
         return torch.nn.functional.one_hot(labels[nearest], 10).float() * 100
     return _real_run_op(request, arrays)
@@ -419,14 +424,6 @@ FAKE_ANSWERS = {
     "q7_train": "q7_val_acc = 1.0\n",
     "q8_cnn": f"model_cnn = {CNN_LAYERS}\nq8_val_acc = 1.0\n",
 }
-
-
-def _answers(answers: dict[str, str]):
-    def build(nb):
-        for grade_id, source in answers.items():
-            nb = with_answer(grade_id, source)(nb)
-        return nb
-    return build
 
 
 def _solution_plus(grade_id: str, code: str):
@@ -445,11 +442,13 @@ A2_SAMPLES = [
     Sample("lookup_cnn", with_answer("q8_cnn", LOOKUP_CNN), lambda nb: 17.0),
     # An honest untrained ViT (q7 hidden -3, q9 hidden -3) and a CNN trained on the test split:
     # it agrees and clears the threshold (4), and is flagged.
-    Sample("test_split_cnn", _answers({"q7_train": UNTRAINED_VIT, "q8_cnn": TEST_SPLIT_CNN}), lambda nb: 14.0),
+    Sample("test_split_cnn", with_answers({"q7_train": UNTRAINED_VIT, "q8_cnn": TEST_SPLIT_CNN}),
+           lambda nb: 14.0),
     # Visible tests take the kernel's word (q6-q9: 1 each); every hidden test that measures from
     # the weights fails (the invented tensors score ~0.1; the kernel's logits are not the
     # architecture's); q10 counts parameters from the tensors sent, which have the right shapes (4).
-    Sample("fake_channel", lambda nb: _solution_plus("q6_model", FAKE_CHANNEL)(_answers(FAKE_ANSWERS)(nb)),
+    Sample("fake_channel",
+           lambda nb: _solution_plus("q6_model", FAKE_CHANNEL)(with_answers(FAKE_ANSWERS)(nb)),
            lambda nb: 8.0),
 ]
 
@@ -469,9 +468,7 @@ def graded_a2(tmp_path_factory):
 
 def test_lookups_and_invented_answers_earn_no_accuracy_points(graded_a2):
     course, expected = graded_a2
-    totals = gradebook_totals(course, A2)
-    assert totals == pytest.approx(expected), {s: (totals.get(s), want) for s, want in expected.items()
-                                               if totals.get(s) != want}
+    assert_scores(course, A2, expected)
 
 
 def test_a_model_trained_on_the_test_split_is_flagged_and_no_other(graded_a2):

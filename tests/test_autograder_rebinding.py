@@ -88,8 +88,10 @@ def graded(tmp_path_factory):
             cell_by_id(nb, grade_id).source = source
         return nb
 
+    planted = copy.deepcopy(correct)   # a review flag only the grader may write, planted by hand
+    planted.metadata["autograder"] = {"review_flags": ["planted by the submission"]}
     samples = {
-        "correct": (correct, 7.0),
+        "correct": (planted, 7.0),
         # Never rebinds: t2 and t3 see the first value and function, and fail (only t1 scores).
         "keeps_first": (answering(a2="pass", a3="pass"), 1.0),
         # Rebinds in a2, then puts the first objects back in a3: t3 sees them and fails.
@@ -114,3 +116,10 @@ def test_an_object_put_back_is_the_one_graded(graded):
     verdict = cell_by_id(nb, "t3").outputs
     assert len(verdict) == 1 and verdict[0].output_type == "error"
     assert "double(3) after a3" in verdict[0].evalue
+
+
+def test_only_the_grader_writes_review_flags(graded):
+    from autograder.grade import read_grading_log
+
+    course, _ = graded
+    assert read_grading_log(course, ASSIGNMENT)["correct"]["review_flags"] == []
