@@ -350,7 +350,9 @@ class KernelChannel:
                 os.close(fd)
                 setattr(self, name, None)
 
-    def request(self, message: dict, arrays: dict | None = None):
+    def request(self, message: dict, arrays: dict | None = None, max_bytes: int | None = None):
+        """Send `message`, have the kernel serve it, and decode its answer (refused when larger
+        than `max_bytes`, or than MAX_MESSAGE_BYTES)."""
         self.count += 1
         number = self.count
         buffer = io.BytesIO()
@@ -362,7 +364,8 @@ class KernelChannel:
             os.fchmod(handle.fileno(), 0o644)
             handle.write(buffer.getvalue())
         self.run_in_kernel(f"__import__('autograder.channel').channel.serve({str(self.folder)!r}, {number})")
-        header, answer_arrays = self._read_answer(number)
+        limit = min(max_bytes or MAX_MESSAGE_BYTES, MAX_MESSAGE_BYTES)
+        header, answer_arrays = self._read_answer(number, limit)
         if "error" in header:
             error = header["error"]
             if not isinstance(error, dict):
@@ -373,7 +376,7 @@ class KernelChannel:
             raise ChannelError("malformed answer from the kernel")
         return _GraderDecoder(self, answer_arrays).decode(header["ok"])
 
-    def _read_answer(self, number: int):
+    def _read_answer(self, number: int, max_bytes: int = MAX_MESSAGE_BYTES):
         try:
             fd = os.open(f"{number}.npz", os.O_RDONLY | os.O_NOFOLLOW, dir_fd=self._answers_fd)
         except OSError as error:
@@ -381,8 +384,11 @@ class KernelChannel:
                                "code runs?)") from None
         with os.fdopen(fd, "rb") as handle:
             info = os.fstat(handle.fileno())
-            if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_MESSAGE_BYTES:
-                raise ChannelError("the kernel's answer is not a regular file of at most 256 MiB")
+            if not stat.S_ISREG(info.st_mode):
+                raise ChannelError("the kernel's answer is not a regular file")
+            if info.st_size > max_bytes:
+                raise ChannelError(f"the kernel's answer is larger than the {max_bytes / 2 ** 20:.0f} MiB "
+                                   "this request allows")
             data = handle.read()
         try:
             with numpy.load(io.BytesIO(data), allow_pickle=False) as message:
@@ -397,12 +403,12 @@ class KernelChannel:
         return header, arrays
 
     # operations
-    def op(self, op: str, **fields):
+    def op(self, op: str, max_bytes: int | None = None, **fields):
         encoder = _GraderEncoder()
         message = {"op": op}
         for key, value in fields.items():
             message[key] = encoder.encode(value) if key in ("args", "kwargs", "key", "value") else value
-        return self.request(message, encoder.arrays)
+        return self.request(message, encoder.arrays, max_bytes)
 
     def bind(self, names: list[str]) -> dict:
         found = self.request({"op": "bind", "names": list(names)})
@@ -586,8 +592,8 @@ class RemoteObject:
             return lambda *args, **kwargs: iter(self._parameters())
         return self._channel.op("getattr", target=self._id, name=name)
 
-    def _parameters(self) -> list:
-        found = self._channel.op("parameters", target=self._id)
+    def _parameters(self, max_bytes: int | None = None) -> list:
+        found = self._channel.op("parameters", max_bytes=max_bytes, target=self._id)
         if type(found) is not list or not all(type(p) is list and len(p) == 2 and type(p[0]) is str
                                               for p in found):
             raise ChannelError("malformed parameter list from the kernel")

@@ -21,7 +21,9 @@ Graded test cells never reach the student's kernel. When the notebook arrives at
 grader runs that cell's source (visible and hidden tests) in *its own* process, in a namespace
 built from the instructor's locked cells run here too, and reaches the submission's answers only
 through autograder/channel.py: plain values by value, everything else as handles whose calls run
-in the kernel. So nothing a student cell installs in its interpreter (input transformers,
+in the kernel. Every test cell fetches the submission's names it reads afresh, so it sees them as
+they are at that point of the notebook (a model made anew, wrapped or reloaded between two test
+cells is the one graded). So nothing a student cell installs in its interpreter (input transformers,
 event hooks, trace or import hooks, patched numpy/torch, lying objects) can reach, skip, fool or
 read a test. The cell's outputs are the grader's verdict alone ("passed", or the failed check's
 message), and its points follow nbgrader's rule (an error output scores 0).
@@ -110,10 +112,23 @@ def is_instructor_code(cell) -> bool:
 
 
 _BUILTIN_NAMES = frozenset(dir(builtins))
+# Where the grader writes the review flags its tests raised (autograder/grade.py reads them).
+REVIEW_METADATA = "autograder"
 
 
 def free_names(source: str) -> set[str]:
     """Names a cell reads that it neither assigns, imports, nor receives as arguments."""
+    read, bound = _read_and_bound(source)
+    return read - bound - _BUILTIN_NAMES
+
+
+def assigned_names(source: str) -> set[str]:
+    """Names a cell assigns, imports, defines or receives as arguments, anywhere in it."""
+    return _read_and_bound(source)[1]
+
+
+def _read_and_bound(source: str) -> tuple[set[str], set[str]]:
+    """(names the cell loads, names it binds)."""
     tree = ast.parse(source)
     read, bound = set(), set()
     for node in ast.walk(tree):
@@ -125,7 +140,7 @@ def free_names(source: str) -> set[str]:
             bound.add(node.name)
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             bound.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
-    return read - bound - _BUILTIN_NAMES
+    return read, bound
 
 
 def verdict_outputs(grade_id: str, points, error: BaseException | None) -> list[NotebookNode]:
@@ -224,11 +239,17 @@ class GuardedExecute(Execute):
         self._channel: KernelChannel | None = None
         self._channel_opened = False
         self._grader_namespace: dict = {}
+        self._grader_names: set[str] = set()
+        self._review_flags: list[str] = []
+        nb.metadata.pop(REVIEW_METADATA, None)   # only the grader writes it, never the submission
         try:
-            return super().preprocess(nb, resources, km)
+            nb, resources = super().preprocess(nb, resources, km)
         finally:
             if self._channel is not None:
                 self._channel.close()
+        if self._review_flags:
+            nb.metadata[REVIEW_METADATA] = {"review_flags": sorted(set(self._review_flags))}
+        return nb, resources
 
     def _open_channel(self) -> None:
         """The folder the grader and the kernel exchange values through (channel.py), made before
@@ -379,19 +400,31 @@ class GuardedExecute(Execute):
     def _run_in_grader(self, source: str, label: str) -> BaseException | None:
         """exec `source` in the tests' namespace (this process), with the submission's names it
         reads bound through the channel; returns the exception it raised, if any."""
-        namespace = self._grader_namespace
         grading.set_current_channel(self._channel)
+        grading.collect_flags(self._review_flags)
         try:
             code = compile(source, f"<{label}>", "exec")
-            wanted = sorted(free_names(source) - set(namespace))
-            if wanted:
-                namespace.update(self._channel.bind(wanted))
-            exec(code, namespace)
+            self._bind_submission_names(source)
+            exec(code, self._grader_namespace)
         except Exception as error:  # noqa: BLE001 - a failing test is a verdict, not a crash
             return error
         finally:
             grading.set_current_channel(None)
+            grading.collect_flags(None)
         return None
+
+    def _bind_submission_names(self, source: str) -> None:
+        """Bind, afresh, every name `source` reads that no code of the grader's defined: each is
+        fetched from the kernel as it is now (a name the kernel no longer has is unbound, so the
+        test sees a NameError, not a stale value). The grader's own names (set-up cells, earlier
+        test cells) are never taken from the kernel."""
+        namespace = self._grader_namespace
+        wanted = sorted(free_names(source) - self._grader_names)
+        for name in wanted:
+            namespace.pop(name, None)
+        self._grader_names |= assigned_names(source)
+        if wanted:
+            namespace.update(self._channel.bind(wanted))
 
     def _run_in_kernel_from_thread(self, code: str) -> None:
         """Called by the channel from the tests' thread: run one line in the kernel, wait."""

@@ -173,7 +173,26 @@ def grade_submission(api, db_url: str, assignment: str, student: str) -> tuple[G
         return GradeResult(student, "failed", f"nbgrader could not grade it: {reason}", seconds), None
     data = _read_scores(db_url, assignment, student)
     scores = {nb: info["grades"] for nb, info in data["notebooks"].items()}
-    return GradeResult(student, "graded", "", seconds, scores=scores), data
+    autograded = Path(api.coursedir.format_path(api.coursedir.autograded_directory, student, assignment))
+    return GradeResult(student, "graded", "", seconds, review_flags=grading_flags(autograded),
+                       scores=scores), data
+
+
+def grading_flags(autograded: Path) -> list[str]:
+    """The review flags the grading run's tests raised (e.g. a model that scores far better on
+    the public test split than on held-out images), as execute.py wrote them into each
+    autograded notebook."""
+    from .execute import REVIEW_METADATA
+
+    flags = set()
+    for path in sorted(autograded.glob("*.ipynb")):
+        try:
+            metadata = nbformat.read(path, as_version=4).metadata
+            found = metadata.get(REVIEW_METADATA, {}).get("review_flags", [])
+        except Exception:  # noqa: BLE001 - an unreadable notebook has no flags to add
+            continue
+        flags.update(str(flag) for flag in found if isinstance(flag, str))
+    return sorted(flags)
 
 
 def _grade_in_worker(assignment: str, student: str, more_to_come: bool = False) -> tuple[GradeResult, dict | None]:
@@ -309,8 +328,8 @@ def grade(assignment: str, course: Course | None = None, *, workers: int | None 
         bar.close()
     for result in results:
         notebook_dir = course.submitted(result.student, assignment)
-        result.review_flags = sorted({flag for nb in sorted(notebook_dir.glob("*.ipynb"))
-                                      for flag in review_flags(nb, assignment)})
+        result.review_flags = sorted(set(result.review_flags) | {
+            flag for nb in sorted(notebook_dir.glob("*.ipynb")) for flag in review_flags(nb, assignment)})
     _write_grading_log(course, assignment, results)
     return sorted(results, key=lambda r: r.student)
 

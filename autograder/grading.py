@@ -13,7 +13,14 @@ and none of them asks the submission's objects how to do it:
 * `in_submission(model)` places a copy of a course model in the submission's kernel, so a test
   can see what the submission's code did to it;
 * `secret_seed()` the course's grading seed (never in a student's kernel), for inputs chosen at
-  grading time.
+  grading time;
+* `weights(model)` the model's parameters *by value* (size-capped), and `load_weights(model,
+  reference)` those tensors loaded into the course's reference architecture, a module of the
+  grader's own: a graded accuracy is computed from it, in this process, by code the submission
+  never ran (see "Accuracy from weights" in autograder/README.md);
+* `review_flag(message)` a note for the instructor (the `review_flags` of `grade` and `export`):
+  it changes no score; `flag_test_split_fit(...)` raises one for a model that scores far better
+  on the public test split than on held-out images.
 """
 
 from __future__ import annotations
@@ -26,6 +33,16 @@ from .channel import RemoteObject
 
 _local = threading.local()
 SECRET_ENV = "AUTOGRADER_SECRET_SEED"
+# The most numbers a graded model's parameters may hold when they cross the channel (the course's
+# models hold about 0.1 M; a bigger answer is refused before it is read).
+MAX_WEIGHT_NUMBERS = 4_000_000
+# A model is flagged when it scores this much better on the public test split than on held-out
+# images (2,000 images a side: the difference of two honest accuracies has a standard deviation
+# of about 0.013, so 0.05 is ~4 of them). See "Trained on the test split?" in autograder/README.md.
+TEST_SPLIT_GAP = 0.05
+# Wrappers whose parameter names get a prefix: torch.compile (`_orig_mod.`), DataParallel (`module.`).
+WRAPPER_PREFIXES = ("_orig_mod.", "module.")
+IN_PROCESS_FLAGS: list[str] = []   # review flags raised where no grader collects them (course tests)
 
 
 def current_channel():
@@ -41,11 +58,20 @@ def _remote(obj) -> bool:
     return isinstance(obj, RemoteObject)
 
 
-def parameters(model) -> list:
-    """(name, tensor) for every parameter the model holds (its modules' parameter tables)."""
+def parameters(model, *, max_numbers: int | None = None) -> list:
+    """(name, tensor) for every parameter the model holds (its modules' parameter tables).
+
+    max_numbers: refuse (ValueError) a model whose parameters hold more numbers than that; for a
+    submission's model the answer is refused by its size before it is read.
+    """
     if _remote(model):
-        return model._parameters()
-    return _channel.module_parameters(model)
+        limit = None if max_numbers is None else 8 * max_numbers + 1024 * 1024
+        found = model._parameters(max_bytes=limit)
+    else:
+        found = _channel.module_parameters(model)
+    if max_numbers is not None and sum(int(t.numel()) for _, t in found) > max_numbers:
+        raise ValueError(f"the model's parameters hold more than {max_numbers:,} numbers")
+    return found
 
 
 def parameter_count(model, *, trainable_only: bool = True) -> int:
@@ -119,6 +145,95 @@ def in_submission(model):
     if type(held) is not dict or not isinstance(held.get("held"), RemoteObject):
         raise _channel.ChannelError("the kernel did not hold the model")
     return held["held"]
+
+
+def weights(model, *, max_numbers: int = MAX_WEIGHT_NUMBERS) -> list[tuple[str, object]]:
+    """(name, float32 tensor) for every parameter of `model`, by value, in registration order.
+
+    Only parameters (no buffers, no code) and at most `max_numbers` numbers. For a submission's
+    model they are copies of the tensors its kernel sent: what the grader computes from them is
+    the grader's own result, whatever the kernel's code does.
+    """
+    import torch
+
+    found = parameters(model, max_numbers=max_numbers)
+    out = []
+    for name, tensor in found:
+        if type(name) is not str or not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point():
+            raise ValueError(f"parameter {str(name)[:80]!r} is not a floating-point tensor")
+        out.append((_unwrapped(name), tensor.detach().to(torch.float32).clone()))
+    return out
+
+
+def _unwrapped(name: str) -> str:
+    """`name` without the prefixes wrappers such as torch.compile add."""
+    while name.startswith(WRAPPER_PREFIXES):
+        name = name.split(".", 1)[1]
+    return name
+
+
+def _fits(tensor, shape: tuple) -> bool:
+    """Whether `tensor` has `shape`, allowing extra leading axes of size 1 ((1, 49, 64) for (49, 64))."""
+    got = tuple(tensor.shape)
+    while len(got) > len(shape) and got[0] == 1:
+        got = got[1:]
+    return got == shape
+
+
+def load_weights(model, reference):
+    """`reference` (a torch module of the grader's: the course's architecture for the question)
+    with the parameters of `model` loaded into it, in eval mode.
+
+    Matched by name (as the question lists them; wrapper prefixes such as ``_orig_mod.`` are
+    ignored), else by order when every shape agrees in turn. Raises ValueError listing the
+    expected names and shapes otherwise. Only parameters travel: the reference's own code, never
+    the submission's, computes with them.
+    """
+    import torch
+
+    theirs = weights(model, max_numbers=max(4 * sum(int(p.numel()) for p in reference.parameters()), 1024))
+    ours = list(reference.named_parameters())
+    expected = [(name, tuple(p.shape)) for name, p in ours]
+    by_name = dict(theirs)
+    if len(by_name) == len(theirs) and set(by_name) == {name for name, _ in ours}:
+        pairs = [(p, by_name[name]) for name, p in ours]
+    elif len(theirs) == len(ours):
+        pairs = [(p, tensor) for (_, p), (_, tensor) in zip(ours, theirs)]
+    else:
+        pairs = []
+    if not pairs or not all(_fits(tensor, tuple(p.shape)) for p, tensor in pairs):
+        got = ", ".join(f"{name} {tuple(t.shape)}" for name, t in theirs[:30])
+        want = ", ".join(f"{name} {shape}" for name, shape in expected)
+        raise ValueError(f"the model's parameters are not those of the question's architecture: expected "
+                         f"{len(expected)} parameters ({want}), got {len(theirs)} ({got})")
+    with torch.no_grad():
+        for p, tensor in pairs:
+            p.copy_(tensor.reshape(p.shape))
+    return reference.eval()
+
+
+def review_flag(message: str) -> None:
+    """Note `message` for the instructor's review (grading log, `export`'s review_flags); no score
+    changes. In-process (the course's tests) it is kept in IN_PROCESS_FLAGS."""
+    text = " ".join(str(message).replace(";", ",").split())[:300]
+    collected = getattr(_local, "flags", None)
+    (IN_PROCESS_FLAGS if collected is None else collected).append(text)
+
+
+def collect_flags(into: list | None) -> None:
+    """Send this thread's review flags to `into` (a list the grader reads afterwards), or stop."""
+    _local.flags = into
+
+
+def flag_test_split_fit(what: str, test_acc: float, heldout_acc: float, heldout: str) -> bool:
+    """Flag `what` when it scores more than TEST_SPLIT_GAP better on the public test split than on
+    `heldout` images (ones it was not meant to have seen, or the training images it was trained
+    on); returns whether it did."""
+    if test_acc - heldout_acc <= TEST_SPLIT_GAP:
+        return False
+    review_flag(f"trained on the test split? {what}: {test_acc:.3f} on the test split, "
+                f"{heldout_acc:.3f} on {heldout}")
+    return True
 
 
 def secret_seed() -> int:

@@ -92,6 +92,15 @@ def with_answer(grade_id: str, source: str):
     return build
 
 
+def with_answers(answers: dict[str, str]):
+    """A build step that replaces several answer cells: {grade_id: source}."""
+    def build(nb):
+        for grade_id, source in answers.items():
+            nb = with_answer(grade_id, source)(nb)
+        return nb
+    return build
+
+
 def with_code(code: str, *, keep_solution: bool, answer: int = -1):
     """A build step that writes `code` into answer cell number `answer` (default: the last)."""
     def build(nb):

@@ -146,3 +146,19 @@ def test_grading_images_cost_the_reference_models_under_a_point_and_defeat_a_loo
     assert grading.accuracy(lookup, split.x_test.unsqueeze(1), split.y_test) == 1.0
     chance = max(float((split.y_test == c).float().mean()) for c in range(10))
     assert grading.accuracy(lookup, a2.grading_images(split.x_test, 1).unsqueeze(1), split.y_test) <= chance + 0.01
+
+
+def test_a_nearest_neighbour_lookup_of_the_test_split_earns_no_accuracy_points():
+    """Untrained ViT and CNN, each wrapped in a lookup of the public test split: their forward
+    scores 1.0 on it, but the grader measures their weights in its own copy of the architecture."""
+    from test_autograder_hostile import LOOKUP_CNN, LOOKUP_VIT
+
+    from autograder import grading
+
+    grading.IN_PROCESS_FLAGS.clear()
+    namespace: dict = {}
+    results = run_assignment(ASSIGNMENT, {"q7_train": LOOKUP_VIT, "q8_cnn": LOOKUP_CNN}, namespace=namespace)
+    assert namespace["q7_val_acc"] == 1.0 and namespace["q8_val_acc"] == 1.0
+    assert results["q6_hidden"] and results["q7_visible"] and results["q8_visible"]
+    assert not results["q7_hidden"] and not results["q8_hidden"] and not results["q9_hidden"]
+    assert not grading.IN_PROCESS_FLAGS, "untrained weights score alike everywhere: nothing to flag"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from autograder.course import REPO_ROOT
-from autograder.samples import Sample, build_samples, generic_samples, with_answer, with_code
+from autograder.samples import Sample, build_samples, generic_samples, with_answer, with_answers, with_code
 from autograder_support import cli, cpu_hog, gradebook_totals, temp_course, write_inbox
 
 pytestmark = pytest.mark.slow
@@ -45,9 +45,9 @@ WRONG_SHAPES_FORWARD = '''class FirstViT(nn.Module):
 model_vit = FirstViT().to(device)
 '''
 
-# No training: a lookup table of the public test split stands in for the model. It agrees with
-# q7_val_acc (1.0) on the test split the notebook has, and falls to chance on the grader's own
-# images (q7 hidden -3); its heads never learned anything (q9 hidden -3).
+# No training: a lookup table of the public test split stands in for the model's forward. The
+# grader measures model_vit's weights in its own copy of the architecture: untrained, so q7_val_acc
+# (1.0) disagrees and the threshold is missed (q7 hidden -3); its heads learned nothing (q9 hidden -3).
 MEMORISED_TEST_SPLIT = """_table = {p.numpy().tobytes(): int(y) for p, y in zip(patches_test, data.y_test)}
 _forward = model_vit.forward
 
@@ -70,6 +70,96 @@ print(q7_val_acc)
 """
 
 
+# Correct work written differently from the reference: a (1, 49, 64) position table and its own
+# layer order of assignments, a *fresh* model made and trained in q7 (rebinding model_vit), a CNN
+# class with named layers trained and then wrapped in another module, attention read off the
+# layers, other variable flow in q10. Every test cell must grade the objects as they are then.
+HONEST_VARIANT = {
+    "q6_model": '''class FirstViT(nn.Module):
+    """Patches (B, 49, 16) -> logits (B, 10)."""
+
+    def __init__(self):
+        super().__init__()
+        self.positions = nn.Parameter(torch.zeros(1, 49, 64))   # broadcast over the batch
+        self.embed = nn.Linear(16, 64)
+        self.attention = nn.MultiheadAttention(64, 4, batch_first=True)
+        self.norm1 = nn.LayerNorm(64)
+        self.feed_forward = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 64))
+        self.norm2 = nn.LayerNorm(64)
+        self.head = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Dropout(0.3), nn.Linear(64, 10))
+        nn.init.normal_(self.positions, std=0.02)
+
+    def forward(self, patches, return_attention=False):
+        tokens = self.embed(patches) + self.positions
+        mixed, weights = self.attention(tokens, tokens, tokens, average_attn_weights=False)
+        tokens = self.norm1(tokens + mixed)
+        tokens = self.norm2(tokens + self.feed_forward(tokens))
+        logits = self.head(tokens.mean(1))
+        return (logits, weights) if return_attention else logits
+
+
+model_vit = FirstViT()
+''',
+    "q7_train": '''torch.manual_seed(1)
+model_vit = FirstViT().to(device)    # a fresh model: the one trained here is the one to grade
+fit(model_vit, patches_train, data.y_train, patches_test, data.y_test,
+    epochs=plan.epochs, batch_size=64, lr=1e-3, device=device)
+_loss, _acc = evaluate(model_vit, patches_test, data.y_test)
+q7_val_acc = float(f"{_acc:.3f}")
+''',
+    "q8_cnn": '''import torch.nn.functional as F
+
+
+class SmallCNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(1, 32, 3), nn.Conv2d(32, 64, 3)
+        self.fc1, self.fc2 = nn.Linear(64 * 5 * 5, 64), nn.Linear(64, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        return self.fc2(F.relu(self.fc1(x.flatten(1))))
+
+
+class Wrapped(nn.Module):
+    """The same model under another name, as torch.compile or a checkpoint loader gives it."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        return self.inner(x)
+
+
+cnn = SmallCNN().to(device)
+fit(cnn, data.x_train.unsqueeze(1), data.y_train, data.x_test.unsqueeze(1), data.y_test,
+    epochs=plan.epochs, batch_size=64, lr=1e-3, device=device)
+model_cnn = Wrapped(cnn).eval()
+q8_val_acc = round(evaluate(model_cnn, data.x_test.unsqueeze(1), data.y_test)[1], 3)
+''',
+    "q9_attention": '''def vit_attention(model, patches):
+    """(B, 49, 16) -> (B, 4, 49, 49), read off the model's own layers."""
+    was_training = model.training
+    model.train(False)
+    with torch.no_grad():
+        tokens = model.embed(patches) + model.positions
+        _, weights = model.attention(tokens, tokens, tokens, need_weights=True, average_attn_weights=False)
+    model.train(was_training)
+    return weights
+''',
+    "q10_race": '''def _trainable(model):
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+q10_vit_params, q10_cnn_params = _trainable(model_vit), _trainable(model_cnn)
+q10_results = dict(ViT=q7_val_acc, CNN=q8_val_acc)
+q10_best_model = max(["CNN", "ViT"], key=lambda name: (q10_results[name], name == "ViT"))
+''',
+}
+
+
 def assignment2_samples() -> list[Sample]:
     """The issue's list for assignment 2: generic breakers at q6, then the specific ones."""
     chosen = [sample for sample in generic_samples(answer=0) if sample.name in GENERIC]
@@ -88,6 +178,8 @@ SPECIFIC_SAMPLES = [
     # and q10 cannot report q7's accuracy; only the CNN (q8) scores.
     Sample("wrong_shapes", with_answer("q6_model", WRONG_SHAPES_FORWARD), lambda nb: 4.0),
     Sample("memorised_test_split", with_answer("q7_train", MEMORISED_TEST_SPLIT), lambda nb: 14.0),
+    # Written differently from the reference, rebinding models between test cells: full marks.
+    Sample("honest_variant", with_answers(HONEST_VARIANT), lambda nb: 20.0),
 ]
 
 
@@ -119,3 +211,4 @@ def test_assignment2_export_names_the_failures(graded):
     reasons = (course.reports(ASSIGNMENT) / "failure_reasons.csv").read_text()
     assert "q7,CheckFailed" in reasons
     assert "not executed: the kernel died" in reasons
+

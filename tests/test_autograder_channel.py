@@ -191,3 +191,86 @@ def test_requests_are_never_written_through_a_planted_link(tmp_path, link):
         link.op("len", target=1)
     assert list(target.iterdir()) == []
     assert json.loads(bytes(np.load(tmp_path / "moved" / "1.npz")["header"]).decode())["op"] == "len"
+
+
+class SolutionLayout(torch.nn.Module):
+    """The first ViT's parameter layout as the assignment's reference answer writes it."""
+
+    def __init__(self, positions_shape=(49, 64)):
+        super().__init__()
+        self.embed = torch.nn.Linear(16, 64)
+        self.positions = torch.nn.Parameter(torch.randn(*positions_shape) * 0.02)
+        self.attention = torch.nn.MultiheadAttention(64, num_heads=4, batch_first=True)
+        self.norm1 = torch.nn.LayerNorm(64)
+        self.feed_forward = torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.ReLU(),
+                                                torch.nn.Linear(128, 64))
+        self.norm2 = torch.nn.LayerNorm(64)
+        self.head = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Dropout(0.3),
+                                        torch.nn.Linear(64, 10))
+
+    def forward(self, patches):
+        x = self.embed(patches) + self.positions
+        mixed, _ = self.attention(x, x, x, need_weights=False)
+        x = self.norm1(x + mixed)
+        x = self.norm2(x + self.feed_forward(x))
+        return self.head(x.mean(dim=1))
+
+
+class Wrapper(torch.nn.Module):
+    def __init__(self, inner):
+        super().__init__()
+        self._orig_mod = inner
+
+
+def test_weights_load_into_the_reference_architecture_by_order_or_name(link):
+    from vitcourse import assignment2
+
+    torch.manual_seed(0)
+    theirs = SolutionLayout(positions_shape=(1, 49, 64)).eval()   # other names, a (1, 49, 64) table
+    mine = grading.load_weights(remote(link, theirs), assignment2.reference_model("ViT"))
+    assert type(mine).__module__ == "vitcourse.first_vit" and not mine.training
+    x = torch.rand(5, 49, 16)
+    with torch.no_grad():
+        assert torch.allclose(mine(x), theirs(x), atol=1e-5)
+    # By name: the reference's own names, behind a torch.compile-style prefix.
+    source = assignment2.reference_model("ViT")
+    again = grading.load_weights(remote(link, Wrapper(source)), assignment2.reference_model("ViT"))
+    assert all(torch.equal(a, b) for a, b in zip(again.parameters(), source.parameters()))
+
+
+def test_weights_of_another_architecture_are_refused_with_what_was_expected(link):
+    from vitcourse import assignment2
+
+    with pytest.raises(ValueError, match=r"expected 8 parameters .*\(64, 1600\).*got 2 \(weight \(2, 3\)"):
+        grading.load_weights(remote(link, torch.nn.Linear(3, 2)), assignment2.reference_model("CNN"))
+    swapped = torch.nn.Sequential(torch.nn.Linear(1600, 64), torch.nn.Conv2d(1, 32, 3))
+    with pytest.raises(ValueError, match="not those of the question's architecture"):
+        grading.load_weights(swapped, assignment2.reference_model("CNN"))
+
+
+def test_weights_are_parameters_only_by_value_and_size_capped(link):
+    model = LyingModel()
+    model.register_buffer("test_images", torch.zeros(2000, 784))   # a buffer never travels
+    got = grading.weights(remote(link, model))
+    assert [name for name, _ in got] == ["layer.weight", "layer.bias"]
+    assert all(type(t) is torch.Tensor and t.dtype == torch.float32 for _, t in got)
+    huge = torch.nn.Linear(1000, 5000)   # 5 M numbers: the answer is refused by its size, unread
+    with pytest.raises(ChannelError, match="larger than"):
+        grading.weights(remote(link, huge), max_numbers=1_000_000)
+    with pytest.raises(ValueError, match="more than 1,000,000 numbers"):
+        grading.weights(huge, max_numbers=1_000_000)
+
+
+def test_the_test_split_flag_rule_and_where_flags_go():
+    grading.IN_PROCESS_FLAGS.clear()
+    assert not grading.flag_test_split_fit("q8 model_cnn", 0.93, 0.885, "unused training images")
+    assert grading.flag_test_split_fit("q8 model_cnn", 0.99, 0.86, "the training images it trained on")
+    assert grading.IN_PROCESS_FLAGS == ["trained on the test split? q8 model_cnn: 0.990 on the test split, "
+                                        "0.860 on the training images it trained on"]
+    collected: list = []
+    grading.collect_flags(collected)
+    try:
+        grading.review_flag("a; b")
+    finally:
+        grading.collect_flags(None)
+    assert collected == ["a, b"] and len(grading.IN_PROCESS_FLAGS) == 1

@@ -9,6 +9,12 @@ submission with no answers scores 0 whatever it installs, and a wrong answer sta
 
 The batch runs with one busy-looping process per core beside it: the grade must not depend on
 how busy the machine is (limits are in CPU-seconds).
+
+A second batch attacks assignment 2's trained-model accuracy: a nearest-neighbour lookup of the
+public test split wrapped around an untrained ViT and CNN, a CNN trained on the test split, and a
+kernel whose side of the channel answers with invented parameter tensors and logits. The grader
+measures accuracy from the weights, in its own copy of each architecture: lookups earn no
+accuracy points, the test-split model is flagged for review.
 """
 
 from __future__ import annotations
@@ -21,9 +27,11 @@ from pathlib import Path
 
 import pytest
 
+from autograder.course import REPO_ROOT
 from autograder.feedback import hidden_lines, page_text
-from autograder.samples import cell_by_id
-from autograder_support import FIXTURE_SOLUTIONS, TEST_LIMITS, cli, cpu_hog, temp_course, write_inbox
+from autograder.samples import Sample, build_samples, cell_by_id, with_answer, with_answers
+from autograder_support import (FIXTURE_SOLUTIONS, TEST_LIMITS, cli, cpu_hog, gradebook_totals, temp_course,
+                                write_inbox)
 
 pytestmark = pytest.mark.slow
 ASSIGNMENT = "demo"
@@ -256,13 +264,16 @@ def test_the_encodings_find_a_planted_secret():
         assert any(form in text for form in encodings(secret)[1:])
 
 
-def test_no_trick_changes_a_grade(graded):
-    from autograder_support import gradebook_totals
-
-    course, expected = graded
-    totals = gradebook_totals(course, ASSIGNMENT)
+def assert_scores(course, assignment: str, expected: dict[str, float]) -> None:
+    """Every student's total is the expected one (the mismatches named otherwise)."""
+    totals = gradebook_totals(course, assignment)
     assert totals == pytest.approx(expected), {s: (totals.get(s), want) for s, want in expected.items()
                                                if totals.get(s) != want}
+
+
+def test_no_trick_changes_a_grade(graded):
+    course, expected = graded
+    assert_scores(course, ASSIGNMENT, expected)
 
 
 def test_resource_escapes_cost_their_own_submission_only(graded):
@@ -336,3 +347,139 @@ def test_one_students_broken_page_never_stops_anothers(graded):
     assert "impostors: nbgrader could not write the page" in done.stdout
     written = {p.parts[-3] for p in (course.root / "feedback").glob(f"*/{ASSIGNMENT}/{ASSIGNMENT}.html")}
     assert {"correct", "exfiltrate", "fork-bomb"} <= written and "impostors" not in written
+
+
+# ---- assignment 2: accuracy only trained weights can earn ---------------------------------------
+
+A2 = "assignment2"
+A2_LIMITS = ["--cell-timeout", "60", "--budget", "600", "--memory-mb", "4096"]
+
+# Each image is answered with the label of the nearest image of the public test split (kept in a
+# buffer; torch.cdist + argmin): the grader's faint noise does not stop it. No training at all.
+NEAREST = """
+
+class NearestTestImage(nn.Module):
+    \"\"\"An untrained model, answering each input with the label of the nearest test input.\"\"\"
+
+    def __init__(self, inner, inputs, labels):
+        super().__init__()
+        self.inner = inner
+        self.register_buffer("known", inputs.flatten(1).clone())
+        self.register_buffer("labels", labels.clone())
+
+    def forward(self, x, return_attention=False):
+        if return_attention:
+            return self.inner(x, return_attention=True)
+        nearest = torch.cdist(x.flatten(1), self.known).argmin(dim=1)
+        return torch.nn.functional.one_hot(self.labels[nearest], 10).float() * 100
+
+"""
+LOOKUP_VIT = NEAREST + """
+model_vit = NearestTestImage(model_vit, patches_test, data.y_test)
+q7_val_acc = round(evaluate(model_vit, patches_test, data.y_test)[1], 3)
+print(q7_val_acc)
+"""
+CNN_LAYERS = """nn.Sequential(
+    nn.Conv2d(1, 32, kernel_size=3), nn.ReLU(), nn.MaxPool2d(2),
+    nn.Conv2d(32, 64, kernel_size=3), nn.ReLU(), nn.MaxPool2d(2),
+    nn.Flatten(), nn.Linear(64 * 5 * 5, 64), nn.ReLU(), nn.Linear(64, 10))"""
+LOOKUP_CNN = NEAREST + f"""
+model_cnn = NearestTestImage({CNN_LAYERS}, data.x_test.unsqueeze(1), data.y_test)
+q8_val_acc = round(evaluate(model_cnn, data.x_test.unsqueeze(1), data.y_test)[1], 3)
+print(q8_val_acc)
+"""
+# Trained on the public test split, for many epochs: it scores far better there than on the
+# training images (flagged for review); its scores stand.
+TEST_SPLIT_CNN = f"""model_cnn = {CNN_LAYERS}.to(device)
+fit(model_cnn, data.x_test.unsqueeze(1), data.y_test, data.x_test.unsqueeze(1), data.y_test,
+    epochs=8, batch_size=64, lr=1e-3, device=device)
+q8_val_acc = round(evaluate(model_cnn, data.x_test.unsqueeze(1), data.y_test)[1], 3)
+"""
+UNTRAINED_VIT = "q7_val_acc = round(evaluate(model_vit, patches_test, data.y_test)[1], 3)  # no fit()\n"
+# The kernel's side of the channel replaced: parameters answered with invented tensors of the
+# right shapes, eval-mode calls with the labels of the nearest test inputs. Nothing is trained.
+FAKE_CHANNEL = """
+import autograder.channel as _ch
+
+_real_run_op = _ch._run_op
+
+
+def _invented(request, arrays):
+    op = request["op"]
+    if op == "parameters":
+        model = _ch._HANDLES[request["target"]]
+        return [[name, torch.randn(tensor.shape)] for name, tensor in _ch.module_parameters(model)]
+    if op == "call" and request.get("mode") == "eval_no_grad":
+        x = _ch._kernel_decode(request["args"], arrays, _ch._HANDLES)[0]
+        known = patches_test if x.dim() == 3 else data.x_test.unsqueeze(1)
+        labels = data.y_test
+        nearest = torch.cdist(x.flatten(1), known.flatten(1)).argmin(dim=1)
+        return torch.nn.functional.one_hot(labels[nearest], 10).float() * 100
+    return _real_run_op(request, arrays)
+
+
+_ch._run_op = _invented
+"""
+FAKE_ANSWERS = {
+    "q7_train": "q7_val_acc = 1.0\n",
+    "q8_cnn": f"model_cnn = {CNN_LAYERS}\nq8_val_acc = 1.0\n",
+}
+
+
+def _solution_plus(grade_id: str, code: str):
+    """The reference answer of `grade_id` followed by `code`."""
+    def build(nb):
+        cell = cell_by_id(nb, grade_id)
+        return with_answer(grade_id, cell.source + "\n" + code)(nb)
+    return build
+
+
+A2_SAMPLES = [
+    # q6 was graded on the real model (4); q7 visible (1); q7 hidden: the untrained weights score
+    # ~0.1, not 1.0 (-3); q8 (4); q9 visible (1), hidden: untrained heads (-3); q10 (4).
+    Sample("lookup_vit", with_answer("q7_train", LOOKUP_VIT), lambda nb: 14.0),
+    # q8 visible (1); q8 hidden: the lookup is not the q8 architecture's output (-3); the rest 16.
+    Sample("lookup_cnn", with_answer("q8_cnn", LOOKUP_CNN), lambda nb: 17.0),
+    # An honest untrained ViT (q7 hidden -3, q9 hidden -3) and a CNN trained on the test split:
+    # it agrees and clears the threshold (4), and is flagged.
+    Sample("test_split_cnn", with_answers({"q7_train": UNTRAINED_VIT, "q8_cnn": TEST_SPLIT_CNN}),
+           lambda nb: 14.0),
+    # Visible tests take the kernel's word (q6-q9: 1 each); every hidden test that measures from
+    # the weights fails (the invented tensors score ~0.1; the kernel's logits are not the
+    # architecture's); q10 counts parameters from the tensors sent, which have the right shapes (4).
+    Sample("fake_channel",
+           lambda nb: _solution_plus("q6_model", FAKE_CHANNEL)(with_answers(FAKE_ANSWERS)(nb)),
+           lambda nb: 8.0),
+]
+
+
+@pytest.fixture(scope="module")
+def graded_a2(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("hostile-a2")
+    course = temp_course(tmp, REPO_ROOT / "solutions")
+    cli(course, "release", A2)
+    built = build_samples(course.exercises, course.solutions, A2, A2_SAMPLES)
+    write_inbox(tmp / "inbox", A2, built)
+    cli(course, "collect", A2, str(tmp / "inbox"))
+    with cpu_hog():
+        cli(course, "grade", A2, "--workers", "2", *A2_LIMITS)
+    return course, {name.replace("_", "-"): score for name, (_nb, score) in built.items()}
+
+
+def test_lookups_and_invented_answers_earn_no_accuracy_points(graded_a2):
+    course, expected = graded_a2
+    assert_scores(course, A2, expected)
+
+
+def test_a_model_trained_on_the_test_split_is_flagged_and_no_other(graded_a2):
+    from autograder.grade import read_grading_log
+
+    course, _ = graded_a2
+    log = read_grading_log(course, A2)
+    flags = {student: [f for f in entry["review_flags"] if f.startswith("trained on the test split?")]
+             for student, entry in log.items()}
+    assert len(flags["test-split-cnn"]) == 1 and "q8 model_cnn" in flags["test-split-cnn"][0], flags
+    assert not any(flags[student] for student in flags if student != "test-split-cnn"), flags
+    cli(course, "export", A2)
+    scores = (course.reports(A2) / "scores.csv").read_text()
+    assert "trained on the test split? q8 model_cnn" in scores

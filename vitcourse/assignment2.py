@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from vitcourse.data import Dataset, load_fashion_mnist
+from vitcourse.first_vit import FashionCNN, FirstViT
 from vitcourse.patches import extract_patches
 from vitcourse.profile import Profile, get_profile
 
@@ -160,3 +161,77 @@ def grading_images(images: torch.Tensor, seed: int) -> torch.Tensor:
     generator = torch.Generator().manual_seed(int(seed))
     noise = torch.randn(images.shape, generator=generator) * 0.02
     return (images + noise).clamp_(0.0, 1.0)
+
+
+# ---- grading from weights (autograder/README.md, "Accuracy from weights") --------------------
+
+# The parameters each graded model must have, in this order (q6 and q8 list them): the grader
+# loads a submission's tensors into these architectures and computes every accuracy itself.
+REFERENCE_MODELS = {"ViT": FirstViT, "CNN": FashionCNN}
+MODEL_INPUTS = {"ViT": vit_inputs, "CNN": cnn_inputs}
+
+
+def reference_model(kind: str) -> torch.nn.Module:
+    """A freshly initialised copy of the question's architecture: 'ViT' (q6, 42,506 parameters,
+    ``vitcourse.first_vit.FirstViT``) or 'CNN' (q8, 121,930, ``FashionCNN``)."""
+    if kind not in REFERENCE_MODELS:
+        raise ValueError(f"no reference architecture for {kind!r}; known: {sorted(REFERENCE_MODELS)}")
+    return REFERENCE_MODELS[kind]()
+
+
+def heldout_split(profile: Profile | None = None, dataset: Dataset | None = None):
+    """(images (n_test, 28, 28) float32 in [0, 1], labels (n_test,), what they are) to compare a
+    model's test-split accuracy with.
+
+    The training images the data budget leaves unused, where there are enough (a model trained
+    as the question says never saw them: it scores about as well there as on the test split);
+    otherwise the first ``n_test`` training images, which it did train on (and scores at least
+    as well on).
+    """
+    plan = budget(profile)
+    data = dataset if dataset is not None else load_fashion_mnist()
+    n_train, n_test = min(plan.n_train, len(data.y_train)), min(plan.n_test, len(data.y_test))
+    if len(data.y_train) >= n_train + n_test:
+        chosen, what = slice(n_train, n_train + n_test), "training images the budget leaves unused"
+    else:
+        chosen, what = slice(0, n_test), "the training images it trained on"
+    images = torch.from_numpy(data.x_train[chosen].astype(np.float32) / 255.0)
+    return images, torch.from_numpy(data.y_train[chosen]), what
+
+
+@dataclass(frozen=True)
+class Measured:
+    """A model's accuracies as the grader measures them (fractions in [0, 1]).
+
+    test: on the public test split; unseen: on the grader's noised test images
+    (``grading_images``), where ``need`` (the threshold) counts; heldout: on ``heldout_what``
+    (``heldout_split``), to compare with ``test``.
+    """
+
+    test: float
+    unseen: float
+    heldout: float
+    heldout_what: str
+    need: float
+
+
+def graded_threshold(dataset_name: str, kind: str) -> float:
+    """The threshold graded for ``kind`` on ``dataset_name`` (the one call of ``threshold``)."""
+    return threshold(dataset_name, kind)
+
+
+def measure(model: torch.nn.Module, kind: str, seed: int, profile: Profile | None = None,
+            dataset: Dataset | None = None) -> Measured:
+    """Every accuracy the grader needs of ``model`` (a module of the grader's own, e.g. the
+    reference architecture holding a submission's weights), ``kind`` 'ViT' or 'CNN'."""
+    data = dataset if dataset is not None else load_fashion_mnist()
+    split = load_split(profile, data)
+    inputs = MODEL_INPUTS[kind]
+    held_images, held_labels, held_what = heldout_split(profile, data)
+    return Measured(
+        test=heldout_accuracy(model, inputs(split.x_test), split.y_test),
+        unseen=heldout_accuracy(model, inputs(grading_images(split.x_test, seed)), split.y_test),
+        heldout=heldout_accuracy(model, inputs(held_images), held_labels),
+        heldout_what=held_what,
+        need=graded_threshold(split.name, kind),
+    )
