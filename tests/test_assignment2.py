@@ -112,10 +112,12 @@ def test_every_hidden_region_checks_with_the_canonical_helpers():
     assert len(hidden_regions("assignment2")) == 5
 
 
-def test_grading_images_cost_the_reference_models_under_a_point_and_defeat_a_lookup(reference):
+def test_grading_images_cost_the_reference_models_little_and_defeat_a_lookup(reference):
     """The accuracy threshold is checked on images the submission never had (each test image
-    given faint noise, by the course's secret seed). The trained reference
-    models lose less than a point there; a lookup table of the public test split falls to chance."""
+    given faint noise, by the course's secret seed). The trained reference models lose less than
+    3 points there (measured with 3 noise seeds: the stand-in's under 1, the real Fashion-MNIST's
+    ViT up to 2.3, bench/calibrate_assignment2.py), far less than the thresholds' margin below the
+    worst seed; a lookup table of the public test split falls to chance."""
     import torch
 
     from autograder import grading
@@ -129,7 +131,7 @@ def test_grading_images_cost_the_reference_models_under_a_point_and_defeat_a_loo
         for model, inputs in ((namespace["model_vit"], a2.vit_inputs), (namespace["model_cnn"], a2.cnn_inputs)):
             public = grading.accuracy(model, inputs(split.x_test), split.y_test)
             graded = grading.accuracy(model, inputs(unseen), split.y_test)
-            assert public - graded < 0.01, (seed, type(model).__name__, public, graded)
+            assert public - graded < 0.03, (seed, type(model).__name__, public, graded)
 
     table = {image.numpy().tobytes(): int(label) for image, label in zip(split.x_test, split.y_test)}
 

@@ -204,7 +204,7 @@ class Measured:
     """A model's accuracies as the grader measures them (fractions in [0, 1]).
 
     test: on the public test split; unseen: on the grader's noised test images
-    (``grading_images``), where ``need`` (the threshold) counts; heldout: on ``heldout_what``
+    (``grading_images``), where ``need`` (the threshold; None where none was calibrated) counts; heldout: on ``heldout_what``
     (``heldout_split``), to compare with ``test``.
     """
 
@@ -212,12 +212,17 @@ class Measured:
     unseen: float
     heldout: float
     heldout_what: str
-    need: float
+    need: float | None
 
 
-def graded_threshold(dataset_name: str, kind: str) -> float:
-    """The threshold graded for ``kind`` on ``dataset_name`` (the one call of ``threshold``)."""
-    return threshold(dataset_name, kind)
+def graded_threshold(dataset_name: str, kind: str, profile: Profile | None = None) -> float | None:
+    """The threshold graded for ``kind`` on ``dataset_name`` in ``profile`` (default: the one in
+    force), or None where that pair was never calibrated: the hidden test then puts a review flag
+    on the accuracy instead of judging it (``ThresholdNotCalibrated``'s message says why)."""
+    try:
+        return threshold(dataset_name, kind, (profile or get_profile()).name)
+    except ThresholdNotCalibrated:
+        return None
 
 
 def measure(model: torch.nn.Module, kind: str, seed: int, profile: Profile | None = None,
@@ -233,5 +238,5 @@ def measure(model: torch.nn.Module, kind: str, seed: int, profile: Profile | Non
         unseen=heldout_accuracy(model, inputs(grading_images(split.x_test, seed)), split.y_test),
         heldout=heldout_accuracy(model, inputs(held_images), held_labels),
         heldout_what=held_what,
-        need=graded_threshold(split.name, kind),
+        need=graded_threshold(split.name, kind, profile),
     )
