@@ -53,7 +53,7 @@ def cmd_grade(args) -> int:
     flagged = [r for r in results if r.review_flags]
     print(f"graded {len(results) - len(failed)} of {len(results)} submission(s)")
     for result in flagged:
-        print(f"review {result.student}: its code touches {', '.join(result.review_flags)}")
+        print(f"review {result.student}: {'; '.join(result.review_flags)}")
     return 0
 
 

@@ -39,3 +39,23 @@ def test_bad_input_says_what_was_wrong():
         fmt(True, "acc")
     with pytest.raises(KeyError, match="no column 'acc'"):
         table(pd.DataFrame({"a": [1.0]}), {"acc": "acc"})
+
+
+def test_a_glue_call_ending_a_cell_shows_nothing_there():
+    """A cell whose last line is a glue call must not print the glued text under the code
+    (run in a real kernel, as the book's build runs a chapter)."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("from vitcourse import report\nreport.glue_value('n', 2000, 'count')"),
+        nbformat.v4.new_code_cell("report.glue_markdown('note', 'Only on the stand-in.')"),
+        nbformat.v4.new_code_cell("text = report.glue_value('n', 2000, 'count')\ntext + ' images'"),
+    ])
+    NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    first, second, third = (cell.outputs for cell in nb.cells)
+    glued = [o for o in first if o.get("metadata", {}).get("scrapbook", {}).get("name") == "n"]
+    assert glued and glued[0]["data"]["text/plain"] == "'2,000'"
+    assert [o for o in first if o.output_type == "execute_result"] == []
+    assert [o for o in second if o.output_type == "execute_result"] == []
+    assert [o.data["text/plain"] for o in third if o.output_type == "execute_result"] == ["'2,000 images'"]

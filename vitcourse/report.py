@@ -60,16 +60,24 @@ def fmt(value, kind: str) -> str:
     return "+0.0" if text == "-0.0" else text
 
 
-def glue_value(name: str, value, kind: str) -> str:
+class GluedText(str):
+    """The text a glue call returns: a plain ``str`` that shows nothing when it is a cell's last
+    value, so a cell ending in a glue call prints no stray ``'2,000'`` under the code."""
+
+    def _ipython_display_(self) -> None:
+        pass
+
+
+def glue_value(name: str, value, kind: str) -> GluedText:
     """Glue ``fmt(value, kind)`` under ``name`` (myst-nb, not displayed) and return the text."""
     from myst_nb import glue
 
     text = fmt(value, kind)
     glue(name, text, display=False)
-    return text
+    return GluedText(text)
 
 
-def glue_markdown(name: str, text: str) -> str:
+def glue_markdown(name: str, text: str) -> GluedText:
     """Glue ``text`` under ``name`` as Markdown (myst-nb, not displayed) and return it.
 
     For prose that depends on the run, e.g. a sentence true only of the offline stand-in: the
@@ -79,7 +87,7 @@ def glue_markdown(name: str, text: str) -> str:
     from myst_nb import glue
 
     glue(name, Markdown(text), display=False)
-    return text
+    return GluedText(text)
 
 
 def table(frame, kinds: Mapping[str, str], *, caption: str | None = None):
