@@ -87,14 +87,19 @@ class ClassificationTask(Task):
                                     seed=r.seed * 1000 + trainer.dist.rank, device=trainer.device)
         return model
 
-    def prepare(self, trainer: Trainer, images_uint8: torch.Tensor, labels: torch.Tensor):
-        """uint8 images (B, 3, H, W) and labels (B,) → augmented, normalised images and targets (B, K)."""
+    def prepare(self, trainer: Trainer, images_uint8: torch.Tensor,
+                labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """uint8 images (B, 3, H, W), labels (B,) → augmented, normalised images
+        and target distributions (B, K)."""
         self.augment.train()
-        targets = smooth_targets(labels, self.num_classes, trainer.recipe.label_smoothing)
+        smoothing = trainer.recipe.label_smoothing
+        targets = smooth_targets(labels, self.num_classes, smoothing)
         images, targets = self.augment(to_unit_float(images_uint8), targets)
         return self.normalize(images), targets
 
-    def loss(self, trainer: Trainer, images: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+    def loss(self, trainer: Trainer, images: torch.Tensor,
+             targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Soft cross-entropy of the network's logits (B, K) and the targets (B, K)."""
         return {"loss": soft_cross_entropy(trainer.network(images), targets)}
 
     def epoch_row(self, trainer: Trainer, sums: dict[str, torch.Tensor], steps: int) -> dict:

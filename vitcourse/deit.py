@@ -411,12 +411,15 @@ class DistillationTask(ClassificationTask):
         self.teacher = freeze(self.teacher).to(trainer.device)
         return model
 
-    def loss(self, trainer: Trainer, images: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+    def loss(self, trainer: Trainer, images: torch.Tensor,
+             targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The teacher sees the student's augmented batch; the loss is DeiT's."""
         with torch.no_grad():
-            teacher_logits = self.teacher(images)        # the teacher sees the student's augmented batch
+            teacher_logits = self.teacher(images)
         cls_logits, dist_logits = trainer.network(images)
-        return {"loss": distillation_loss(cls_logits, dist_logits, targets, teacher_logits,
-                                          self.mode, self.tau, self.alpha)}
+        loss = distillation_loss(cls_logits, dist_logits, targets, teacher_logits,
+                                 self.mode, self.tau, self.alpha)
+        return {"loss": loss}
 
     @torch.inference_mode()
     def evaluate_heads(self, trainer: Trainer, batch_size: int = 1000) -> pd.DataFrame:

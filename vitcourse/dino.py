@@ -408,29 +408,34 @@ class DINOTask(Task):
 
     def before_step(self, trainer: Trainer) -> None:
         r = trainer.recipe
-        decay = r.weight_decay_end + (r.weight_decay - r.weight_decay_end) * warmup_cosine(
-            trainer.step, total_steps=trainer.total_steps, warmup_steps=0)
+        cosine = warmup_cosine(trainer.step, total_steps=trainer.total_steps, warmup_steps=0)
+        decay = r.weight_decay_end + (r.weight_decay - r.weight_decay_end) * cosine
         for group in trainer.optimizer.param_groups:
             if group["weight_decay"] > 0:
                 group["weight_decay"] = decay
         self.teacher_temp = self.temperature(trainer, trainer.step)
 
-    def loss(self, trainer: Trainer, views: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    def loss(self, trainer: Trainer,
+             views: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The teacher reads the 2 global views, the student all of them."""
         with torch.no_grad():
             self.teacher_out = trainer.companions["teacher"](views[:2])
         student_out = trainer.network(views)
-        center = self.criterion.center           # updated in after_step, once the step is taken
-        return {"loss": dino_loss(student_out, self.teacher_out, center, student_temp=self.criterion.student_temp,
-                                  teacher_temp=self.teacher_temp),
-                "teacher_entropy": mean_entropy(self.teacher_out, center, self.teacher_temp)}
+        center = self.criterion.center    # moved in after_step, once the step is taken
+        temp = self.teacher_temp
+        loss = dino_loss(student_out, self.teacher_out, center, teacher_temp=temp,
+                         student_temp=self.criterion.student_temp)
+        entropy = mean_entropy(self.teacher_out, center, temp)
+        return {"loss": loss, "teacher_entropy": entropy}
 
     def before_update(self, trainer: Trainer) -> None:
-        if trainer.step < self.freeze_steps:     # DINO keeps the last layer still at first: steadier start
+        if trainer.step < self.freeze_steps:    # the last layer stays still at first: steadier
             trainer.model.head.last_layer.weight.grad = None
 
     def after_step(self, trainer: Trainer, values: dict[str, torch.Tensor]) -> None:
         ema_update(self.teacher, trainer.model, self.momentum(trainer, trainer.step))
-        update_center(self.criterion.center, self.teacher_out, self.criterion.center_momentum, trainer.dist)
+        center, momentum = self.criterion.center, self.criterion.center_momentum
+        update_center(center, self.teacher_out, momentum, trainer.dist)
         self.step_log.append(torch.stack([values["loss"], values["teacher_entropy"]]))
 
     def epoch_row(self, trainer: Trainer, sums: dict[str, torch.Tensor], steps: int) -> dict:

@@ -369,15 +369,16 @@ class Trainer:
     def _step(self, batch) -> dict[str, torch.Tensor]:
         self.model.train()
         inputs = self.task.prepare(self, *batch)
-        factor = warmup_cosine(self.step, total_steps=self.total_steps, warmup_steps=self.warmup_steps,
-                               min_ratio=self.recipe.min_lr_ratio)
+        r = self.recipe
+        factor = warmup_cosine(self.step, total_steps=self.total_steps,
+                               warmup_steps=self.warmup_steps, min_ratio=r.min_lr_ratio)
         for group in self.optimizer.param_groups:
-            group["lr"] = self.recipe.lr * factor
+            group["lr"] = r.lr * factor
         self.task.before_step(self)
         self.optimizer.zero_grad(set_to_none=True)
         values = self._forward_backward(inputs)
-        if self.recipe.grad_clip:
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.recipe.grad_clip)
+        if r.grad_clip:
+            nn.utils.clip_grad_norm_(self.model.parameters(), r.grad_clip)
         self.task.before_update(self)
         self.optimizer.step()
         values = {name: value.detach() for name, value in values.items()}

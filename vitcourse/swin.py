@@ -662,15 +662,18 @@ def swin_recipe_for(profile: Profile | None = None, **overrides) -> Recipe:
 
 
 class SwinTrainer(CifarTrainer):
-    """:class:`vitcourse.cifar.CifarTrainer` for a :class:`SwinTransformer`: ``recipe.model`` is a SwinConfig.
+    """:class:`vitcourse.cifar.CifarTrainer` for a :class:`SwinTransformer`.
 
-    The engine and the classification task are the ViT's — augmentation, AdamW, schedule, bf16,
-    compile, DDP, checkpoints, evaluation; only the model built differs.
+    ``recipe.model`` is a SwinConfig. The engine and the classification task are the
+    ViT's — augmentation, AdamW, schedule, bf16, compile, DDP, checkpoints,
+    evaluation; only the model built differs.
     """
 
-    def __init__(self, recipe: Recipe, x_train, y_train, x_test, y_test, dist_info=None):
+    def __init__(self, recipe: Recipe, x_train, y_train, x_test, y_test,
+                 dist_info=None):
         if not isinstance(recipe.model, SwinConfig):
-            raise ValueError(f"SwinTrainer wants recipe.model to be a SwinConfig, got {type(recipe.model).__name__}; "
-                             f"use vitcourse.cifar.CifarTrainer for a ViT")
+            kind = type(recipe.model).__name__
+            raise ValueError(f"SwinTrainer wants recipe.model to be a SwinConfig, "
+                             f"got {kind}; use vitcourse.cifar.CifarTrainer for a ViT")
         super().__init__(recipe, x_train, y_train, x_test, y_test, dist_info,
                          build_model=lambda: SwinTransformer(recipe.model))
