@@ -1,6 +1,6 @@
 """Images per second of the CIFAR ViT, training and evaluation, on the CPU and (when present) a CUDA GPU.
 
-The training step is the recipe's own (``vitcourse.cifar.CifarTrainer.train_step``: GPU-side
+The training step is the recipe's own (``vitcourse.engine.Trainer.train_step``: GPU-side
 augmentation, bf16 autocast on CUDA, ``torch.compile`` where it works, fused AdamW), fed random
 CIFAR-shaped uint8 images. From images/s and the closed-form FLOPs per image
 (``vitcourse.costs``: training = 3 × forward) it prints the achieved TFLOP/s and, where the
@@ -21,8 +21,8 @@ import time
 
 import torch
 
-from vitcourse.cifar import (CIFAR_VIT, QUICK_VIT, CifarTrainer, Dist, full_recipe, normalize, random_cifar_like,
-                             to_unit_float)
+from vitcourse.augment import to_unit_float
+from vitcourse.cifar import CIFAR_VIT, QUICK_VIT, CifarTrainer, Dist, full_vit_recipe, normalize, random_cifar_like
 from vitcourse.costs import forward_flops, param_count, training_flops
 
 # Dense (no sparsity) bf16 tensor-core peaks from the vendors' data sheets, TFLOP/s. Matched by
@@ -56,7 +56,7 @@ def measure(device: torch.device, model_name: str, batch_size: int, steps: int, 
     """Time ``steps`` training steps and ``steps`` evaluation batches after ``warmup`` of each."""
     config = MODELS[model_name]
     n_images = batch_size * 4
-    recipe = full_recipe(model=config, batch_size=batch_size, epochs=1000, warmup_epochs=1.0,
+    recipe = full_vit_recipe(model=config, batch_size=batch_size, epochs=1000, warmup_epochs=1.0,
                          compile=compile_model, train_subset=n_images, test_subset=batch_size)
     trainer = CifarTrainer(recipe, *random_cifar_like(n_images, batch_size), dist_info=Dist(device=device))
     batches = [torch.arange(i * batch_size, (i + 1) * batch_size, device=device) for i in range(4)]
@@ -130,7 +130,7 @@ def main(argv=None) -> list[dict]:
     for kind in devices:
         device = torch.device(kind)
         on_gpu = kind == "cuda"
-        result = measure(device, args.model, args.batch_size or (full_recipe().batch_size if on_gpu else 64),
+        result = measure(device, args.model, args.batch_size or (full_vit_recipe().batch_size if on_gpu else 64),
                          args.steps or (50 if on_gpu else 3), args.warmup or (10 if on_gpu else 1), args.compile)
         peak = args.peak_tflops or (bf16_peak_tflops(result["device"]) if on_gpu else None)
         result["peak_tflops"] = peak

@@ -11,9 +11,10 @@
 
 :class:`DistilledViT` is a :class:`~vitcourse.vit.VisionTransformer` with those additions;
 :func:`distillation_loss` is the paper's hard and soft objectives; :class:`CifarCNN` is the
-course's convolutional teacher for CIFAR-shaped images; :class:`ModelTrainer` and
-:class:`DistillationTrainer` train them with the recipe of :mod:`vitcourse.cifar`
-(augmentation on the device, AdamW, warm-up + cosine, label smoothing, checkpoints).
+course's convolutional teacher for CIFAR-shaped images; :class:`DistillationTask` is what the
+training engine (:mod:`vitcourse.engine`) needs to train a student against a frozen teacher —
+the classification task with another model and another loss. :class:`DistillationTrainer` and
+:class:`ModelTrainer` put them together with the recipe of :mod:`vitcourse.cifar`.
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vitcourse.cifar import (CifarTrainer, Dist, Recipe, full_recipe, normalize, quick_recipe,
-                             soft_cross_entropy, to_unit_float)
+from vitcourse._moved import forward_moved_names
+from vitcourse.cifar import CifarTrainer, Recipe, full_vit_recipe, normalize, quick_vit_recipe
+from vitcourse.classification import ClassificationTask, soft_cross_entropy
 from vitcourse.costs import param_count
+from vitcourse.engine import Dist, Trainer
 from vitcourse.profile import Profile, get_profile
 from vitcourse.vit import ViTConfig, VisionTransformer, vit_config
 
@@ -307,22 +310,22 @@ QUICK_STUDENT_EPOCHS = 40
 QUICK_TEACHER_EPOCHS = 50
 
 
-def recipe_for(profile: Profile | None = None, **overrides) -> Recipe:
+def student_recipe_for(profile: Profile | None = None, **overrides) -> Recipe:
     """The students' recipe (the plain ViT's and the distilled one's, the same for both).
 
-    Full profile: ``vitcourse.cifar.full_recipe`` (chapter 6's run). Quick profile: chapter 6's
+    Full profile: ``vitcourse.cifar.full_vit_recipe`` (chapter 6's run). Quick profile: chapter 6's
     quick recipe on the first ``QUICK_TRAIN_IMAGES`` training images for
     ``QUICK_STUDENT_EPOCHS`` epochs: a data-limited ViT, where a teacher has the most to add.
     """
     profile = profile or get_profile()
     base = profile.pick(
-        quick=lambda: quick_recipe(epochs=QUICK_STUDENT_EPOCHS, train_subset=QUICK_TRAIN_IMAGES),
-        full=full_recipe)()
+        quick=lambda: quick_vit_recipe(epochs=QUICK_STUDENT_EPOCHS, train_subset=QUICK_TRAIN_IMAGES),
+        full=full_vit_recipe)()
     return replace(base, **overrides)
 
 
 def teacher_recipe_for(profile: Profile | None = None, **overrides) -> Recipe:
-    """The teacher's training recipe: the students' (``recipe_for``) with a budget a CNN needs.
+    """The teacher's training recipe: the students' (``student_recipe_for``) with a budget a CNN needs.
 
     Quick profile: the same images, ``QUICK_TEACHER_EPOCHS`` epochs (longer than the students'),
     so the teacher is trained beforehand and stronger than the student. Full profile: 60
@@ -330,8 +333,8 @@ def teacher_recipe_for(profile: Profile | None = None, **overrides) -> Recipe:
     ``recipe.model`` is not trained here (the CNN is); only its ``num_classes`` is read.
     """
     profile = profile or get_profile()
-    base = profile.pick(quick=lambda: recipe_for(profile, epochs=QUICK_TEACHER_EPOCHS),
-                        full=lambda: full_recipe(epochs=60, warmup_epochs=3.0))()
+    base = profile.pick(quick=lambda: student_recipe_for(profile, epochs=QUICK_TEACHER_EPOCHS),
+                        full=lambda: full_vit_recipe(epochs=60, warmup_epochs=3.0))()
     return replace(base, **overrides)
 
 
@@ -383,86 +386,96 @@ def freeze(model: nn.Module) -> nn.Module:
 
 
 # ----------------------------------------------------------------------------------------------
-# Training: the recipe of vitcourse.cifar, with another model / another loss
+# Training: the classification task with another model and another loss
 # ----------------------------------------------------------------------------------------------
 
-class ModelTrainer(CifarTrainer):
-    """:class:`~vitcourse.cifar.CifarTrainer` with any model in place of the recipe's ViT.
+class DistillationTask(ClassificationTask):
+    """Train a :class:`DistilledViT` against a frozen ``teacher``: classification with another loss.
 
-    ``build_model()`` must return a module mapping normalised images (B, 3, 32, 32) to logits
-    (B, K); it is called after ``torch.manual_seed(recipe.seed + rank)``, just as the plain
-    trainer builds its ViT, so the same seed gives the same initial weights. Everything else
-    (batches, augmentation, AdamW, schedule, evaluation, checkpoints) is the plain trainer's.
+    Each step the teacher sees the same augmented batch as the student (under ``no_grad``), and
+    :func:`distillation_loss` with ``mode``, ``tau`` and ``alpha`` replaces the plain
+    cross-entropy; the CLS head's term uses the recipe's (smoothed, mixed) targets. Evaluation
+    scores the eval-mode output, the average of the two heads; :meth:`evaluate_heads` scores
+    each head on its own.
     """
 
-    def __init__(self, recipe: Recipe, build_model: Callable[[], nn.Module], x_train, y_train, x_test, y_test,
-                 dist_info: Dist | None = None):
-        self._build = build_model
-        super().__init__(recipe, x_train, y_train, x_test, y_test, dist_info=dist_info)
-
-    def build_model(self) -> nn.Module:
-        return self._build()
-
-
-class DistillationTrainer(CifarTrainer):
-    """Trains a :class:`DistilledViT` of ``recipe.model`` against a frozen ``teacher``.
-
-    Each step the teacher sees the same augmented batch as the student (under ``no_grad``),
-    and :func:`distillation_loss` with ``mode``, ``tau`` and ``alpha`` replaces the plain
-    cross-entropy; the CLS head's term uses the recipe's (smoothed, mixed) targets.
-    ``evaluate()`` scores the eval-mode output, the average of the two heads;
-    :meth:`evaluate_heads` scores each head on its own.
-    """
-
-    def __init__(self, recipe: Recipe, teacher: nn.Module, x_train, y_train, x_test, y_test, *,
-                 mode: str = "hard", tau: float = 1.0, alpha: float = 0.5, dist_info: Dist | None = None):
+    def __init__(self, teacher: nn.Module, normalize: Callable[[torch.Tensor], torch.Tensor], *,
+                 build_model: Callable[[], nn.Module], mode: str = "hard", tau: float = 1.0, alpha: float = 0.5):
         if mode not in DISTILLATION_MODES:
             raise ValueError(f"mode must be 'hard' or 'soft', got {mode!r}")
-        super().__init__(recipe, x_train, y_train, x_test, y_test, dist_info=dist_info)
-        self.teacher = freeze(teacher).to(self.device)
-        self.mode, self.tau, self.alpha = mode, tau, alpha
+        super().__init__(build_model, normalize)
+        self.teacher, self.mode, self.tau, self.alpha = teacher, mode, tau, alpha
 
-    def build_model(self) -> nn.Module:
-        return DistilledViT(self.recipe.model)
+    def build(self, trainer: Trainer) -> nn.Module:
+        model = super().build(trainer)
+        self.teacher = freeze(self.teacher).to(trainer.device)
+        return model
 
-    def compute_loss(self, images, targets):
+    def loss(self, trainer: Trainer, images: torch.Tensor,
+             targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The teacher sees the student's augmented batch; the loss is DeiT's."""
         with torch.no_grad():
-            # the teacher sees the student's augmented batch
             teacher_logits = self.teacher(images)
-        cls_logits, dist_logits = self.network(images)
-        return distillation_loss(
-            cls_logits,
-            dist_logits,
-            targets,
-            teacher_logits,
-            self.mode,
-            self.tau,
-            self.alpha,
-        )
+        cls_logits, dist_logits = trainer.network(images)
+        loss = distillation_loss(cls_logits, dist_logits, targets, teacher_logits,
+                                 self.mode, self.tau, self.alpha)
+        return {"loss": loss}
 
     @torch.inference_mode()
-    def evaluate_heads(self, batch_size: int = 1000) -> pd.DataFrame:
+    def evaluate_heads(self, trainer: Trainer, batch_size: int = 1000) -> pd.DataFrame:
         """Test accuracy of the CLS head, the distillation head and their average (rows), and
         how often each agrees with the teacher's prediction (columns), on this process's share
         of the test images (all of them when running alone)."""
-        self.model.eval()
-        mine = torch.arange(self.dist.rank, len(self.y_test), self.dist.world, device=self.device)
+        trainer.model.eval()
         right = {"CLS head": 0, "distillation head": 0, "average of both": 0, "teacher": 0}
-        agree = dict.fromkeys(right, 0)
-        for index in mine.split(batch_size):
-            images = normalize(to_unit_float(self.x_test[index]))
-            with self.autocast():
-                cls_logits, dist_logits = self.model.forward_heads(images)
+        agree, seen = dict.fromkeys(right, 0), 0
+        for images, labels in self.test_batches(trainer, batch_size):
+            with trainer.autocast():
+                cls_logits, dist_logits = trainer.model.forward_heads(images)
                 teacher = self.teacher(images).argmax(-1)
             for name, logits in (("CLS head", cls_logits), ("distillation head", dist_logits),
                                  ("average of both", (cls_logits + dist_logits) / 2)):    # as forward() does
                 predicted = logits.argmax(-1)
-                right[name] += int((predicted == self.y_test[index]).sum())
+                right[name] += int((predicted == labels).sum())
                 agree[name] += int((predicted == teacher).sum())
-            right["teacher"] += int((teacher == self.y_test[index]).sum())
-            agree["teacher"] += len(index)
-        return pd.DataFrame({"test accuracy": {k: v / len(mine) for k, v in right.items()},
-                             "agrees with teacher": {k: v / len(mine) for k, v in agree.items()}})
+            right["teacher"] += int((teacher == labels).sum())
+            agree["teacher"] += len(labels)
+            seen += len(labels)
+        return pd.DataFrame({"test accuracy": {k: v / seen for k, v in right.items()},
+                             "agrees with teacher": {k: v / seen for k, v in agree.items()}})
+
+
+class ModelTrainer(CifarTrainer):
+    """:class:`~vitcourse.cifar.CifarTrainer` with any model in place of the recipe's ViT (the teacher CNN).
+
+    ``build_model()`` must return a module mapping normalised images (B, 3, 32, 32) to logits
+    (B, K); it is called after ``torch.manual_seed(recipe.seed + rank)``, just as the plain
+    trainer builds its ViT, so the same seed gives the same initial weights.
+    """
+
+    def __init__(self, recipe: Recipe, build_model: Callable[[], nn.Module], x_train, y_train, x_test, y_test,
+                 dist_info: Dist | None = None):
+        super().__init__(recipe, x_train, y_train, x_test, y_test, dist_info, build_model=build_model)
+
+
+class DistillationTrainer(CifarTrainer):
+    """The engine with :class:`DistillationTask`: a :class:`DistilledViT` of ``recipe.model`` learns
+    from the frozen ``teacher`` (``mode``, ``tau``, ``alpha`` as in :func:`distillation_loss`)."""
+
+    def __init__(self, recipe: Recipe, teacher: nn.Module, x_train, y_train, x_test, y_test, *,
+                 mode: str = "hard", tau: float = 1.0, alpha: float = 0.5, dist_info: Dist | None = None):
+        task = DistillationTask(teacher, normalize, build_model=lambda: DistilledViT(recipe.model),
+                                mode=mode, tau=tau, alpha=alpha)
+        super().__init__(recipe, x_train, y_train, x_test, y_test, dist_info, task=task)
+
+    @property
+    def teacher(self) -> nn.Module:
+        """The frozen teacher, on the trainer's device."""
+        return self.task.teacher
+
+    def evaluate_heads(self, batch_size: int = 1000) -> pd.DataFrame:
+        """:meth:`DistillationTask.evaluate_heads` of this run."""
+        return self.task.evaluate_heads(self, batch_size)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -562,7 +575,10 @@ def size_table() -> pd.DataFrame:
     return table.rename_axis("model")
 
 
-__all__ = ["DISTILLATION_MODES", "CifarCNN", "DistillationTrainer", "DistilledViT", "ModelTrainer", "REFERENCE",
-           "deit_config", "distillation_loss", "distillation_runs", "distilled_param_count", "freeze", "learned_token_similarity",
-           "locality_ratio", "paired_gain", "recipe_for", "reference_table", "size_table", "teacher_for",
-           "teacher_recipe_for", "token_similarity"]
+__all__ = ["DISTILLATION_MODES", "CifarCNN", "DistillationTask", "DistillationTrainer", "DistilledViT", "ModelTrainer",
+           "REFERENCE", "deit_config", "distillation_loss", "distillation_runs", "distilled_param_count", "freeze",
+           "learned_token_similarity", "locality_ratio", "paired_gain", "reference_table", "size_table",
+           "student_recipe_for", "teacher_for", "teacher_recipe_for", "token_similarity"]
+
+# The students' recipe factory had another spelling before; old imports keep working.
+__getattr__ = forward_moved_names(__name__, {"recipe_for": "vitcourse.deit:student_recipe_for"})

@@ -41,6 +41,14 @@ def get_device(prefer: str | None = None) -> torch.device:
     return torch.device(available[0])
 
 
+def indexed_device(device: torch.device | str) -> torch.device:
+    """``cuda`` → ``cuda:<current>``, so it compares equal to the device tensors report."""
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        return torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
 def has_fast_bf16(device: torch.device | str) -> bool:
     """Whether ``device`` multiplies bfloat16 matrices in hardware, several times faster than float32.
 

@@ -7,8 +7,8 @@
        teacher ← m · teacher + (1 − m) · student            m: cosine 0.996 → 1
 
 * :class:`DINOHead`: MLP → bottleneck → l2-normalise → weight-normalised linear layer to K outputs;
-* :func:`multi_crop`: random resized crops of a whole batch at once (F.interpolate), flips and
-  colour jitter; local crops are smaller images, which the backbone reads with interpolated
+* :func:`vitcourse.augment.multi_crop`: random resized crops of a whole batch at once (F.interpolate),
+  flips and colour jitter; local crops are smaller images, which the backbone reads with interpolated
   position codes (:func:`backbone_tokens`, through ``VisionTransformer.position_rows``);
 * :func:`dino_loss`, :class:`DINOLoss` (centring), :func:`ema_update`, the schedules;
 * :class:`DINOTrainer`: trains on uint8 CIFAR-shaped images with a :class:`DINORecipe`
@@ -25,11 +25,9 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import math
 import os
 import sys
 import time
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Sequence
@@ -39,11 +37,13 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
-from vitcourse.progress import progress_bar
 
-from vitcourse.cifar import (CIFAR_VIT, QUICK_VIT, make_adamw, normalize, random_flip, to_unit_float,
-                             warmup_cosine)
-from vitcourse.device import autocast_dtype, get_device
+from vitcourse._moved import forward_moved_names
+from vitcourse.augment import multi_crop, to_unit_float
+from vitcourse.cifar import CIFAR_VIT, QUICK_VIT, normalize
+from vitcourse.device import get_device
+from vitcourse.engine import (Dist, Task, Trainer, check_replicas_agree, images_to_device, init_distributed,
+                              mean_over_processes, warmup_cosine)
 from vitcourse.profile import Profile, get_profile
 from vitcourse.vit import ViTConfig, VisionTransformer, vit_config
 
@@ -151,97 +151,6 @@ class DINONetwork(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------------
-# Multi-crop on a batch
-# ----------------------------------------------------------------------------------------------
-
-
-def random_resized_crop(
-    images: torch.Tensor,
-    size: int,
-    scale: tuple[float, float],
-    generator: torch.Generator,
-    ratio: tuple[float, float] = (3 / 4, 4 / 3),
-) -> torch.Tensor:
-    """Cut a random box from every image and resize it to size × size: (B, C, H, W) →
-    (B, C, size, size).
-
-    The box covers a share of the image drawn from ``scale`` with an aspect ratio drawn
-    (log-uniformly) from ``ratio``. To stay one batched operation the box's *size* is
-    drawn once per call (per view) and its *position* per image; the crops are cut by
-    indexing and resized together with ``F.interpolate`` (bilinear).
-    """
-    batch, _, height, width = images.shape
-    draws = torch.rand(2, generator=generator, device=generator.device).tolist()
-    area = scale[0] + (scale[1] - scale[0]) * draws[0]
-    aspect = math.exp(
-        math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * draws[1]
-    )
-    box_h = min(height, max(1, round(math.sqrt(area * aspect) * height)))
-    box_w = min(width, max(1, round(math.sqrt(area / aspect) * width)))
-    corner = torch.rand(2, batch, generator=generator, device=generator.device).to(
-        images.device
-    )
-    top = (corner[0] * (height - box_h + 1)).long()
-    left = (corner[1] * (width - box_w + 1)).long()
-    rows = top[:, None] + torch.arange(box_h, device=images.device)  # (B, h)
-    cols = left[:, None] + torch.arange(box_w, device=images.device)  # (B, w)
-    boxes = images[
-        torch.arange(batch, device=images.device)[:, None, None],
-        :,
-        rows[:, :, None],
-        cols[:, None, :],
-    ]
-    boxes = boxes.permute(0, 3, 1, 2)  # indexing put channels last
-    return F.interpolate(boxes, size=(size, size), mode="bilinear", align_corners=False)
-
-
-def color_jitter(images: torch.Tensor, generator: torch.Generator, strength: float = 0.4,
-                 grayscale_p: float = 0.2) -> torch.Tensor:
-    """Per image: random brightness, contrast and saturation (factors in 1 ± strength), then a
-    ``grayscale_p`` chance of grey. (B, 3, H, W) in [0, 1] → same, clipped to [0, 1].
-
-    Without it, DINO can match two crops by their colour statistics alone.
-    """
-    if strength == 0 and grayscale_p == 0:
-        return images
-    batch = len(images)
-    draws = torch.rand(4, batch, 1, 1, 1, generator=generator, device=generator.device).to(images.device)
-    factors = 1 + strength * (2 * draws[:3] - 1)                            # (3, B, 1, 1, 1)
-    grey_weights = torch.tensor([0.299, 0.587, 0.114], device=images.device, dtype=images.dtype)[:, None, None]
-    images = images * factors[0]                                               # brightness
-    mean = images.mean(dim=(1, 2, 3), keepdim=True)
-    images = mean + (images - mean) * factors[1]                               # contrast
-    grey = (images * grey_weights).sum(1, keepdim=True)
-    images = grey + (images - grey) * factors[2]                               # saturation
-    grey = (images * grey_weights).sum(1, keepdim=True)
-    images = torch.where(draws[3] < grayscale_p, grey.expand_as(images), images)
-    return images.clamp(0, 1)
-
-
-def multi_crop(images: torch.Tensor, generator: torch.Generator, *, global_size: int, local_size: int,
-               n_local: int, global_scale: tuple[float, float] = (0.4, 1.0),
-               local_scale: tuple[float, float] = (0.05, 0.4), jitter: float = 0.4,
-               grayscale_p: float = 0.2) -> list[torch.Tensor]:
-    """2 global and ``n_local`` local views of a batch: (B, C, H, W) in [0, 1] →
-    [(B, C, global_size, global_size)] × 2 + [(B, C, local_size, local_size)] × n_local.
-
-    Every view: a random resized crop (large boxes for the global views, small ones for the
-    local views), a random horizontal flip and colour jitter, each image drawn independently.
-    """
-    if n_local < 0:
-        raise ValueError(f"n_local must be ≥ 0, got {n_local}")
-    for name, (low, high) in (("global_scale", global_scale), ("local_scale", local_scale)):
-        if not 0 < low <= high <= 1:
-            raise ValueError(f"{name} must be (low, high) with 0 < low ≤ high ≤ 1, got {(low, high)}")
-    plan = [(global_size, global_scale)] * 2 + [(local_size, local_scale)] * n_local
-    views = []
-    for size, scale in plan:
-        view = random_flip(random_resized_crop(images, size, scale, generator), generator)
-        views.append(color_jitter(view, generator, jitter, grayscale_p))
-    return views
-
-
-# ----------------------------------------------------------------------------------------------
 # Loss, centring, teacher update, schedules
 # ----------------------------------------------------------------------------------------------
 
@@ -295,9 +204,13 @@ def dino_loss(
 
 
 @torch.no_grad()
-def update_center(center: torch.Tensor, teacher_outputs: Sequence[torch.Tensor], momentum: float) -> torch.Tensor:
-    """EMA of the teacher's mean score, in place: c ← m·c + (1 − m)·mean over the batch and the global views."""
+def update_center(center: torch.Tensor, teacher_outputs: Sequence[torch.Tensor], momentum: float,
+                  dist_info: Dist | None = None) -> torch.Tensor:
+    """EMA of the teacher's mean score, in place: c ← m·c + (1 − m)·mean over the batch and the global views
+    (and over the processes of a job, given its ``dist_info``)."""
     batch_mean = torch.cat([t.float() for t in teacher_outputs]).mean(dim=0, keepdim=True)
+    if dist_info is not None:
+        batch_mean = mean_over_processes(batch_mean, dist_info)
     return center.mul_(momentum).add_(batch_mean.reshape(center.shape), alpha=1 - momentum)
 
 
@@ -442,134 +355,108 @@ def dino_recipe_for(profile: Profile | None = None, **overrides) -> DINORecipe:
     return profile.pick(quick=quick_dino_recipe, full=full_dino_recipe)(**overrides)
 
 
-def _uint8_images(images, device: torch.device) -> torch.Tensor:
-    """uint8 (N, H, W, 3) channels-last (as the loaders return them) → uint8 (N, 3, H, W) on ``device``."""
-    images = torch.as_tensor(np.asarray(images))
-    if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[-1] != 3:
-        raise ValueError(f"expected uint8 colour images (N, H, W, 3), got {images.dtype} {tuple(images.shape)}")
-    return images.permute(0, 3, 1, 2).contiguous().to(device)
+class DINOTask(Task):
+    """DINO as a task of the training engine: a student and its EMA teacher, no labels.
 
+    The trainer's model is the student (:class:`DINONetwork`); the teacher starts as its copy and
+    learns only through :func:`ema_update`. Hooks, in the order the trainer calls them:
 
-class DINOTrainer:
-    """Trains a student and its EMA teacher with DINO on uint8 (N, H, W, 3) images; no labels.
-
-    ``fit()`` runs the recipe (one history row per epoch: loss, the teacher's mean entropy,
-    learning rate, momentum, teacher temperature, time; :meth:`steps` has the loss and entropy of
-    every step); ``teacher_backbone`` is the network to use afterwards, as in the paper (the
-    teacher is the better of the two).
+    * ``prepare``: the recipe's multi-crop views of the batch, normalised (2 global, then local);
+    * ``before_step``: weight decay along a cosine from ``weight_decay`` to ``weight_decay_end``,
+      and the teacher's temperature (:func:`teacher_temperature`);
+    * ``loss``: the teacher on the global views, the student on all, :func:`dino_loss` against the
+      centre, and the teacher's mean entropy (recorded);
+    * ``before_update``: the first ``freeze_last_layer_epochs`` keep the head's last layer still;
+    * ``after_step``: the teacher's EMA (:func:`ema_momentum`), the centre (:func:`update_center`),
+      the step's loss and entropy into :meth:`steps`.
     """
 
-    def __init__(self, recipe: DINORecipe, x_train, device: torch.device | str | None = None):
-        self.recipe = r = recipe
-        self.device = device = torch.device(device) if device is not None else get_device()
-        self.x_train = _uint8_images(np.asarray(x_train)[:r.train_subset], device)
-        self.steps_per_epoch = len(self.x_train) // r.batch_size
-        if self.steps_per_epoch == 0:
-            raise ValueError(f"batch_size={r.batch_size} is larger than the {len(self.x_train)} training images")
-        self.total_steps = self.steps_per_epoch * r.epochs
-        self.warmup_steps = round(r.warmup_epochs * self.steps_per_epoch)
-        self.temp_warmup_steps = round(r.teacher_temp_warmup_epochs * self.steps_per_epoch)
-        self.freeze_steps = round(r.freeze_last_layer_epochs * self.steps_per_epoch)
+    columns = ("loss", "teacher_entropy", "lr", "momentum", "teacher_temp")
+    progress_label, progress_metric = "DINO", "loss"
+    compiled_too = ("teacher",)
 
-        torch.manual_seed(r.seed)
+    def build(self, trainer: Trainer) -> nn.Module:
+        r, steps_per_epoch = trainer.recipe, trainer.steps_per_epoch
+        self.temp_warmup_steps = round(r.teacher_temp_warmup_epochs * steps_per_epoch)
+        self.freeze_steps = round(r.freeze_last_layer_epochs * steps_per_epoch)
         backbone = make_backbone(r.model)
         head = DINOHead(r.model.dim, r.out_dim, r.hidden_dim, r.bottleneck_dim)
-        self.student = DINONetwork(backbone, head).to(device)
-        self.teacher = copy.deepcopy(self.student).eval()      # starts equal; never trained by gradients
-        self.teacher.backbone.blocks.apply(_no_drop_path)       # the teacher is not regularised
+        student = DINONetwork(backbone, head).to(trainer.device)
+        self.teacher = copy.deepcopy(student).eval()      # starts equal; never trained by gradients
+        self.teacher.backbone.blocks.apply(_no_drop_path)  # the teacher is not regularised
         self.teacher.requires_grad_(False)
-        self.criterion = DINOLoss(r.out_dim, r.student_temp, r.center_momentum).to(device)
-        self.optimizer = make_adamw(self.student, r.lr, r.weight_decay, device)
-        self.generator = torch.Generator(device).manual_seed(r.seed)
-        self.amp_dtype = autocast_dtype(device, r.bf16)
-        self.use_compile = device.type == "cuda" if r.compile is None else r.compile
-        self.student_forward = torch.compile(self.student) if self.use_compile else self.student
-        self.teacher_forward = torch.compile(self.teacher) if self.use_compile else self.teacher
-        self.step = 0
-        self.rows: list[dict] = []
-        self.step_log: list[torch.Tensor] = []     # (loss, entropy) per step, kept on the device until asked for
+        self.criterion = DINOLoss(r.out_dim, r.student_temp, r.center_momentum).to(trainer.device)
+        self.generator = torch.Generator(trainer.device).manual_seed(r.seed + trainer.dist.rank)
+        self.step_log: list[torch.Tensor] = []    # (loss, entropy) per step, kept on the device until asked for
+        return student
 
-    @property
-    def teacher_backbone(self) -> VisionTransformer:
-        return self.teacher.backbone
+    def temperature(self, trainer: Trainer, step: int) -> float:
+        r = trainer.recipe
+        return teacher_temperature(step, warmup_steps=self.temp_warmup_steps, start=r.teacher_temp_start,
+                                   end=r.teacher_temp)
 
-    @property
-    def student_backbone(self) -> VisionTransformer:
-        return self.student.backbone
+    def momentum(self, trainer: Trainer, step: int) -> float:
+        return ema_momentum(step, total_steps=trainer.total_steps, base=trainer.recipe.momentum)
 
-    def autocast(self):
-        return torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype else nullcontext()
-
-    def views(self, images_uint8: torch.Tensor) -> list[torch.Tensor]:
-        """uint8 (B, 3, H, W) → the recipe's normalised views: 2 global, then the local ones."""
-        r = self.recipe
+    def prepare(self, trainer: Trainer, images_uint8: torch.Tensor) -> tuple[list[torch.Tensor]]:
+        """uint8 (B, 3, H, W) → ([the recipe's normalised views: 2 global, then the local ones],)."""
+        r = trainer.recipe
         views = multi_crop(to_unit_float(images_uint8), self.generator, global_size=r.global_size,
                            local_size=r.local_size, n_local=r.n_local, global_scale=r.global_scale,
                            local_scale=r.local_scale, jitter=r.jitter, grayscale_p=r.grayscale_p)
-        return [normalize(v) for v in views]
+        return ([normalize(v) for v in views],)
 
-    def train_step(self, images_uint8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One step on a batch: (loss, the teacher's mean entropy), both 0-d tensors on the device."""
-        r = self.recipe
-        self.student.train()
-        lr_factor = warmup_cosine(self.step, total_steps=self.total_steps, warmup_steps=self.warmup_steps,
-                                  min_ratio=r.min_lr_ratio)
-        wd = r.weight_decay_end + (r.weight_decay - r.weight_decay_end) * warmup_cosine(
-            self.step, total_steps=self.total_steps, warmup_steps=0)
-        for group in self.optimizer.param_groups:
-            group["lr"] = r.lr * lr_factor
+    def before_step(self, trainer: Trainer) -> None:
+        r = trainer.recipe
+        cosine = warmup_cosine(trainer.step, total_steps=trainer.total_steps, warmup_steps=0)
+        decay = r.weight_decay_end + (r.weight_decay - r.weight_decay_end) * cosine
+        for group in trainer.optimizer.param_groups:
             if group["weight_decay"] > 0:
-                group["weight_decay"] = wd
-        temp = teacher_temperature(self.step, warmup_steps=self.temp_warmup_steps, start=r.teacher_temp_start,
-                                   end=r.teacher_temp)
-        views = self.views(images_uint8)
-        with torch.no_grad(), self.autocast():
-            teacher_out = self.teacher_forward(views[:2])
-        with self.autocast():
-            student_out = self.student_forward(views)
-        entropy = mean_entropy(teacher_out, self.criterion.center, temp)
-        loss = self.criterion(student_out, teacher_out, temp)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if r.grad_clip:
-            nn.utils.clip_grad_norm_(self.student.parameters(), r.grad_clip)
-        if self.step < self.freeze_steps:     # DINO keeps the last layer still at first: steadier start
-            self.student.head.last_layer.weight.grad = None
-        self.optimizer.step()
-        ema_update(self.teacher, self.student, ema_momentum(self.step, total_steps=self.total_steps,
-                                                            base=r.momentum))
-        self.step += 1
-        self.step_log.append(torch.stack([loss.detach(), entropy]))
-        return loss.detach(), entropy
+                group["weight_decay"] = decay
+        self.teacher_temp = self.temperature(trainer, trainer.step)
 
-    def fit(self, progress: bool = True) -> pd.DataFrame:
-        """Train to the end of the recipe; returns :meth:`history`."""
-        bar = progress_bar(self.total_steps, "DINO", initial=self.step, enabled=progress)
-        while self.step < self.total_steps:
-            epoch = self.step // self.steps_per_epoch
-            order = torch.randperm(len(self.x_train),
-                                   generator=torch.Generator().manual_seed(self.recipe.seed * 100_003 + epoch))
-            batches = order[: self.steps_per_epoch * self.recipe.batch_size].to(self.device).split(self.recipe.batch_size)
-            # Sums stay on the device: a .item() per step would make a GPU wait for every step.
-            start, loss_sum, entropy_sum = time.perf_counter(), torch.zeros((), device=self.device), 0.0
-            for index in batches[self.step % self.steps_per_epoch:]:
-                loss, entropy = self.train_step(self.x_train[index])
-                loss_sum += loss
-                entropy_sum += entropy
-                bar.update()
-            seconds = time.perf_counter() - start
-            self.rows.append({"epoch": epoch + 1, "loss": float(loss_sum) / len(batches),
-                              "teacher_entropy": float(entropy_sum) / len(batches),
-                              "lr": self.optimizer.param_groups[0]["lr"],
-                              "momentum": ema_momentum(self.step - 1, total_steps=self.total_steps,
-                                                       base=self.recipe.momentum),
-                              "teacher_temp": teacher_temperature(self.step - 1, warmup_steps=self.temp_warmup_steps,
-                                                                  start=self.recipe.teacher_temp_start,
-                                                                  end=self.recipe.teacher_temp),
-                              "seconds": seconds, "images_per_s": len(batches) * self.recipe.batch_size / seconds})
-            bar.set_postfix(loss=f"{self.rows[-1]['loss']:.3f}")
-        bar.close()
-        return self.history()
+    def loss(self, trainer: Trainer,
+             views: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The teacher reads the 2 global views, the student all of them."""
+        with torch.no_grad():
+            self.teacher_out = trainer.companions["teacher"](views[:2])
+        student_out = trainer.network(views)
+        center = self.criterion.center    # moved in after_step, once the step is taken
+        temp = self.teacher_temp
+        loss = dino_loss(student_out, self.teacher_out, center, teacher_temp=temp,
+                         student_temp=self.criterion.student_temp)
+        entropy = mean_entropy(self.teacher_out, center, temp)
+        return {"loss": loss, "teacher_entropy": entropy}
+
+    def before_update(self, trainer: Trainer) -> None:
+        if trainer.step < self.freeze_steps:    # the last layer stays still at first: steadier
+            trainer.model.head.last_layer.weight.grad = None
+
+    def after_step(self, trainer: Trainer, values: dict[str, torch.Tensor]) -> None:
+        ema_update(self.teacher, trainer.model, self.momentum(trainer, trainer.step))
+        center, momentum = self.criterion.center, self.criterion.center_momentum
+        update_center(center, self.teacher_out, momentum, trainer.dist)
+        self.step_log.append(torch.stack([values["loss"], values["teacher_entropy"]]))
+
+    def epoch_row(self, trainer: Trainer, sums: dict[str, torch.Tensor], steps: int) -> dict:
+        last = trainer.step - 1
+        return {"loss": float(sums["loss"]) / steps, "teacher_entropy": float(sums["teacher_entropy"]) / steps,
+                "momentum": self.momentum(trainer, last), "teacher_temp": self.temperature(trainer, last)}
+
+    def evaluate(self, trainer: Trainer, **options):
+        raise NotImplementedError("DINO learns without labels, so it has no test evaluation of its own; "
+                                  "score its features with knn_accuracy(extract_features(...), ...)")
+
+    def state_dict(self) -> dict:
+        log = torch.stack(self.step_log).cpu() if self.step_log else torch.zeros(0, 2)
+        return {"teacher": self.teacher.state_dict(), "center": self.criterion.center.cpu(),
+                "generator": self.generator.get_state(), "step_log": log}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.teacher.load_state_dict(state["teacher"])
+        self.criterion.center.copy_(state["center"])
+        self.generator.set_state(state["generator"])
+        self.step_log = list(state["step_log"].to(self.criterion.center.device).unbind(0))
 
     def steps(self) -> pd.DataFrame:
         """One row per step: the loss and the teacher's mean entropy."""
@@ -577,9 +464,47 @@ class DINOTrainer:
         return pd.DataFrame(values, columns=["loss", "teacher_entropy"],
                             index=pd.RangeIndex(1, len(values) + 1, name="step"))
 
-    def history(self) -> pd.DataFrame:
-        columns = ["epoch", "loss", "teacher_entropy", "lr", "momentum", "teacher_temp", "seconds", "images_per_s"]
-        return pd.DataFrame(self.rows, columns=columns).set_index("epoch")
+
+class DINOTrainer(Trainer):
+    """The engine with :class:`DINOTask`: trains a student and its EMA teacher on uint8 (N, H, W, 3) images.
+
+    ``fit()`` runs the recipe (one history row per epoch: loss, the teacher's mean entropy,
+    learning rate, momentum, teacher temperature, time; :meth:`steps` has the loss and entropy of
+    every step); ``teacher_backbone`` is the network to use afterwards, as in the paper (the
+    teacher is the better of the two). ``save`` / ``load`` resume a run; ``dist_info`` joins a
+    torchrun job (:func:`vitcourse.engine.init_distributed`).
+    """
+
+    def __init__(self, recipe: DINORecipe, x_train, device: torch.device | str | None = None, *,
+                 dist_info: Dist | None = None):
+        if dist_info is None:
+            dist_info = Dist(device=torch.device(device) if device is not None else get_device())
+        super().__init__(DINOTask(), recipe, x_train, dist_info=dist_info)
+
+    @property
+    def student(self) -> DINONetwork:
+        return self.model
+
+    @property
+    def teacher(self) -> DINONetwork:
+        return self.task.teacher
+
+    @property
+    def teacher_backbone(self) -> VisionTransformer:
+        return self.task.teacher.backbone
+
+    @property
+    def student_backbone(self) -> VisionTransformer:
+        return self.model.backbone
+
+    def steps(self) -> pd.DataFrame:
+        """One row per step: the loss and the teacher's mean entropy."""
+        return self.task.steps()
+
+
+# The multi-crop pieces moved to vitcourse.augment with the training engine; old imports keep working.
+__getattr__ = forward_moved_names(__name__, {name: "vitcourse.augment" for name in ("color_jitter",
+                                                                                   "random_resized_crop")})
 
 
 def _no_drop_path(module: nn.Module) -> None:
@@ -596,7 +521,7 @@ def _no_drop_path(module: nn.Module) -> None:
 def extract_features(backbone: VisionTransformer, images_uint8, batch_size: int = 500) -> torch.Tensor:
     """uint8 (N, H, W, 3) images → l2-normalised CLS features (N, D), float32 on the CPU, in eval mode."""
     device = next(backbone.parameters()).device
-    images = _uint8_images(images_uint8, torch.device("cpu"))
+    images = images_to_device(images_uint8, "cpu")
     was_training = backbone.training
     backbone.eval()
     try:
@@ -677,7 +602,7 @@ def view_matching_accuracy(
     """
     r = recipe
     device = next(backbone.parameters()).device
-    images = _uint8_images(images_uint8, torch.device("cpu"))
+    images = images_to_device(images_uint8, "cpu")
     generator = torch.Generator().manual_seed(seed)
     was_training = backbone.training
     backbone.eval()
@@ -879,16 +804,32 @@ def random_official_state_dict(arch: str = "S/16", *, depth: int | None = None, 
 # ----------------------------------------------------------------------------------------------
 
 
-def main(argv=None) -> dict:
+def _parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m vitcourse.dino", description=__doc__.split("\n")[0])
     parser.add_argument("--profile", choices=["quick", "full"])
     parser.add_argument("--epochs", type=int)
-    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--batch-size", type=int, help="global batch, split over the processes")
     parser.add_argument("--train-subset", type=int)
     parser.add_argument("--device")
+    parser.add_argument("--checkpoint", type=Path, help="save here after every epoch")
+    parser.add_argument("--resume", action="store_true", help="continue from --checkpoint if it exists")
     parser.add_argument("--summary", type=Path, help="write the final metrics here as JSON")
     parser.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> dict:
+    """Train with DINO (alone, or in a torchrun job), then score k-NN accuracy against the untrained network."""
+    args = _parse_args(argv)
+    info = init_distributed(args.device)
+    try:
+        return _run(args, info)
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def _run(args, info: Dist) -> dict:
     from vitcourse.data import load_cifar10
     profile = Profile(args.profile, "--profile") if args.profile else get_profile()
     overrides = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size),
@@ -896,19 +837,25 @@ def main(argv=None) -> dict:
     recipe = dino_recipe_for(profile, **overrides)
     data = load_cifar10()
     x_train, y_train, x_test, y_test = data.arrays()
-    trainer = DINOTrainer(recipe, x_train, device=get_device(args.device))
+    trainer = DINOTrainer(recipe, x_train, dist_info=info)
+    if args.resume and args.checkpoint and args.checkpoint.exists():
+        trainer.load(args.checkpoint)
     start = time.perf_counter()
-    history = trainer.fit(progress=not args.no_progress)
+    history = trainer.fit(progress=not args.no_progress, checkpoint=args.checkpoint)
     seconds = time.perf_counter() - start
+    check_replicas_agree(trainer.model, info)
+    summary = {"profile": profile.name, "device": trainer.device.type, "processes": info.world, "data": data.name,
+               "steps": trainer.step, "seconds": seconds, "final_loss": float(history["loss"].iloc[-1]),
+               "recipe": {k: (str(v) if isinstance(v, ViTConfig) else v) for k, v in asdict(recipe).items()}}
+    if not info.main:
+        return summary
     accuracy = {}
     torch.manual_seed(recipe.seed)               # the very weights the trainer started from
     untrained = make_backbone(recipe.model).to(trainer.device)
     for name, backbone in (("dino teacher", trainer.teacher_backbone), ("same network before training", untrained)):
         accuracy[name] = knn_accuracy(extract_features(backbone, x_train), y_train, extract_features(backbone, x_test),
                                       y_test, num_classes=len(data.class_names))
-    summary = {"profile": profile.name, "device": trainer.device.type, "data": data.name, "steps": trainer.step,
-               "seconds": seconds, "final_loss": float(history["loss"].iloc[-1]), "knn_accuracy": accuracy,
-               "recipe": {k: (str(v) if isinstance(v, ViTConfig) else v) for k, v in asdict(recipe).items()}}
+    summary["knn_accuracy"] = accuracy
     print(history.round(4).to_string())
     print(json.dumps(summary, indent=2))
     if args.summary:

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from vitcourse.vit import attend
 
 
 @dataclass(frozen=True)
@@ -51,44 +52,6 @@ class FirstViTConfig:
     @property
     def patch_dim(self) -> int:
         return self.patch_size * self.patch_size * self.channels
-
-
-def attend(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    dropout_p: float = 0.0,
-    return_weights: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """softmax(q kᵀ / √d) v for every head: (B, H, T, d) queries, keys, values → (B, H,
-    T, d).
-
-    Returns the mixed values and, with ``return_weights``, the weights (B, H, T, T)
-    (else None). PyTorch's fused kernel (``F.scaled_dot_product_attention``) runs it
-    without storing the T×T weights, except in two cases where the step-by-step form is
-    used:
-
-    * ``return_weights=True``, for pictures of where each token looks;
-    * a CPU under bf16 autocast: the fused CPU kernel has no fast bf16 path for short
-      sequences (a training step of the first ViT took several times longer with it),
-      while the two step-by-step products run on the CPU's bf16 units.
-
-    The softmax always runs in (at least) float32. CPU autocast would leave it in bf16,
-    where PyTorch's kernel for short rows is both coarser and slower than the float32
-    one.
-    """
-    if not return_weights and not (
-        q.device.type == "cpu" and torch.is_autocast_enabled("cpu")
-    ):
-        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p), None
-    # Scale the queries (B·H·T·d numbers) rather than the scores (B·H·T·T): the same
-    # result, less work.
-    scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)
-    weights = torch.softmax(
-        scores, dim=-1, dtype=torch.promote_types(scores.dtype, torch.float32)
-    )
-    mixed = F.dropout(weights, dropout_p).to(v.dtype) @ v
-    return mixed, (weights if return_weights else None)
 
 
 class SelfAttention(nn.Module):

@@ -25,21 +25,19 @@ Layout and names follow the official code, so ``swin_config("T")`` has exactly i
 
 from __future__ import annotations
 
-import math
-import time
-import weakref
+import time  # noqa: F401 — tests still patch swin.time.perf_counter; the clock is read in vitcourse.measure
 from dataclasses import dataclass, replace
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
 # Plain-text bars: they render in a terminal, in JupyterLab and in the offline book alike.
 from vitcourse.progress import progress_bar
 
-from vitcourse.cifar import CifarTrainer, Recipe, full_recipe, quick_recipe
+from vitcourse.cifar import CifarTrainer, Recipe, full_vit_recipe, quick_vit_recipe
 from vitcourse.device import cpu_threads
+from vitcourse.measure import counted_macs, median_seconds, peak_tensor_bytes
 from vitcourse.profile import Profile, get_profile
 from vitcourse.vit import Attention, DropPath, Mlp, PatchEmbed
 
@@ -557,7 +555,7 @@ class SwinTransformer(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------------
-# Costs: the paper's formulas, and measuring time and memory
+# Costs: the paper's formulas, and the measured scaling (tools in vitcourse.measure)
 # ----------------------------------------------------------------------------------------------
 
 
@@ -578,121 +576,6 @@ def window_attention_macs(height: int, width: int, dim: int, window: int) -> int
     """
     tokens = height * width
     return 4 * tokens * dim**2 + 2 * window**2 * tokens * dim
-
-
-class _LiveTensorBytes(TorchDispatchMode):
-    """Counts the bytes of tensor storages created inside it that are alive at once; keeps the peak."""
-
-    def __init__(self):
-        super().__init__()
-        self.live = self.peak = 0
-        self._seen: set[int] = set()
-
-    def _release(self, key: int, nbytes: int) -> None:
-        self._seen.discard(key)
-        self.live -= nbytes
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        # An output sharing an input's storage (a view, an in-place op) allocated nothing new.
-        inputs = {id(t.untyped_storage()) for t in torch.utils._pytree.tree_leaves((args, kwargs))
-                  if isinstance(t, torch.Tensor) and t.device.type != "meta"}
-        for tensor in torch.utils._pytree.tree_leaves(out):
-            if isinstance(tensor, torch.Tensor) and tensor.device.type != "meta":
-                storage = tensor.untyped_storage()
-                key = id(storage)
-                if key not in self._seen and key not in inputs and storage.nbytes():
-                    self._seen.add(key)
-                    self.live += storage.nbytes()
-                    self.peak = max(self.peak, self.live)
-                    weakref.finalize(storage, self._release, key, storage.nbytes())
-        return out
-
-
-def peak_tensor_bytes(fn, *args, **kwargs):
-    """Run ``fn(*args, **kwargs)``; return (its result, peak bytes of the tensors it created).
-
-    Every tensor an operator returns is counted from its creation until its storage is freed
-    (views share their base's storage and count once); the peak is the largest total alive
-    at one moment. Tensors that existed before the call (inputs, weights) are not counted,
-    nor are scratch buffers a kernel allocates and frees inside itself — so for a fused
-    kernel such as ``scaled_dot_product_attention`` this counts its output, not its workspace.
-    Works on any device, the CPU included, where PyTorch keeps no allocator statistics.
-    """
-    counter = _LiveTensorBytes()
-    with counter:
-        result = fn(*args, **kwargs)
-    return result, counter.peak
-
-
-def _timed_calls(fn, args, kwargs, calls: int, device) -> float:
-    """Seconds ``calls`` back-to-back calls of ``fn`` take (the GPU synchronised around them)."""
-    cuda = torch.device(device).type == "cuda"
-    if cuda:
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    for _ in range(calls):
-        fn(*args, **kwargs)
-    if cuda:
-        torch.cuda.synchronize(device)
-    return time.perf_counter() - start
-
-
-def best_seconds(fn, *args, repeats: int = 5, min_time: float = 0.02, device: torch.device | str = "cpu",
-                 **kwargs) -> float:
-    """Seconds one call of ``fn(*args, **kwargs)`` takes: the best of ``repeats`` timed loops.
-
-    As ``timeit`` does: one warm-up call, then enough calls per loop that a loop lasts at least
-    ``min_time`` (so the clock's resolution does not matter), and the fastest loop per call.
-    The minimum, not the mean: on a shared machine other work only ever adds time. On CUDA the
-    GPU is synchronised before the clock is read.
-    """
-    def loop(calls: int) -> float:
-        return _timed_calls(fn, args, kwargs, calls, device)
-
-    calls = 1
-    first = loop(1)                                       # the warm-up, also a first estimate
-    if first < min_time:
-        calls = max(1, math.ceil(min_time / max(first, 1e-6)))
-    return min(loop(calls) for _ in range(repeats)) / calls
-
-
-def median_seconds(fn, *args, repeats: int = 7, warmup: int = 2, min_time: float = 0.005,
-                   device: torch.device | str = "cpu", **kwargs) -> float:
-    """Seconds one call of ``fn(*args, **kwargs)`` takes in the steady state: a median.
-
-    ``warmup`` untimed calls first (the first call pays for allocations, caches and lazy
-    initialisation, and says nothing about the steady state), then ``repeats`` timed loops of
-    enough calls that a loop lasts at least ``min_time``; the result is the median loop's time
-    per call. The median, not the mean, so that one loop slowed by other work on a shared
-    machine does not move it. On CUDA the GPU is synchronised before the clock is read.
-    """
-    def loop(calls: int) -> float:
-        return _timed_calls(fn, args, kwargs, calls, device)
-
-    if repeats < 1 or warmup < 1:
-        raise ValueError(f"repeats and warmup must be at least 1, got {repeats} and {warmup}")
-    for _ in range(warmup - 1):
-        loop(1)
-    last_warmup = loop(1)
-    calls = max(1, math.ceil(min_time / max(last_warmup, 1e-6)))
-    times = sorted(loop(calls) / calls for _ in range(repeats))
-    middle = len(times) // 2
-    return times[middle] if len(times) % 2 else (times[middle - 1] + times[middle]) / 2
-
-
-def counted_macs(fn, *args, **kwargs) -> int:
-    """Multiply-adds of ``fn(*args, **kwargs)`` as PyTorch's FLOP counter counts them (FLOPs / 2).
-
-    Only the matrix products are counted, as in the paper's formulas. On a CPU the counter
-    cannot see inside the fused ``scaled_dot_product_attention`` kernel (it counts it as 0), so
-    count through the explicit path (``return_weights=True``), which computes the same products.
-    """
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        fn(*args, **kwargs)
-    return counter.get_total_flops() // 2
 
 
 @torch.no_grad()
@@ -750,7 +633,7 @@ def _attention_scaling(sides, dim, heads, window, device, repeats, seed, progres
 
 
 # ----------------------------------------------------------------------------------------------
-# Training on CIFAR-shaped data, with vitcourse.cifar's recipe and trainer
+# Training on CIFAR-shaped data: the engine's classification task with a Swin
 # ----------------------------------------------------------------------------------------------
 
 # The full profile's CIFAR Swin: patch 2 gives a 16×16 map; stages at 16, 8, 4 with window 4
@@ -762,13 +645,14 @@ QUICK_SWIN = SwinConfig(image_size=32, patch_size=4, embed_dim=32, depths=(2, 2)
                         drop_path=0.0)
 
 def full_swin_recipe(**overrides) -> Recipe:
-    """The GPU recipe of :func:`vitcourse.cifar.full_recipe` (200 epochs, batch 1,024, mixup/CutMix) for CIFAR_SWIN."""
-    return full_recipe(model=CIFAR_SWIN, **overrides)
+    """The GPU recipe of :func:`vitcourse.cifar.full_vit_recipe` (200 epochs, batch 1,024, mixup/CutMix) for
+    CIFAR_SWIN."""
+    return full_vit_recipe(model=CIFAR_SWIN, **overrides)
 
 
 def quick_swin_recipe(**overrides) -> Recipe:
-    """:func:`vitcourse.cifar.quick_recipe`'s budget (3 epochs on 10,000 images) for QUICK_SWIN."""
-    return quick_recipe(**{"model": QUICK_SWIN, **overrides})
+    """:func:`vitcourse.cifar.quick_vit_recipe`'s budget (3 epochs on 10,000 images) for QUICK_SWIN."""
+    return quick_vit_recipe(**{"model": QUICK_SWIN, **overrides})
 
 
 def swin_recipe_for(profile: Profile | None = None, **overrides) -> Recipe:
@@ -778,17 +662,18 @@ def swin_recipe_for(profile: Profile | None = None, **overrides) -> Recipe:
 
 
 class SwinTrainer(CifarTrainer):
-    """:class:`vitcourse.cifar.CifarTrainer` for a :class:`SwinTransformer`: ``recipe.model`` is a SwinConfig.
+    """:class:`vitcourse.cifar.CifarTrainer` for a :class:`SwinTransformer`.
 
-    Everything else — augmentation, AdamW, schedule, bf16, compile, DDP, checkpoints,
-    evaluation — is CifarTrainer's; only :meth:`build_model` differs.
+    ``recipe.model`` is a SwinConfig. The engine and the classification task are the
+    ViT's — augmentation, AdamW, schedule, bf16, compile, DDP, checkpoints,
+    evaluation; only the model built differs.
     """
 
-    def __init__(self, recipe: Recipe, x_train, y_train, x_test, y_test, dist_info=None):
+    def __init__(self, recipe: Recipe, x_train, y_train, x_test, y_test,
+                 dist_info=None):
         if not isinstance(recipe.model, SwinConfig):
-            raise ValueError(f"SwinTrainer wants recipe.model to be a SwinConfig, got {type(recipe.model).__name__}; "
-                             f"use vitcourse.cifar.CifarTrainer for a ViT")
-        super().__init__(recipe, x_train, y_train, x_test, y_test, dist_info)
-
-    def build_model(self) -> nn.Module:
-        return SwinTransformer(self.recipe.model)
+            kind = type(recipe.model).__name__
+            raise ValueError(f"SwinTrainer wants recipe.model to be a SwinConfig, "
+                             f"got {kind}; use vitcourse.cifar.CifarTrainer for a ViT")
+        super().__init__(recipe, x_train, y_train, x_test, y_test, dist_info,
+                         build_model=lambda: SwinTransformer(recipe.model))

@@ -1,6 +1,9 @@
-"""One training loop and one evaluation, shared by every chapter and assignment of the course.
+"""The small training loop of chapter 5 and assignment 2: ``fit``, ``evaluate``, ``predict`` on float tensors.
 
-Built for small models on a laptop CPU as much as for a GPU:
+A deliberately short loop the chapter can show whole: Adam and cross-entropy on integer labels,
+nothing else. Chapters 6–9 train through the engine instead (:class:`vitcourse.engine.Trainer`:
+augmentation, AdamW with a schedule, checkpoints, DDP, DINO). Built for small models on a
+laptop CPU as much as for a GPU:
 
 * the whole data set sits in one tensor on the device, and a batch is an index slice of a
   per-epoch random permutation: no DataLoader, no worker processes, no per-batch copies;
