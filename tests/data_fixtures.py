@@ -81,36 +81,74 @@ def tarball(members: dict[str, bytes]) -> bytes:
 
 
 def cifar_members(arrays=None, *, overrides: dict[str, object] | None = None) -> dict[str, bytes]:
-    """The members of a tiny cifar-10-python.tar.gz, each a protocol-2 pickle as in the
-    original (written by Python 2).  ``overrides`` replaces a member's pickled object."""
+    """The members of a cifar-10-python.tar.gz holding ``arrays`` (default the tiny known ones),
+    laid out as the official file: ``batches.meta``, five training batches of equal size, one
+    test batch and ``readme.html``, each batch a protocol-2 pickle as in the original (written
+    by Python 2).  ``overrides`` replaces a member's pickled object."""
     x_train, y_train, x_test, y_test = cifar_arrays() if arrays is None else arrays
+    if len(x_train) % 5:
+        raise ValueError(f"the official file holds 5 training batches of equal size, not {len(x_train)} images")
+    per_batch = len(x_train) // 5
     objects: dict[str, object] = {
-        "cifar-10-batches-py/batches.meta": {b"label_names": [n.encode() for n in sources.CIFAR10.class_names]},
+        "cifar-10-batches-py/batches.meta": {
+            b"label_names": [n.encode() for n in sources.CIFAR10.class_names],
+            b"num_cases_per_batch": per_batch, b"num_vis": 32 * 32 * 3},
     }
     for i in range(5):
-        rows = slice(i * CIFAR_PER_BATCH, (i + 1) * CIFAR_PER_BATCH)
+        rows = slice(i * per_batch, (i + 1) * per_batch)
         objects[f"cifar-10-batches-py/data_batch_{i + 1}"] = cifar_batch(
             x_train[rows], y_train[rows].tolist(), b"training batch %d of 5" % (i + 1))
     objects["cifar-10-batches-py/test_batch"] = cifar_batch(x_test, y_test.tolist(), b"testing batch 1 of 1")
     objects.update(overrides or {})
-    return {name: pickle.dumps(obj, protocol=2) for name, obj in objects.items()}
+    members = {name: pickle.dumps(obj, protocol=2) for name, obj in objects.items()}
+    members["cifar-10-batches-py/readme.html"] = b"<meta HTTP-EQUIV=\"REFRESH\" content=\"0; url=...\">\n"
+    return members
 
 
 def cifar_tarball(**kwargs) -> bytes:
     return tarball(cifar_members(**kwargs))
 
 
-def use_fixture_sources(monkeypatch, files: dict[str, bytes], mirror: str = "http://127.0.0.1:9/") -> None:
+def use_fixture_sources(monkeypatch, files: dict[str, bytes], mirror: str = "http://127.0.0.1:9/",
+                        cifar_sizes: tuple[int, int] = (5 * CIFAR_PER_BATCH, CIFAR_PER_BATCH)) -> None:
     """Register Sources sized for the fixtures and make the checksum table hold the MD5s of
-    ``files`` (name → bytes), so the loaders accept them in place of the real files."""
+    ``files`` (name → bytes), so the loaders accept them in place of the real files.
+    ``cifar_sizes``: (train, test) images of the CIFAR-10 file among ``files``."""
     monkeypatch.setitem(sources.SOURCES, "fashion-mnist", replace(
         sources.FASHION_MNIST, train_size=N_TRAIN_FASHION, test_size=N_TEST_FASHION, mirrors=(mirror,)))
     monkeypatch.setitem(sources.SOURCES, "cifar10", replace(
-        sources.CIFAR10, train_size=5 * CIFAR_PER_BATCH, test_size=CIFAR_PER_BATCH, mirrors=(mirror,)))
+        sources.CIFAR10, train_size=cifar_sizes[0], test_size=cifar_sizes[1], mirrors=(mirror,)))
     for name, data in files.items():
         monkeypatch.setitem(sources.PUBLISHED_MD5, name, md5_of(data))
         if name in sources.CONTENT_MD5:
             monkeypatch.setitem(sources.CONTENT_MD5, name, md5_of(gzip.decompress(data)))
+
+
+def standin_cifar_arrays(n_train: int = 1_000, n_test: int = 1_000, kind: str = "synthetic-cifar"
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The first ``n_train`` / ``n_test`` images of a CIFAR stand-in (multiples of 1,000):
+    (n, 32, 32, 3) uint8 pixels and (n,) int64 labels, to be written in the official format."""
+    from vitcourse.data.synthetic import synthetic_split
+
+    x_train, y_train = synthetic_split(kind, "train", n_train)
+    x_test, y_test = synthetic_split(kind, "test", n_test)
+    return x_train, y_train, x_test, y_test
+
+
+def install_official_cifar(monkeypatch, folder: Path, arrays) -> Path:
+    """Write ``arrays`` as ``<folder>/cifar10/cifar-10-python.tar.gz`` in the official layout and
+    make the loaders find and accept it, and nothing else: ``$VITCOURSE_DATA`` = ``folder``, the
+    user cache inside it, the system datasets folder switched off, downloads off, the checksum
+    table and the Source sizes swapped for this file.  Returns the file's path."""
+    data = cifar_tarball(arrays=arrays)
+    write_files(folder / "cifar10", {"cifar-10-python.tar.gz": data})
+    monkeypatch.setenv(sources.DATA_ENV, str(folder))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(folder / "cache"))
+    monkeypatch.setenv(sources.SYSTEM_DATA_ENV, "")
+    monkeypatch.setenv(sources.OFFLINE_ENV, "1")
+    use_fixture_sources(monkeypatch, {"cifar-10-python.tar.gz": data},
+                        cifar_sizes=(len(arrays[1]), len(arrays[3])))
+    return folder / "cifar10" / "cifar-10-python.tar.gz"
 
 
 def recompressed(files: dict[str, bytes]) -> dict[str, bytes]:

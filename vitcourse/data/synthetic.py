@@ -479,9 +479,16 @@ def synthetic_object_masks(split: str, size: int, kind: str = "synthetic-cifar")
     ``synthetic_split(kind, split, size)`` (``kind``: ``"synthetic-cifar"`` or
     ``"synthetic-cifar-clutter"``); the images are re-rendered from the same seeds to get
     them, not changed.
+
+    Raises:
+        ValueError: for any other ``kind``, the real ``"cifar10"`` included: a photograph has no
+            mask, so a chapter measures attention on the object only when ``Dataset.synthetic``.
     """
     if kind not in CIFAR_KINDS:
-        raise ValueError(f"object masks exist for {' and '.join(map(repr, CIFAR_KINDS))}, not {kind!r}.")
+        real = " (a real data set: nobody drew masks for its photographs)" if kind == "cifar10" else ""
+        raise ValueError(f"object masks exist for {' and '.join(map(repr, CIFAR_KINDS))}, not {kind!r}{real}: "
+                         f"only the stand-ins' generator keeps each object's outline. Measure attention on "
+                         f"the object only when the data is a stand-in (Dataset.synthetic is True).")
     if split not in _SPLIT_IDS:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
     if not isinstance(size, int) or size <= 0 or size % CHUNK:
