@@ -55,7 +55,7 @@ def test_a_glue_call_ending_a_cell_shows_nothing_there():
     NotebookClient(nb, timeout=120, kernel_name="python3").execute()
     first, second, third = (cell.outputs for cell in nb.cells)
     glued = [o for o in first if o.get("metadata", {}).get("scrapbook", {}).get("name") == "n"]
-    assert glued and glued[0]["data"]["text/plain"] == "'2,000'"
+    assert glued and glued[0]["data"]["application/papermill.record/text/plain"] == "'2,000'"
     assert [o for o in first if o.output_type == "execute_result"] == []
     assert [o for o in second if o.output_type == "execute_result"] == []
     assert [o.data["text/plain"] for o in third if o.output_type == "execute_result"] == ["'2,000 images'"]
