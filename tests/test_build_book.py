@@ -20,7 +20,7 @@ sys.path.insert(0, str(TOOLS))
 import build_book  # noqa: E402
 import chapter_runs  # noqa: E402
 
-CHAPTER = textwrap.dedent("""\
+FRONT_MATTER = textwrap.dedent("""\
     ---
     jupytext:
       text_representation:
@@ -29,6 +29,9 @@ CHAPTER = textwrap.dedent("""\
       name: python3
       display_name: Python 3
     ---
+    """)
+
+CHAPTER = FRONT_MATTER + textwrap.dedent("""\
 
     # A chapter
 
@@ -88,15 +91,7 @@ def test_other_problems_are_listed_when_no_cell_failed():
 
 # A page whose one cell logs each run (start and end times) to $RUNLOG, and, when $BARRIER is set,
 # waits until both pages have started: run one after another, the first would wait in vain.
-TIMED_CHAPTER = textwrap.dedent("""\
-    ---
-    jupytext:
-      text_representation:
-        format_name: myst
-    kernelspec:
-      name: python3
-      display_name: Python 3
-    ---
+TIMED_CHAPTER = FRONT_MATTER + textwrap.dedent("""\
 
     # Chapter {name}
 
@@ -140,7 +135,7 @@ def runs_in(log: Path) -> list[tuple[str, str, float]]:
 
 def report(book: Path) -> dict[str, dict]:
     """The last build's report, by chapter."""
-    data = json.loads((book / "_build" / build_book.REPORT_FILE).read_text())
+    data = json.loads((book / "_build" / chapter_runs.REPORT_FILE).read_text())
     return {run["chapter"]: run for run in data["chapters"]}
 
 
@@ -282,3 +277,17 @@ def test_books_not_in_cache_mode_are_left_to_sphinx(tmp_path):
     (tmp_path / "_config.yml").write_text("title: t\nexecute:\n  execute_notebooks: force\n")
     done, todo = chapter_runs.plan(chapter_runs.book_config(tmp_path))
     assert todo == [] and [(r.chapter, r.status) for r in done] == [("a.md", "left to Sphinx (force mode)")]
+
+
+def test_the_bench_says_which_targets_are_missed():
+    sys.path.insert(0, str(TOOLS.parent / "bench"))
+    import book_build
+
+    runs = [chapter_runs.Run("a.md", "ran", 300.0)]
+    rows = {"idle": (runs, {"setup": 5, "chapters": 500.0, "sphinx": 60, "total": 565.0}, 0),
+            "hog": (runs, {"setup": 9, "chapters": 900.0, "sphinx": 100, "total": 1009.0}, 1)}
+    assert [line.split()[-1] for line in book_build.verdicts(rows)] == ["met", "MISSED", "MISSED"]
+    table = book_build.comparison(rows)
+    assert re.search(r"^a\.md +300\.0 +300\.0$", table, re.M)
+    assert re.search(r"^cold build +565\.0 +1009\.0$", table, re.M)
+    assert len({len(line) for line in table.splitlines()}) == 1  # columns line up

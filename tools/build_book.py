@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -36,7 +35,6 @@ import chapter_runs  # noqa: E402
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 EXTENSION = ROOT / "tools" / "sphinx_course.py"
-REPORT_FILE = "book_build.json"  # under the build folder: per-chapter seconds of the last build
 
 
 def library_cache_key() -> str:
@@ -85,8 +83,9 @@ def summary(chapter: str, cell_line: int, error_line: int, error: str) -> str:
 def failing_cells(log: str, root: Path = ROOT) -> list[str]:
     """One line per failed chapter: file, line of the cell in the .md source, and the error.
 
-    Paths are shown relative to ``root`` (the book). Works on both of myst-nb's reports: in cache mode a "<file>: WARNING: Executing notebook
-    failed" line comes before the cell; otherwise an "ExecutionError: <file>" line after it.
+    Paths are shown relative to ``root`` (the book). Works on both of myst-nb's reports: in
+    cache mode a "<file>: WARNING: Executing notebook failed" line comes before the cell;
+    otherwise an "ExecutionError: <file>" line after it.
     """
     log = ANSI.sub("", log)
     block = re.compile(
@@ -145,7 +144,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(description="Build the HTML book (see the module docstring).")
     parser.add_argument("--jobs", type=int, default=default_jobs(),
                         help="chapters executed side by side (default: one per core)")
-    parser.add_argument("--book", type=Path, default=ROOT, help="the book's folder (default: this repository)")
+    parser.add_argument("--book", type=Path, default=ROOT,
+                        help="the book's folder (default: this repository)")
     args, rest = parser.parse_known_args(argv)
     if args.jobs < 1:
         parser.error(f"--jobs must be at least 1 (got {args.jobs})")
@@ -177,12 +177,6 @@ def executed_by_sphinx(before: dict[int, str], after: dict[int, str]) -> list[st
     return sorted(uri for pk, uri in after.items() if pk not in before)
 
 
-def write_report(build: Path, runs, timings: dict[str, float], code: int) -> None:
-    """The per-chapter seconds and the phase times of this build, for bench/book_build.py."""
-    report = {"chapters": chapter_runs.as_json(runs), "seconds": timings, "exit_code": code}
-    (build / REPORT_FILE).write_text(json.dumps(report, indent=1))
-
-
 def fail(lines: list[str], book: Path) -> None:
     """The short failure summary, at the end of the log."""
     print("\n[build_book] BUILD FAILED.", file=sys.stderr)
@@ -212,9 +206,8 @@ def main(argv: list[str]) -> int:
     timings["sphinx"] = timings["total"] - timings["chapters"] - timings["setup"]
     print("\n[build_book] chapters (seconds of each run; 'cached': not run now):")
     print(chapter_runs.table(runs, timings["chapters"]))
-    print(f"[build_book] set-up {timings['setup']:.1f} s, chapters {timings['chapters']:.1f} s, "
-          f"Sphinx {timings['sphinx']:.1f} s, total {timings['total']:.1f} s")
-    write_report(build, runs, timings, code)
+    print(f"[build_book] {chapter_runs.phases(timings)}")
+    chapter_runs.write_report(build, runs, timings, code)
     if failed:
         fail([summary(r.chapter, r.cell_line, r.error_line, r.error) for r in failed], book)
     elif code != 0:

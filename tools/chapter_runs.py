@@ -22,6 +22,7 @@ from pathlib import Path, PurePosixPath
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 TIMES_FILE = "chapter_times.json"  # under the build folder: the last run of every chapter
+REPORT_FILE = "book_build.json"  # under the build folder: the last build's chapters and phase times
 
 
 @dataclass
@@ -301,6 +302,32 @@ def cache_records(root: Path) -> dict[int, str]:
     return {record.pk: record.uri for record in cache.list_cache_records()}
 
 
-def as_json(runs: list[Run]) -> list[dict]:
-    """The runs as plain dicts (for the build report the benchmark reads)."""
-    return [asdict(run) for run in runs]
+def write_report(build: Path, runs: list[Run], seconds: dict[str, float], code: int) -> None:
+    """The last build's chapters and phase seconds (set-up, chapters, sphinx, total) and exit code."""
+    report = {"chapters": [asdict(run) for run in runs], "seconds": seconds, "exit_code": code}
+    (build / REPORT_FILE).write_text(json.dumps(report, indent=1))
+
+
+def read_report(build: Path) -> tuple[list[Run], dict[str, float], int]:
+    """The runs, phase seconds and exit code of the last build of the book whose build folder is ``build``."""
+    path = build / REPORT_FILE
+    if not path.is_file():
+        raise SystemExit(f"{path}: no build report; build the book first (make book)")
+    report = json.loads(path.read_text())
+    return [Run(**run) for run in report["chapters"]], report["seconds"], report["exit_code"]
+
+
+def phases(seconds: dict[str, float]) -> str:
+    """One line: the seconds of each phase of a build."""
+    return (f"set-up {seconds['setup']:.1f} s, chapters {seconds['chapters']:.1f} s, "
+            f"Sphinx {seconds['sphinx']:.1f} s, total {seconds['total']:.1f} s")
+
+
+if __name__ == "__main__":  # the last build's table: tools/chapter_runs.py [BOOK_FOLDER]
+    import sys
+
+    book = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).resolve().parents[1])
+    runs, seconds, code = read_report(book / "_build")
+    print(f"Last book build (exit code {code}): per-chapter seconds")
+    print(table(runs, seconds["chapters"]))
+    print(phases(seconds))
