@@ -55,11 +55,24 @@ system-deps:
 book: setup mathjax data-deps
 	$(PY) tools/build_book.py
 
+# Tests run on every core (one test file per worker), then those that need the whole machine
+# (marked serial in tests/conftest.py: CPU hogs, budgets, browser timing) alone. Both passes run
+# (a pass that selects no test is fine); each prints its 20 slowest tests.
+PARALLEL := -n auto --dist loadfile
+define two_passes
+	@status=0; \
+	for pass in "$(PARALLEL) -m 'not serial$(1)'" "-m 'serial$(1)'"; do \
+		echo "[make test] pytest $$pass"; \
+		eval $(PY) -m pytest --durations=20 $$pass; code=$$?; \
+		[ $$code -eq 0 ] || [ $$code -eq 5 ] || status=$$code; \
+	done; exit $$status
+endef
+
 test: setup mathjax system-deps book
-	$(PY) -m pytest
+	$(call two_passes,)
 
 test-fast: setup
-	$(PY) -m pytest -m "not browser and not slow and not book"
+	$(call two_passes, and not browser and not slow and not book)
 
 lab: setup
 	$(PY) -m autograder lab
