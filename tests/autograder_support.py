@@ -40,6 +40,16 @@ def write_inbox(inbox: Path, assignment: str, samples: dict) -> None:
         nbformat.write(nb, inbox / f"{student}_{1000 + number}_{assignment}.ipynb")
 
 
+def collect_and_grade(course: Course, tmp: Path, assignment: str, samples: dict,
+                      limits: list[str]) -> dict[str, float]:
+    """Write ``samples`` (name -> (notebook, expected score)) as an LMS inbox under ``tmp``, then
+    `collect` and `grade` them with two workers; returns student id -> expected score."""
+    write_inbox(tmp / "inbox", assignment, samples)
+    cli(course, "collect", assignment, str(tmp / "inbox"))
+    cli(course, "grade", assignment, "--workers", "2", *limits)
+    return {name.replace("_", "-"): score for name, (_nb, score) in samples.items()}
+
+
 def gradebook_totals(course: Course, assignment: str) -> dict[str, float]:
     """student -> total score, read straight from a gradebook."""
     from nbgrader.api import Gradebook

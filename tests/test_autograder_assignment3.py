@@ -14,7 +14,7 @@ import pytest
 
 from autograder.course import REPO_ROOT
 from autograder.samples import Sample, build_samples, generic_samples, with_answer
-from autograder_support import TEST_LIMITS, cli, gradebook_totals, temp_course, write_inbox
+from autograder_support import TEST_LIMITS, cli, collect_and_grade, gradebook_totals, temp_course
 
 pytestmark = pytest.mark.slow
 ASSIGNMENT = "assignment3"
@@ -44,10 +44,7 @@ def graded(tmp_path_factory):
 
     released = nbformat.read(course.exercises / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
     built["untouched"] = (_untouched(released), 0.0)
-    write_inbox(tmp / "inbox", ASSIGNMENT, built)
-    cli(course, "collect", ASSIGNMENT, str(tmp / "inbox"))
-    cli(course, "grade", ASSIGNMENT, "--workers", "2", *TEST_LIMITS)
-    return course, {name.replace("_", "-"): score for name, (_nb, score) in built.items()}
+    return course, collect_and_grade(course, tmp, ASSIGNMENT, built, TEST_LIMITS)
 
 
 def test_every_assignment3_sample_gets_its_expected_score(graded):

@@ -17,7 +17,7 @@ import pytest
 
 from autograder.release import read_source
 from autograder.samples import cell_by_id, correct_submission
-from autograder_support import TEST_LIMITS, cli, gradebook_totals, temp_course, write_inbox
+from autograder_support import TEST_LIMITS, cli, collect_and_grade, gradebook_totals, temp_course
 
 pytestmark = pytest.mark.slow
 ASSIGNMENT = "rebind"
@@ -97,10 +97,7 @@ def graded(tmp_path_factory):
         # Rebinds in a2, then puts the first objects back in a3: t3 sees them and fails.
         "undoes_in_a3": (answering(a3="double = _inner\nvalue = 1.0"), 3.0),
     }
-    write_inbox(tmp / "inbox", ASSIGNMENT, samples)
-    cli(course, "collect", ASSIGNMENT, str(tmp / "inbox"))
-    cli(course, "grade", ASSIGNMENT, "--workers", "2", *TEST_LIMITS)
-    return course, {name.replace("_", "-"): score for name, (_nb, score) in samples.items()}
+    return course, collect_and_grade(course, tmp, ASSIGNMENT, samples, TEST_LIMITS)
 
 
 def test_each_test_cell_grades_the_names_as_they_are_then(graded):
