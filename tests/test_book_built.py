@@ -237,3 +237,14 @@ def test_chapter_5_ran_on_the_data_this_machine_has_and_says_what_it_ran_on(page
     assert race["race_leader"] in ("CNN", "ViT") and race["race_follower"] != race["race_leader"]
     leader, follower = (float(race[f"race_{m.lower()}_acc"]) for m in (race["race_leader"], race["race_follower"]))
     assert leader - follower >= 0.01 - 0.0005 and float(race["race_gap"]) >= 1.0
+
+
+@pytest.mark.parametrize("file", CHAPTERS)
+def test_every_numbered_figure_holds_an_image(file, pages):
+    """A caption belongs to a picture: a cell whose figure caption also wraps a table or a printed
+    value gives that output a phantom figure number."""
+    phantom = []
+    for figure in pages[file].find_all("figure"):
+        if next(figure.find_all("figcaption"), None) is not None and next(figure.find_all("img"), None) is None:
+            phantom.append(" ".join(figure.text().split())[:100])
+    assert not phantom, f"{file}: figure captions around no image:\n" + "\n".join(phantom)
