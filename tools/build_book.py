@@ -4,8 +4,9 @@ Why a wrapper and not a bare `jupyter-book build`:
 * Jupyter Book 1 exits 0 when a notebook fails; we build with -W (warnings are errors) and
   myst-nb's raise-on-error, so a failing cell fails the build.
 * The jupyter-cache only keys on a chapter's own cells, and Sphinx only re-reads a page whose
-  source changed. A change to the vitcourse library or to the profile changes what a chapter
-  computes, so both the execution cache and Sphinx's saved environment are cleared then.
+  source changed. A change to the vitcourse library, to the profile or to which real data sets
+  are on the machine changes what a chapter computes, so both the execution cache and Sphinx's
+  saved environment are cleared then.
 * Jupyter Book 1 executes one chapter after another while Sphinx reads them. The chapters not in
   the cache run first, side by side, one per core (``--jobs N``), into the same jupyter-cache
   records the build then reuses (tools/chapter_runs.py): Sphinx only reads the cached runs.
@@ -42,7 +43,12 @@ def library_cache_key() -> str:
     sys.path.insert(0, str(ROOT))
     from vitcourse.profile import get_profile
 
+    from vitcourse.data import SOURCES, locate
+
     digest = hashlib.sha256(get_profile().name.encode())
+    # Which real data sets are on this machine: installing one changes what the chapters run on.
+    for source in SOURCES.values():
+        digest.update(f"{source.key}={locate(source)}".encode())
     for path in sorted((ROOT / "vitcourse").rglob("*.py")):
         digest.update(path.relative_to(ROOT).as_posix().encode())
         digest.update(path.read_bytes())
