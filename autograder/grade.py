@@ -296,9 +296,11 @@ def grade(assignment: str, course: Course | None = None, *, workers: int | None 
         _check_sandbox(course, overrides)  # remote workers check their own machine (dask_executor)
     # Seen by every kernel manager: thread count per kernel, and the folder to hide; and by the
     # tests run in the grader: the course's secret seed (never passed to a kernel).
-    os.environ["AUTOGRADER_WORKERS"] = str(workers)
-    os.environ["AUTOGRADER_COURSE_ROOT"] = str(course.root.resolve())
-    os.environ[SECRET_ENV] = str(course.grading_seed())
+    # Set for this run only: grade() leaves the caller's environment as it found it.
+    run_env = {"AUTOGRADER_WORKERS": str(workers), "AUTOGRADER_COURSE_ROOT": str(course.root.resolve()),
+               SECRET_ENV: str(course.grading_seed())}
+    saved_env = {key: os.environ.get(key) for key in run_env}
+    os.environ.update(run_env)
 
     bar = BatchProgress(len(todo), write=progress, tty=tty)
     try:
@@ -326,6 +328,11 @@ def grade(assignment: str, course: Course | None = None, *, workers: int | None 
                 remove_run_dir(Path(tmp))
     finally:
         bar.close()
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     for result in results:
         notebook_dir = course.submitted(result.student, assignment)
         result.review_flags = sorted(set(result.review_flags) | {

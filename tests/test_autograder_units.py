@@ -318,3 +318,35 @@ def test_submission_files_are_copied_once_even_when_the_scratch_folder_lies_insi
     scratch.mkdir()
     _copy_submission_files(tmp_path, scratch)
     assert sorted(p.relative_to(scratch).as_posix() for p in scratch.rglob("*")) == ["data.csv"]
+
+
+def test_grade_leaves_the_callers_environment_as_it_found_it(tmp_path, monkeypatch):
+    """The run's settings (workers, the folder to hide, the secret seed) are the run's own: after
+    grade() returns they are gone, or back to what the caller had."""
+    import types
+
+    from autograder import grade as grade_module
+    from autograder.grading import SECRET_ENV
+
+    seen = {}
+
+    def fake_pool(course, assignment, todo, workers, snapshot, overrides, bar):
+        seen.update({key: os.environ.get(key) for key in ("AUTOGRADER_WORKERS", "AUTOGRADER_COURSE_ROOT", SECRET_ENV)})
+        return []
+
+    (tmp_path / "gradebook.db").write_text("")
+    (tmp_path / "submitted" / "s1" / "a1").mkdir(parents=True)
+    course = types.SimpleNamespace(
+        root=tmp_path, gradebook=tmp_path / "gradebook.db", grading_seed=lambda: 4242,
+        students_submitted=lambda assignment: ["s1"],
+        submitted=lambda student, assignment: tmp_path / "submitted" / student / assignment)
+    monkeypatch.setattr(grade_module, "_run_pool", fake_pool)
+    monkeypatch.setattr(grade_module, "_check_sandbox", lambda course, overrides: None)
+    monkeypatch.setattr(grade_module, "_write_grading_log", lambda course, assignment, results: None)
+    monkeypatch.delenv("AUTOGRADER_WORKERS", raising=False)
+    monkeypatch.delenv(SECRET_ENV, raising=False)
+    monkeypatch.setenv("AUTOGRADER_COURSE_ROOT", "/callers/own")
+    assert grade_module.grade("a1", course, workers=1, progress=lambda line: None) == []
+    assert seen == {"AUTOGRADER_WORKERS": "1", "AUTOGRADER_COURSE_ROOT": str(tmp_path.resolve()), SECRET_ENV: "4242"}
+    assert "AUTOGRADER_WORKERS" not in os.environ and SECRET_ENV not in os.environ
+    assert os.environ["AUTOGRADER_COURSE_ROOT"] == "/callers/own"
