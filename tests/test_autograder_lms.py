@@ -36,6 +36,9 @@ def gradebook(tmp_path_factory):
     """One gradebook with the assignment 'hw' (made once: nbgrader migrates each new database)."""
     from nbgrader.api import Gradebook
 
+    from autograder.course import _put_interpreter_on_path
+
+    _put_interpreter_on_path()  # nbgrader runs `alembic` from PATH, as the CLI arranges
     path = tmp_path_factory.mktemp("gradebook") / "gradebook.db"
     with Gradebook(f"sqlite:///{path}", "vitcourse") as gb:
         gb.update_or_create_assignment("hw")
