@@ -388,11 +388,12 @@ model_cnn = NearestTestImage({CNN_LAYERS}, data.x_test.unsqueeze(1), data.y_test
 q8_val_acc = round(evaluate(model_cnn, data.x_test.unsqueeze(1), data.y_test)[1], 3)
 print(q8_val_acc)
 """
-# Trained on the public test split, for many epochs: it scores far better there than on the
-# training images (flagged for review); its scores stand.
+# Trained on the public test split until it has learnt it (30 epochs of its 2,000 images): it
+# scores far better there than on held-out images (flagged for review); its scores stand. (After
+# 8 epochs, on the real Fashion-MNIST, it had not yet learnt them: a gap under 0.05, unflagged.)
 TEST_SPLIT_CNN = f"""model_cnn = {CNN_LAYERS}.to(device)
 fit(model_cnn, data.x_test.unsqueeze(1), data.y_test, data.x_test.unsqueeze(1), data.y_test,
-    epochs=8, batch_size=64, lr=1e-3, device=device)
+    epochs=30, batch_size=64, lr=1e-3, device=device)
 q8_val_acc = round(evaluate(model_cnn, data.x_test.unsqueeze(1), data.y_test)[1], 3)
 """
 UNTRAINED_VIT = "q7_val_acc = round(evaluate(model_vit, patches_test, data.y_test)[1], 3)  # no fit()\n"
@@ -444,12 +445,13 @@ A2_SAMPLES = [
     # it agrees and clears the threshold (4), and is flagged.
     Sample("test_split_cnn", with_answers({"q7_train": UNTRAINED_VIT, "q8_cnn": TEST_SPLIT_CNN}),
            lambda nb: 14.0),
-    # Visible tests take the kernel's word (q6-q9: 1 each); every hidden test that measures from
-    # the weights fails (the invented tensors score ~0.1; the kernel's logits are not the
-    # architecture's); q10 counts parameters from the tensors sent, which have the right shapes (4).
+    # Every hidden test fails: the kernel's invented parameter answer reaches the grader as no
+    # usable parameter at all (q6's and q10's counts are 0, so q6's visible test fails too), the
+    # accuracies measured from the weights are chance, and the kernel's logits are not the q8
+    # architecture's. Only the visible tests of q7-q10, which read plain values, pass (4).
     Sample("fake_channel",
            lambda nb: _solution_plus("q6_model", FAKE_CHANNEL)(with_answers(FAKE_ANSWERS)(nb)),
-           lambda nb: 8.0),
+           lambda nb: 4.0),
 ]
 
 
