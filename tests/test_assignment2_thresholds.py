@@ -46,11 +46,10 @@ def _untrained_scores(dataset, profile: Profile) -> dict[str, tuple[float, float
     return scores
 
 
+@pytest.mark.skipif(not REAL_DATA, reason="the real Fashion-MNIST is not on this machine (apt-get install "
+                    "dataset-fashion-mnist); its thresholds are checked against the recorded calibration above")
 @pytest.mark.parametrize("profile", ["quick", "full"])
 def test_an_untrained_model_fails_on_the_real_data(profile):
-    if not REAL_DATA:
-        pytest.skip("the real Fashion-MNIST is not on this machine (apt-get install dataset-fashion-mnist); "
-                    "its thresholds are checked against the recorded calibration above")
     data = load_fashion_mnist(download=False, allow_synthetic=False)
     for kind, (accuracy, need) in _untrained_scores(data, Profile(profile, "test")).items():
         assert accuracy < 0.25 < need, (profile, kind, accuracy, need)

@@ -112,13 +112,18 @@ def test_an_unsupported_python_is_refused_with_the_command_to_run(package, fake_
     assert not (package / ".venv").exists()
 
 
-@pytest.mark.parametrize("version", ["2.7", "3.6", "3.10"])
+def old_python(version: str) -> str | None:
+    """An interpreter of ``version`` on this machine (pyenv's or on PATH), or None."""
+    found = sorted(PYENV.glob(f"{version}.*/bin/python"))
+    return str(found[-1]) if found else shutil.which(f"python{version}")
+
+
+@pytest.mark.parametrize("version", [
+    pytest.param(v, marks=pytest.mark.skipif(old_python(v) is None, reason=f"no Python {v} on this machine"))
+    for v in ("2.7", "3.6", "3.10")])
 def test_an_old_python_gets_the_message_not_a_crash(package, fake_pip, version):
     """install.py runs on old Pythons far enough to say what to do (the course needs 3.11)."""
-    found = sorted(PYENV.glob(f"{version}.*/bin/python"))
-    python = found[-1] if found else shutil.which(f"python{version}")
-    if not python:
-        pytest.skip(f"no Python {version} on this machine")
+    python = old_python(version)
     done = run_setup(package, str(python), fake_pip)
     assert done.returncode == 2, done
     assert re.search(rf"This is Python {re.escape(version)}\.\d+ .*need Python 3\.11 or newer\. Nothing was installed\.",
@@ -187,9 +192,8 @@ def test_a_stopped_install_continues_and_a_finished_one_is_not_redone(package, f
 
 
 @linux_only
+@pytest.mark.skipif(Path("/proc/driver/nvidia/version").exists(), reason="this machine has an NVIDIA driver")
 def test_the_download_is_announced_and_linux_without_a_gpu_gets_the_cpu_build(package, fake_pip):
-    if Path("/proc/driver/nvidia/version").exists():
-        pytest.skip("this machine has an NVIDIA driver")
     done = run_setup(package, sys.executable, fake_pip)
     assert done.returncode == 0, done
     assert re.search(r"Installing the course's packages with Python [\d.]+: about 0\.4 GB \(PyTorch's CPU-only build: "
