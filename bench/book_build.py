@@ -26,10 +26,10 @@ import tempfile
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "tools"), str(REPO_ROOT / "tests")]
+sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "tools")]
 
 import chapter_runs  # noqa: E402
-from autograder_support import cpu_hog  # noqa: E402  (one busy-looping process per core)
+from vitcourse.measure import cpu_hog  # noqa: E402  (one busy-looping process per core)
 
 SKIP = shutil.ignore_patterns("_build", ".venv", ".git", "node_modules", ".pytest_cache", "__pycache__")
 # (row, phase, limit in seconds): the targets of issue 29 this script checks.

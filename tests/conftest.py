@@ -15,16 +15,16 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 
-# file -> None (the whole file: its module fixture does the loaded work) or the tests that need it.
+# file (under tests/) -> None (the whole file: its module fixture does the loaded work) or the tests that need it.
 SERIAL: dict[str, tuple[str, ...] | None] = {
-    "test_autograder_assignment1.py": None,   # grades beside a CPU hog per core
-    "test_autograder_assignment2.py": None,   # grades (and trains) beside a CPU hog per core
-    "test_autograder_hostile.py": None,       # one parallel batch beside a CPU hog per core
-    "test_autograder_budget.py": None,        # memory and process budgets of real control groups
-    "test_lab_validate.py": ("test_correct_assignment2_validates_beside_two_cpu_hogs",
-                             "test_busy_cores_sees_a_cpu_hog"),
-    "test_browser.py": None,                  # Chromium over every page of the built book
-    "test_lab_browser.py": None,              # Lab and Formgrader in Chromium, response times measured
+    "autograder/test_autograder_assignment1.py": None,  # grades beside a CPU hog per core
+    "autograder/test_autograder_assignment2.py": None,  # grades (and trains) beside a CPU hog per core
+    "autograder/test_autograder_hostile.py": None,      # one parallel batch beside a CPU hog per core
+    "autograder/test_autograder_budget.py": None,       # memory and process budgets of real control groups
+    "autograder/test_lab_validate.py": ("test_correct_assignment2_validates_beside_two_cpu_hogs",
+                                        "test_busy_cores_sees_a_cpu_hog"),
+    "autograder/test_lab_browser.py": None,             # Lab and Formgrader in Chromium, response times measured
+    "book/test_browser.py": None,                       # Chromium over every page of the built book
 }
 
 
@@ -50,9 +50,13 @@ def pytest_configure(config):
 
 def is_serial(path: Path, test: str) -> bool:
     """Whether the test ``test`` (its function name) of the file ``path`` needs the whole machine."""
-    if path.parent != HERE or path.name not in SERIAL:
+    try:
+        name = path.relative_to(HERE).as_posix()
+    except ValueError:
         return False
-    tests = SERIAL[path.name]
+    if name not in SERIAL:
+        return False
+    tests = SERIAL[name]
     return tests is None or test in tests
 
 

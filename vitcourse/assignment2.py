@@ -155,7 +155,7 @@ def grading_images(images: torch.Tensor, seed: int) -> torch.Tensor:
     """The test images as the grader shows them: each pixel given faint noise (σ = 0.02, clipped
     to [0, 1]), as ``seed`` decides.
 
-    A model that learned the classes barely notices (``tests/test_assignment2.py`` measures the
+    A model that learned the classes barely notices (``tests/assignments/test_assignment2.py`` measures the
     reference models: they lose less than a point); a lookup table of the public test images no
     longer finds a single one. (Moving the images by a pixel as well cost the stand-in's
     reference ViT 2-3 points, so the grader does not.)

@@ -45,7 +45,7 @@ COLOURS = {"input": "#dbe9f6", "embed": "#fde0c5", "block": "#d9f0d3", "norm": "
            "head": "#e8d9f0", "token": "#fff2b3", "dist": "#f7c6c7"}
 
 
-COLUMN_PX = 672     # the book's text column at a 1280 px browser window (measured by tests/test_browser.py)
+COLUMN_PX = 672     # the book's text column at a 1280 px browser window (measured by tests/book/test_browser.py)
 MIN_TEXT_PX = 10.0  # the smallest type (font size in CSS px) a figure may show at that width
 
 

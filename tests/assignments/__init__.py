@@ -1,0 +1,1 @@
+"""The assignments' solutions and hidden tests, run as students' notebooks run."""

@@ -1,0 +1,1 @@
+"""Tests of `python -m autograder`: release, collect, grading, the sandbox, the Lab."""

@@ -1,0 +1,1 @@
+"""Tests of the `vitcourse` library, one file per module."""

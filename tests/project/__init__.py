@@ -1,0 +1,1 @@
+"""The project itself: pinned versions, environment.yml."""
