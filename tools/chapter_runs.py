@@ -22,6 +22,9 @@ from pathlib import Path, PurePosixPath
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 TIMES_FILE = "chapter_times.json"  # under the build folder: the last run of every chapter
+# Committed beside this script: each chapter's seconds in a recent quick-profile build, so a fresh
+# clone (no build folder yet) also starts its longest chapters first. Only orders the chapters.
+USUAL_TIMES = Path(__file__).with_name("chapter_seconds.json")
 REPORT_FILE = "book_build.json"  # under the build folder: the last build's chapters and phase times
 
 
@@ -195,10 +198,32 @@ def failure(name: str, notebook, result: dict) -> Run:
                ANSI.sub("", result.get("traceback") or ""))
 
 
-def _worker_setup(env: dict[str, str]) -> None:
-    """Give the chapters' kernels, started from this worker, the build's environment."""
+def _worker_setup(env: dict[str, str], build_pid: int | None = None) -> None:
+    """Give the chapters' kernels, started from this worker, the build's environment; die with the build."""
+    die_with_parent(build_pid)
     os.environ.clear()
     os.environ.update(env)
+
+
+def die_with_parent(parent: int | None = None) -> bool:
+    """Ask Linux to end this process (SIGTERM) when the process that started it dies.
+
+    A build that is killed then leaves no worker behind, and a worker's kernel, which polls its
+    parent (ipykernel's parent poller, JPY_PARENT_PID), ends with it. Returns False where the
+    request is not available (not Linux); exits at once when ``parent`` is already gone.
+    """
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(1, signal.SIGTERM, 0, 0, 0) != 0:  # 1 = PR_SET_PDEATHSIG
+            return False
+    except (OSError, AttributeError):
+        return False
+    if parent is not None and os.getppid() != parent:  # it died before the request was made
+        os._exit(1)
+    return True
 
 
 def kernel_threads(env: dict[str, str], jobs: int) -> dict[str, str]:
@@ -249,7 +274,7 @@ def run_chapters(root: Path, build: Path, jobs: int, env: dict[str, str], say=pr
         jobs = max(1, min(jobs, len(todo)))
         say(f"[build_book] executing {len(todo)} chapter(s), {jobs} at a time")
         with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_worker_setup,
-                                 initargs=(kernel_threads(env, jobs),)) as pool:
+                                 initargs=(kernel_threads(env, jobs), os.getpid())) as pool:
             futures = [pool.submit(execute_chapter, str(config.root), str(path)) for path in todo]
             for future in as_completed(futures):
                 run = future.result()
@@ -263,12 +288,20 @@ def run_chapters(root: Path, build: Path, jobs: int, env: dict[str, str], say=pr
     return done
 
 
-def load_times(build: Path) -> dict[str, float]:
-    """Each chapter's last execution seconds (kept across cache clears), for the run order."""
+def read_times(path: Path) -> dict[str, float]:
+    """{chapter: seconds} from a JSON file; empty when it is missing or unreadable."""
     try:
-        return {k: float(v) for k, v in json.loads((build / TIMES_FILE).read_text()).items()}
-    except (OSError, ValueError, AttributeError):
+        return {k: float(v) for k, v in json.loads(path.read_text()).items()}
+    except (OSError, ValueError, AttributeError, TypeError):
         return {}
+
+
+def load_times(build: Path, usual: Path = USUAL_TIMES) -> dict[str, float]:
+    """Each chapter's last execution seconds (kept across cache clears), for the run order.
+
+    A chapter this build folder has never run takes its usual seconds (``usual``, committed).
+    """
+    return read_times(usual) | read_times(build / TIMES_FILE)
 
 
 def save_times(build: Path, runs: list[Run], times: dict[str, float]) -> None:

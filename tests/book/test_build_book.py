@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -260,6 +261,59 @@ def test_longest_chapters_start_first(tmp_path):
     times = {"a.md": 5.0, "b.md": 600.0, "c.md": 40.0}
     assert [p.name for p in chapter_runs.longest_first(paths, tmp_path, times)] == [
         "new.md", "b.md", "c.md", "a.md"]
+
+
+def test_a_fresh_clone_starts_the_usual_longest_chapters_first(tmp_path):
+    usual = tmp_path / "usual.json"
+    usual.write_text(json.dumps({"a.md": 500.0, "b.md": 10.0}))
+    build = tmp_path / "_build"
+    times = chapter_runs.load_times(build, usual)  # no build folder yet: the committed seconds order them
+    paths = [tmp_path / name for name in ("b.md", "a.md")]
+    assert [p.name for p in chapter_runs.longest_first(paths, tmp_path, times)] == ["a.md", "b.md"]
+    chapter_runs.save_times(build, [chapter_runs.Run("b.md", "ran", 900.0)], times)
+    assert chapter_runs.load_times(build, usual) == {"a.md": 500.0, "b.md": 900.0}  # this build's own win
+    usual.write_text("not json")
+    assert chapter_runs.load_times(build, usual) == {"a.md": 500.0, "b.md": 900.0}
+
+
+def test_the_committed_usual_seconds_name_chapters_of_the_book():
+    usual = chapter_runs.read_times(chapter_runs.USUAL_TIMES)
+    chapters = {p.relative_to(ROOT).as_posix() for p in chapter_runs.toc_sources(chapter_runs.book_config(ROOT))}
+    assert usual and set(usual) <= chapters, sorted(set(usual) - chapters)
+
+
+WORKER_THEN_PARENT_DIES = """
+import os, sys, time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+import chapter_runs
+
+def report_pid():
+    return os.getpid()
+
+if __name__ == "__main__":
+    with ProcessPoolExecutor(1, mp_context=get_context("spawn"), initializer=chapter_runs._worker_setup,
+                             initargs=(dict(os.environ), os.getpid())) as pool:
+        print(pool.submit(report_pid).result(), flush=True)
+        pool.submit(time.sleep, 600)
+        os.kill(os.getpid(), 9)  # the build is killed while a chapter runs
+"""
+
+
+def test_a_killed_build_leaves_no_worker_behind(tmp_path):
+    script = tmp_path / "build.py"
+    script.write_text(WORKER_THEN_PARENT_DIES)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TOOLS), os.environ.get("PYTHONPATH", "")]))
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == -9, run.stderr
+    worker = int(run.stdout.split()[0])
+    for _ in range(100):  # the worker gets SIGTERM when its parent dies
+        if not Path(f"/proc/{worker}").exists() or "zombie" in Path(f"/proc/{worker}/status").read_text():
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(worker, 9)
+        raise AssertionError(f"worker {worker} outlived the killed build")
 
 
 def test_kernels_share_the_cores_only_when_unset():
