@@ -83,6 +83,10 @@ def test_history_plot_draws_each_run_with_whole_epoch_ticks():
         assert [line.get_label() for line in left.get_lines()] == [
             "CLS: train (smoothed targets)", "CLS: test", "mean: train (smoothed targets)", "mean: test"]
         assert [line.get_label() for line in right.get_lines()] == ["CLS", "mean"]
+        legend = fig.legends[0]                     # one legend, under both panels
+        assert [t.get_text() for t in legend.get_texts()] == [
+            "CLS: train (smoothed targets)", "CLS: test", "mean: train (smoothed targets)", "mean: test"]
+        assert left.get_legend() is None and right.get_legend() is None
         assert list(right.get_lines()[1].get_ydata()) == [0.35, 0.45, 0.5, 0.55]
         fig.canvas.draw()
         ticks = [t for t in left.get_xticks() if 1 <= t <= 4]
@@ -93,7 +97,7 @@ def test_history_plot_draws_each_run_with_whole_epoch_ticks():
     single = plotting.plot_history({"": history(0.0)}, "one run")
     try:
         assert [line.get_label() for line in single.axes[0].get_lines()] == ["train (smoothed targets)", "test"]
-        assert single.axes[1].get_legend() is None
+        assert [t.get_text() for t in single.legends[0].get_texts()] == ["train (smoothed targets)", "test"]
     finally:
         plt.close(single)
 
@@ -212,11 +216,13 @@ def test_legend_outside_keeps_the_legend_off_the_data(side):
     try:
         for k in range(3):
             ax.plot([0, 1, 2], [k, k + 1, k + 2], label=f"run {k}")
+        ax.set_xlabel("epoch")
         legend = plotting.legend_outside(ax, side=side)
         fig.canvas.draw()
         renderer = fig.canvas.get_renderer()
         box, data = legend.get_window_extent(renderer), ax.get_window_extent(renderer)
-        assert box.x0 >= data.x1 if side == "right" else box.y1 <= data.y0, (box, data)
+        label = ax.xaxis.label.get_window_extent(renderer)
+        assert box.x0 >= data.x1 if side == "right" else box.y1 <= label.y0, (box, data, label)
         whole = fig.bbox
         assert whole.x0 <= box.x0 and box.x1 <= whole.x1 + 1 and whole.y0 <= box.y0 + 1  # on the figure
         with pytest.raises(ValueError, match="use 'right' or 'below'"):

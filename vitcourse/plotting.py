@@ -197,13 +197,17 @@ def show_maps(axes, maps: Sequence, *, label: str, titles: Sequence[str] | None 
 
 
 def legend_outside(ax, *, side: str = "right", **kwargs) -> Legend:
-    """A legend beside (``side="right"``) or under (``side="below"``) ``ax``'s data, never on it;
-    the book's constrained layout makes room for it. ``kwargs`` go to ``ax.legend``."""
-    places = {"right": dict(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0),
-              "below": dict(loc="upper center", bbox_to_anchor=(0.5, -0.18), borderaxespad=0.0, ncols=2)}
-    if side not in places:
-        raise ValueError(f"side={side!r}: use 'right' or 'below'")
-    return ax.legend(**{**places[side], **kwargs})
+    """A legend of ``ax``'s lines beside its data (``side="right"``) or under the whole figure
+    (``side="below"``: the figure's one legend, below every panel and its axis labels), never
+    on the data; the book's constrained layout makes room for it. ``kwargs`` go to ``legend``."""
+    if side == "right":
+        return ax.legend(**{"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "borderaxespad": 0.0,
+                            **kwargs})
+    if side == "below":
+        handles, labels = ax.get_legend_handles_labels()
+        return ax.get_figure().legend(handles, labels, **{"loc": "outside lower center",
+                                                          "ncols": min(2, len(labels)) or 1, **kwargs})
+    raise ValueError(f"side={side!r}: use 'right' or 'below'")
 
 
 def plot_history(histories: dict, title: str, *, figsize=(10, 3.4)) -> Figure:
@@ -212,7 +216,8 @@ def plot_history(histories: dict, title: str, *, figsize=(10, 3.4)) -> Figure:
     ``histories`` maps a run's name to its history (a DataFrame indexed by epoch with
     ``train_loss``, ``test_loss`` and ``test_acc``, as ``CifarTrainer.history()`` returns it);
     a single run may be named ``""``, and its legend then says only train and test. Each run
-    has one colour: training loss solid, test loss dashed. The training loss is on smoothed
+    has one colour in both panels: training loss solid, test loss dashed; one legend under the
+    panels names them. The training loss is on smoothed
     targets, as the CIFAR recipe trains.
     """
     fig, (left, right) = plt.subplots(1, 2, figsize=figsize)
@@ -226,9 +231,7 @@ def plot_history(histories: dict, title: str, *, figsize=(10, 3.4)) -> Figure:
     right.set(xlabel="epoch", ylabel="accuracy", title="test accuracy")
     for ax in (left, right):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs
-    legend_outside(left, side="below")  # under the curves, never on them
-    if any(histories):
-        legend_outside(right, side="below")
+    legend_outside(left, side="below")  # one legend under both panels: each run keeps one colour
     fig.suptitle(title)
     return fig
 
