@@ -247,3 +247,16 @@ def test_text_shows_at_least_the_legible_minimum_in_pixels_at_the_column_width(w
         assert axes[0].xaxis.label.get_fontsize() > 6 or plotting.rendered_px(6, width_in, fig.dpi) >= 10
     finally:
         plt.close(fig)
+
+
+def test_show_maps_colour_bar_is_as_tall_as_the_maps():
+    fig, axes = _book_figure(1, 4, figsize=(7.5, 3.0))     # taller than four square maps need
+    try:
+        bar = plotting.show_maps(axes, [np.eye(7) * k for k in (1, 2, 3, 4)], label="weight")
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        maps = axes[0].get_window_extent(renderer)
+        colour_bar = bar.ax.get_window_extent(renderer)
+        assert abs(colour_bar.height - maps.height) <= 0.05 * maps.height, (colour_bar, maps)
+    finally:
+        plt.close(fig)

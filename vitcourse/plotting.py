@@ -193,7 +193,9 @@ def show_maps(axes, maps: Sequence, *, label: str, titles: Sequence[str] | None 
         if titles is not None:
             ax.set_title(titles[i])
     fig = axes[0].get_figure()
-    return fig.colorbar(shown, ax=axes, label=label, **{"shrink": 0.9, **(colorbar_kw or {})})
+    if isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine):
+        fig.set_layout_engine("compressed")  # square maps: no gaps, a colour bar as tall as the maps
+    return fig.colorbar(shown, ax=axes, label=label, **(colorbar_kw or {}))
 
 
 def legend_outside(ax, *, side: str = "right", **kwargs) -> Legend:
