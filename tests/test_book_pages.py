@@ -126,9 +126,21 @@ PLAIN_ENGLISH = {"value", "key", "head", "profile", "temperature", "centering", 
 
 def glossary_terms() -> list[str]:
     """The terms book/glossary.md defines (the unindented lines of its {glossary} block)."""
+    return list(glossary_definitions())
+
+
+def glossary_definitions() -> dict[str, str]:
+    """{term: its definition, on one line} from book/glossary.md's {glossary} block."""
     text = (ROOT / "book" / "glossary.md").read_text()
     block = text.split("```{glossary}", 1)[1].split("```", 1)[0]
-    return [line.strip() for line in block.splitlines() if line.strip() and not line.startswith(" ")]
+    definitions, term = {}, None
+    for line in block.splitlines():
+        if line.strip() and not line.startswith(" "):
+            term = line.strip()
+            definitions[term] = ""
+        elif term:
+            definitions[term] += " " + line.strip()
+    return definitions
 
 
 def term_pattern(term: str) -> re.Pattern:
@@ -299,22 +311,9 @@ def test_term_pattern_matches_plurals_and_hyphenation_but_not_longer_words():
 
 # -- promises the sources make (no build needed) --------------------------------------------------
 
-def _glossary_definitions() -> dict[str, str]:
-    text = (ROOT / "book" / "glossary.md").read_text()
-    block = text.split("```{glossary}", 1)[1].split("```", 1)[0]
-    definitions, term = {}, None
-    for line in block.splitlines():
-        if line.strip() and not line.startswith(" "):
-            term = line.strip()
-            definitions[term] = ""
-        elif term:
-            definitions[term] += " " + line.strip()
-    return definitions
-
-
 @pytest.mark.parametrize("word, standard", [("strip", "token"), ("seat", "position"), ("slot", "feature")])
 def test_the_books_own_words_map_to_standard_ones(word, standard):
-    definitions = _glossary_definitions()
+    definitions = glossary_definitions()
     assert word in definitions, f"book/glossary.md does not define the course's own word {word!r}"
     text = definitions[word]
     assert "Standard word" in text and standard in text, f"{word!r} does not name its standard word: {text}"

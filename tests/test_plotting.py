@@ -260,3 +260,20 @@ def test_show_maps_colour_bar_is_as_tall_as_the_maps():
         assert abs(colour_bar.height - maps.height) <= 0.05 * maps.height, (colour_bar, maps)
     finally:
         plt.close(fig)
+
+
+def test_show_maps_draws_each_map_over_its_picture_on_the_shared_scale():
+    picture = np.linspace(0, 1, 16).reshape(4, 4)
+    maps = [np.full((4, 4), 0.06), np.full((4, 4), 0.33)]
+    fig, axes = _book_figure(1, 2)
+    try:
+        bar = plotting.show_maps(axes, maps, label="attention", vmin=0, under=picture, alpha=0.5)
+        for ax in axes:
+            below, heat = ax.get_images()
+            assert below.get_cmap().name == "gray" and np.array_equal(below.get_array(), picture)
+            assert heat.get_alpha() == 0.5 and heat.norm is axes[0].get_images()[1].norm
+        assert (bar.vmin, bar.vmax) == (0.0, 0.33)
+        with pytest.raises(ValueError, match="3 pictures under 2 maps"):
+            plotting.show_maps(axes, maps, label="x", under=[picture] * 3)
+    finally:
+        plt.close(fig)

@@ -164,13 +164,16 @@ def _is_sequence_of_arrays(maps) -> bool:
 
 def show_maps(axes, maps: Sequence, *, label: str, titles: Sequence[str] | None = None,
               diverging: bool = False, cmap: str | None = None, vmin: float | None = None,
-              vmax: float | None = None, colorbar_kw: dict | None = None) -> Colorbar:
+              vmax: float | None = None, under=None, alpha: float = 0.6,
+              colorbar_kw: dict | None = None) -> Colorbar:
     """Draw ``maps`` (each (H, W), or (H, W, 3) for an image without a scale) on ``axes`` (a row
     or grid, one axis per map) with ONE colour scale and ONE colour bar labelled ``label``.
 
     The scale spans every map (:func:`shared_norm`), or is centred on 0 with ``diverging=True``
     (:func:`diverging_norm`, drawn with :data:`DIVERGING_CMAP`). Ticks are hidden; ``titles``
-    (one per map) head the panels. Returns the colour bar.
+    (one per map) head the panels. ``under`` (an image, (H, W) grey or (H, W, 3), the same size
+    as the maps, or one image per map) is drawn beneath each map, the map over it at ``alpha``:
+    attention heat maps over the picture they attend to. Returns the colour bar.
     """
     axes = list(np.ravel(axes))
     maps = list(maps)
@@ -184,9 +187,13 @@ def show_maps(axes, maps: Sequence, *, label: str, titles: Sequence[str] | None 
         raise ValueError("no (H, W) map to put on a colour scale: every map is an RGB image")
     norm = diverging_norm(scalar) if diverging else shared_norm(scalar, vmin=vmin, vmax=vmax)
     cmap = cmap or (DIVERGING_CMAP if diverging else mpl.rcParams["image.cmap"])
+    pictures = _pictures_under(under, len(maps))
     shown = None
     for i, (ax, m) in enumerate(zip(axes, maps)):
-        image = ax.imshow(m, norm=norm, cmap=cmap) if np.ndim(m) == 2 else ax.imshow(m)
+        if pictures[i] is not None:
+            ax.imshow(pictures[i], cmap="gray" if np.ndim(pictures[i]) == 2 else None)
+        over = {} if pictures[i] is None else {"alpha": alpha}
+        image = ax.imshow(m, norm=norm, cmap=cmap, **over) if np.ndim(m) == 2 else ax.imshow(m)
         shown = image if np.ndim(m) == 2 else shown
         ax.set_xticks([])
         ax.set_yticks([])
@@ -196,6 +203,17 @@ def show_maps(axes, maps: Sequence, *, label: str, titles: Sequence[str] | None 
     if isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine):
         fig.set_layout_engine("compressed")  # square maps: no gaps, a colour bar as tall as the maps
     return fig.colorbar(shown, ax=axes, label=label, **(colorbar_kw or {}))
+
+
+def _pictures_under(under, count: int) -> list:
+    """``under`` as one picture (or None) per map: a single image is repeated."""
+    if under is None:
+        return [None] * count
+    if isinstance(under, (list, tuple)):
+        if len(under) != count:
+            raise ValueError(f"{len(under)} pictures under {count} maps: give one, or one per map")
+        return list(under)
+    return [under] * count
 
 
 def legend_outside(ax, *, side: str = "right", **kwargs) -> Legend:
