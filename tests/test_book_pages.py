@@ -177,7 +177,7 @@ CITED = "⟨CITED⟩"
 # The allowlist, small and explicit: text that holds digits but states no result.
 ALLOWED = re.compile(
     r"\b(?:chapters?|assignments?|appendix|sections?|questions?|fig(?:ure)?\.?|table|python|pytorch|torch|"
-    r"numpy|jupyter book|matplotlib)\s+\d+(?:\.\d+)*"   # a place in the course, a software version
+    r"numpy|jupyter book|matplotlib|tensorflow|keras)\s+\d+(?:\.\d+)*"  # a place in the course, a version
     r"|\b\d+\s*px\b"                                    # the page layout (1280 px window)
     r"|\b(?:19|20)\d\d\b"                                # a year
     r"|\d+(?:\s*×\s*\d+)+(?!\s*(?:pairs|tokens|parameters))",  # a shape or size setting: 224 × 224

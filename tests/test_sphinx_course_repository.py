@@ -51,3 +51,9 @@ def test_the_setting_exists_and_is_documented():
     assert "course_repository_url" in config["sphinx"]["config"]
     comment = (ROOT / "_config.yml").read_text().split("course_repository_url:")[0].rsplit("\n\n", 1)[-1]
     assert "names no repository" in comment or "no repository" in comment
+
+
+def test_the_run_note_promises_no_cost_a_chapter_does_not_state():
+    """The box once said "chapters 6–9 say what the full profile costs on a GPU"; only one did."""
+    source = (ROOT / "tools" / "sphinx_course.py").read_text()
+    assert "chapters 6–9 say" not in source and "say what the full profile costs" not in source

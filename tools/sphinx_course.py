@@ -166,9 +166,9 @@ def standin_announcement(app, pagename, templatename, context, doctree):
         f"real data</a>.")
 
 
-NO_REPOSITORY = ("this build of the book names no repository (its course_repository_url "
-                 "setting is empty): ask whoever gave you the book, your instructor for a course, for "
-                 "the repository it was built from")
+NO_REPOSITORY = ("This build of the book names no repository (its course_repository_url setting is "
+                 "empty): ask whoever gave you the book (your instructor, for a course) for the "
+                 "repository it was built from.")
 
 
 def repository_reference(url: str) -> nodes.Node:
@@ -185,8 +185,8 @@ def repository_paragraph(url: str) -> nodes.paragraph:
                           ", the ", _literal("vitcourse"), " library, the set-up and the "
                           "student package — is at ", repository_reference(url), ".")
     return _paragraph("The course's repository holds the chapters as ", _literal("book/*.md"),
-                      ", the ", _literal("vitcourse"), " library and the set-up; ",
-                      repository_reference(url), ".")
+                      ", the ", _literal("vitcourse"), " library and the set-up. ",
+                      repository_reference(url))
 
 
 NOTEBOOK_NOTE = ("The downloaded notebook has no outputs: the figures, tables and numbers appear "
@@ -255,8 +255,8 @@ def fill_run_notes(app, doctree, docname):
             box += _paragraph("Or clone the course's repository, ", repository_reference(repo),
                               ": the chapters are the ", _literal("book/*.md"), " files there.")
         else:
-            box += _paragraph("Or clone the course's repository (the chapters are its ",
-                              _literal("book/*.md"), " files): ", repository_reference(repo), ".")
+            box += _paragraph("Or clone the course's repository, where the chapters are the ",
+                              _literal("book/*.md"), " files. ", repository_reference(repo))
         box += _paragraph("Set-up, once: in the repository run ", _literal("make setup"),
                           " (a virtual environment with the pinned packages in ",
                           _literal(".venv"), "), then ", _literal(".venv/bin/jupyter lab"),
@@ -273,8 +273,7 @@ def fill_run_notes(app, doctree, docname):
         if seconds is not None:
             took = f"{seconds / 60:.0f} min" if seconds >= 90 else f"{max(seconds, 1):.0f} s"
             box += _paragraph(f"Cost: building this book ran this chapter in about {took} "
-                              f"({build_machine()}); chapters 6–9 say what the full profile "
-                              "costs on a GPU in their last section.")
+                              f"({build_machine()}).")
         placeholder.replace_self(box)
 
 
