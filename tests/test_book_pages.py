@@ -161,7 +161,8 @@ def unlinked_first_uses(blocks: list[str], terms: list[str]) -> list[str]:
         match = term_pattern(term).search(text)
         if match and not match.group(1):
             start = text.rfind("\n", 0, match.start()) + 1
-            missing.append(f"{term!r} first used unlinked in: …{text[max(start, match.start() - 60):match.end() + 30]}…")
+            context = text[max(start, match.start() - 60):match.end() + 30]
+            missing.append(f"{term!r} first used unlinked in: …{context}…")
     return missing
 
 
@@ -172,7 +173,8 @@ def unlinked_first_uses(blocks: list[str], terms: list[str]) -> list[str]:
 # indices ("width 4", "strip 2", "4 heads") and are left to the reader; the ones this check sees
 # are results, and a result must come from the run (glued), from a paper (cited) or be worked out
 # in maths on the page.
-NUMBER = re.compile(r"(?<![\w.,])(?:\d{1,3}(?:,\d{3})+|\d{4,}|\d+\.\d+|\d+(?=\s?%)|\d+(?=×))(?:\s?%|×)?(?![\w])")
+NUMBER = re.compile(r"(?<![\w.,])(?:\d{1,3}(?:,\d{3})+|\d{4,}|\d+\.\d+|\d+(?=\s?%)|\d+(?=×))"
+                    r"(?:\s?%|×)?(?![\w])")
 CITED = "⟨CITED⟩"
 # The allowlist, small and explicit: text that holds digits but states no result.
 ALLOWED = re.compile(
@@ -236,7 +238,8 @@ def _output_lines(notebook: dict):
 def test_no_output_line_is_wider_than_the_column(file):
     wide = [f"{len(line)} chars: {line[:100]!r} (cell: {first[:50]!r})"
             for first, line in _output_lines(executed(file)) if len(line.expandtabs()) > WIDTH]
-    assert not wide, f"{file}: output lines wider than {WIDTH} characters scroll sideways:\n" + "\n".join(wide)
+    assert not wide, (f"{file}: output lines wider than {WIDTH} characters scroll sideways:\n"
+                      + "\n".join(wide))
 
 
 @pytest.mark.parametrize("file", CHAPTERS)
@@ -255,8 +258,8 @@ def test_figure_captions_sit_on_images_only(file):
     for cell in executed(file)["cells"]:
         if not cell.get("metadata", {}).get("mystnb", {}).get("figure"):
             continue
-        rich = [o for o in cell.get("outputs", []) if o.get("output_type") in ("display_data", "execute_result")
-                and not _is_hidden_glue(o)]
+        rich = [o for o in cell.get("outputs", []) if not _is_hidden_glue(o)
+                and o.get("output_type") in ("display_data", "execute_result")]
         kinds = [sorted(k for k in o.get("data", {}) if k != "text/plain") or ["text/plain"] for o in rich]
         images = [k for k in kinds if any(kind.startswith("image/") for kind in k)]
         if len(rich) != 1 or len(images) != 1:
@@ -283,7 +286,8 @@ def test_numbers_check_flags_a_bare_number_and_passes_glued_cited_and_maths():
     blocks = _paragraphs(
         '<p>The model reaches <span class="pasted-text">0.731</span> accuracy with '
         '<span class="math">4.5</span> tokens. It has 3,136 position weights, 2.9× more, 12 % of 1000.</p>'
-        '<p>The paper reports 88.55 % <span class="bibtex-citation">[x]</span>. See chapter 5.1 and q1–q5.</p>'
+        '<p>The paper reports 88.55 % <span class="bibtex-citation">[x]</span>. '
+        'See chapter 5.1 and q1–q5.</p>'
         '<div class="cell_output"><pre>0.12 lines</pre></div><p>Code <code>x[2.5]</code>, a 224 × 224 '
         'image at 1280 px with 4 heads, in 2026, with Python 3.12.</p>')
     found = [item.split()[0] for item in unglued_numbers(blocks)]

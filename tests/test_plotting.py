@@ -96,7 +96,8 @@ def test_history_plot_draws_each_run_with_whole_epoch_ticks():
         plt.close(fig)
     single = plotting.plot_history({"": history(0.0)}, "one run")
     try:
-        assert [line.get_label() for line in single.axes[0].get_lines()] == ["train (smoothed targets)", "test"]
+        labels = [line.get_label() for line in single.axes[0].get_lines()]
+        assert labels == ["train (smoothed targets)", "test"]
         assert [t.get_text() for t in single.legends[0].get_texts()] == ["train (smoothed targets)", "test"]
     finally:
         plt.close(single)
