@@ -3,6 +3,8 @@
 * no line of a cell's output is wider than the code box (88 characters, as the sources' code);
 * a glossary term's first use in a chapter's prose is a link to the glossary;
 * a figure caption sits on an image only: a captioned cell shows no table, value or colour-bar repr;
+* no cell ends by showing a stray return value (a glue call's value, a Colorbar repr), read from the
+  outputs the build stored (the jupyter-cache where ``jupyter_execute`` has none);
 * every number in a chapter's prose is a glued value, a cited result, or inside maths or code,
   apart from a short explicit allowlist (structural references such as "chapter 5").
 
@@ -269,6 +271,22 @@ def test_figure_captions_sit_on_images_only(file):
 
 
 @pytest.mark.parametrize("file", CHAPTERS)
+def test_no_cell_shows_a_stray_return_value_in_its_stored_outputs(file):
+    """test_book_built's stray-value check, on the outputs the build stored: in a cache-mode build
+    ``_build/jupyter_execute`` holds most chapters without outputs, so that check sees nothing there.
+    A glue call, ``ax.axis("off")`` or ``fig.colorbar(...)`` ending a cell must show no value."""
+    from test_book_built import STRAY_VALUE
+
+    stray = []
+    for cell in executed(file)["cells"]:
+        for output in cell.get("outputs", []):
+            text = "".join(output.get("data", {}).get("text/plain", ""))
+            if output.get("output_type") == "execute_result" and STRAY_VALUE.search(text):
+                stray.append(f"{text[:60]!r} after: {_source(cell).splitlines()[-1][:60]!r}")
+    assert not stray, f"{file}: stray values shown:\n" + "\n".join(stray)
+
+
+@pytest.mark.parametrize("file", CHAPTERS)
 def test_numbers_in_prose_are_glued_cited_or_maths(file):
     found = unglued_numbers(list(prose_blocks(page(file))))
     assert not found, (f"{file}: numbers in prose must be glued ({{glue:text}}), cited, or written as "
@@ -311,3 +329,11 @@ def test_term_pattern_matches_plurals_and_hyphenation_but_not_longer_words():
     assert term_pattern("self-supervised learning").search("self-supervised learning")
     assert not term_pattern("head").search("heading")
     assert not term_pattern("ViT").search("vitcourse")
+
+
+def test_stray_value_pattern_sees_glue_values_and_reprs():
+    from test_book_built import STRAY_VALUE
+
+    for shown in ["'786'", "'2,000'", "<matplotlib.colorbar.Colorbar at 0x7f3a>", "(-0.5, 27.5, 27.5, -0.5)"]:
+        assert STRAY_VALUE.search(shown), shown
+    assert not STRAY_VALUE.search("   label  accuracy\n0  ViT  0.731")   # a table is not stray
