@@ -10,9 +10,12 @@ mode" as a console error; a one-line script gives it "auto" (the theme's own fal
 
 Run it yourself: every chapter (a jupytext MyST notebook) is written as a plain .ipynb, without
 outputs, next to its source under _build/html/_sources/, and the theme's download menu offers it.
-The ``{run-this-chapter}`` directive puts the same link in the page, with the course repository
+The ``{run-this-chapter}`` directive puts the same link in the page, says that the notebook has no
+outputs (running it makes them; the page shows the build's), and gives the course repository
 (``course_repository_url`` in _config.yml), the set-up steps, the profile switch, and how long the
-chapter took when this book was built.
+chapter took when this book was built. ``{course-repository}`` says where the repository is on any
+page (how_to_use). Left empty, the setting makes both say plainly that this build names no
+repository and where to ask, rather than link nowhere.
 
 Stand-in banners: a chapter whose executed outputs name the offline stand-in data
 (``synthetic-fashion`` / ``synthetic-cifar`` / ``synthetic-cifar-clutter``, as every run label
@@ -163,6 +166,42 @@ def standin_announcement(app, pagename, templatename, context, doctree):
         f"real data</a>.")
 
 
+NO_REPOSITORY = ("This build of the book names no repository (its course_repository_url setting is "
+                 "empty): ask whoever gave you the book (your instructor, for a course) for the "
+                 "repository it was built from.")
+
+
+def repository_reference(url: str) -> nodes.Node:
+    """The course repository as a link, or, with no URL configured, a sentence saying so."""
+    if url:
+        return nodes.reference(url, url, refuri=url)
+    return nodes.emphasis(NO_REPOSITORY, NO_REPOSITORY)
+
+
+def repository_paragraph(url: str) -> nodes.paragraph:
+    """Where the course's repository is: the chapters' sources, the library, the assignments."""
+    if url:
+        return _paragraph("The course's repository — the chapters as ", _literal("book/*.md"),
+                          ", the ", _literal("vitcourse"), " library, the set-up and the "
+                          "student package — is at ", repository_reference(url), ".")
+    return _paragraph("The course's repository holds the chapters as ", _literal("book/*.md"),
+                      ", the ", _literal("vitcourse"), " library and the set-up. ",
+                      repository_reference(url))
+
+
+NOTEBOOK_NOTE = ("The downloaded notebook has no outputs: the figures, tables and numbers appear "
+                 "when you run it. This page shows the outputs of the run that built the book.")
+
+
+class CourseRepository(Directive):
+    """``{course-repository}``: one paragraph saying where the course's repository is."""
+
+    has_content = False
+
+    def run(self):
+        return [repository_paragraph(self.state.document.settings.env.config.course_repository_url)]
+
+
 class run_note(nodes.General, nodes.Element):
     """Placeholder for the run-it-yourself note; filled once the chapter has executed."""
 
@@ -210,11 +249,14 @@ def fill_run_notes(app, doctree, docname):
         box = nodes.admonition(classes=["run-this-chapter", "dropdown"])
         box += nodes.title("", "Run this chapter yourself")
         repo = app.config.course_repository_url
-        where = (nodes.reference("", repo, refuri=repo) if repo
-                 else "the course repository (where you got this book)")
         box += _paragraph("Download this page as a notebook, ", link,
-                          " (also in the download menu at the top), or clone ", where,
-                          ": the chapters are the ", _literal("book/*.md"), " files there.")
+                          " (also in the download menu at the top). ", NOTEBOOK_NOTE)
+        if repo:
+            box += _paragraph("Or clone the course's repository, ", repository_reference(repo),
+                              ": the chapters are the ", _literal("book/*.md"), " files there.")
+        else:
+            box += _paragraph("Or clone the course's repository, where the chapters are the ",
+                              _literal("book/*.md"), " files. ", repository_reference(repo))
         box += _paragraph("Set-up, once: in the repository run ", _literal("make setup"),
                           " (a virtual environment with the pinned packages in ",
                           _literal(".venv"), "), then ", _literal(".venv/bin/jupyter lab"),
@@ -231,8 +273,7 @@ def fill_run_notes(app, doctree, docname):
         if seconds is not None:
             took = f"{seconds / 60:.0f} min" if seconds >= 90 else f"{max(seconds, 1):.0f} s"
             box += _paragraph(f"Cost: building this book ran this chapter in about {took} "
-                              f"({build_machine()}); chapters 6–9 say what the full profile "
-                              "costs on a GPU in their last section.")
+                              f"({build_machine()}).")
         placeholder.replace_self(box)
 
 
@@ -285,6 +326,7 @@ def setup(app):
     app.add_config_value("course_repository_url", "", "html")
     app.add_node(run_note)
     app.add_directive("run-this-chapter", RunThisChapter)
+    app.add_directive("course-repository", CourseRepository)
     app.connect("doctree-resolved", fill_run_notes)
     app.connect("doctree-read", record_standin)
     app.connect("env-purge-doc", purge_standin)

@@ -1,4 +1,4 @@
-"""The book's figure style, and the architecture diagrams the chapters draw.
+"""The book's figure style, its layout helpers, and the architecture diagrams the chapters draw.
 
 ``use_book_style()`` sets matplotlib's defaults once per notebook: type large enough to read
 when a figure is scaled to the book's column (672 px at a 1280 px window), a default size
@@ -6,10 +6,20 @@ that fits that column, and a resolution that stays sharp. Text size as rendered 
 ``points × column px / (72 × figure inches)``, so 10-point type on a figure up to 9 inches wide
 shows at more than 10 px, whatever the dpi.
 
-The style also guarantees it for every figure: a figure hook (``figure.hooks``) makes each
-pyplot figure raise any text that would show below ``MIN_TEXT_PX`` (10 px) at the column width
-to that size just before it is drawn, and lay the figure out again. A wide grid of small panels
-therefore never ships 6-pixel labels; its author sees the larger type and can shorten them.
+One layout mechanism, in the style, lays out every figure; a chapter never calls ``tight_layout``:
+
+* constrained layout is on in the rcParams (``figure.constrained_layout.use``), so titles, labels,
+  colour bars and legends placed outside the axes get their room when the figure is drawn;
+* a figure hook (``figure.hooks``) makes each pyplot figure raise any text that would show below
+  ``MIN_TEXT_PX`` (10 px) at the column width to that size just before it is drawn, before the
+  layout runs. A wide grid of small panels therefore never ships 6-pixel labels; its author sees
+  the larger type and can shorten them. ``tight_layout`` on such a figure does nothing: the
+  constrained layout already ran, and mixing the two engines warns or fails.
+
+Helpers for what figures get wrong: :func:`show_maps` draws a row or grid of maps on one shared
+colour scale with one colour bar (a 0.06 peak is not drawn as bright as a 0.33 one),
+:func:`diverging_norm` centres a signed map's colours on 0, and :func:`legend_outside` puts a
+legend beside or below the data instead of on it.
 
 The diagram functions draw with plain matplotlib patches, so every diagram lives in this
 repository as code: the ViT pipeline, post-norm and pre-norm encoder blocks, DeiT's tokens,
@@ -18,11 +28,16 @@ and Swin's stages and shifted windows.
 
 from __future__ import annotations
 
-import warnings
+from collections.abc import Sequence
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.colorbar import Colorbar
+from matplotlib.colors import CenteredNorm, Normalize
 from matplotlib.figure import Figure
+from matplotlib.layout_engine import ConstrainedLayoutEngine
+from matplotlib.legend import Legend
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
 from matplotlib.text import Text
 from matplotlib.ticker import MaxNLocator
@@ -39,7 +54,10 @@ BOOK_STYLE = {
     "legend.fontsize": 10,
     "figure.titlesize": 12,
     "image.cmap": "viridis",
+    "figure.constrained_layout.use": True,  # the one layout mechanism: no chapter calls tight_layout
 }
+
+DIVERGING_CMAP = "RdBu_r"  # signed values: blue below 0, white at 0, red above
 
 COLOURS = {"input": "#dbe9f6", "embed": "#fde0c5", "block": "#d9f0d3", "norm": "#f2f2f2",
            "head": "#e8d9f0", "token": "#fff2b3", "dist": "#f7c6c7"}
@@ -58,17 +76,21 @@ def rendered_px(points: float, figure_inches: float, dpi: float) -> float:
 
 
 class _BookFigure(Figure):
-    """A Figure that raises too-small text to :data:`MIN_TEXT_PX` before it draws."""
+    """A Figure that raises too-small text to :data:`MIN_TEXT_PX` before it draws (and before
+    its layout engine runs, so the layout makes room for the larger type)."""
 
     def draw(self, renderer):
-        if enlarge_small_text(self) and self.get_layout_engine() is None:
-            with warnings.catch_warnings():  # a layout tight_layout cannot improve stays as it is
-                warnings.simplefilter("ignore")
-                try:
-                    self.tight_layout()
-                except (ValueError, RuntimeError):
-                    pass
+        enlarge_small_text(self)
         super().draw(renderer)
+
+    def tight_layout(self, *args, **kwargs):
+        """Lay the figure out with ``tight_layout`` only where the book's constrained layout is off
+        (a figure made with ``layout="none"``); under the book's style it does nothing, since the
+        constrained layout runs at every draw and switching engines warns or fails."""
+        engine = self.get_layout_engine()
+        if isinstance(engine, ConstrainedLayoutEngine):
+            return
+        super().tight_layout(*args, **kwargs)
 
 
 def enlarge_small_text(fig: Figure) -> int:
@@ -103,13 +125,119 @@ def use_book_style() -> None:
     mpl.rcParams["figure.hooks"] = hooks + ["vitcourse.plotting:legible_type"]
 
 
+def shared_norm(maps, *, vmin: float | None = None, vmax: float | None = None) -> Normalize:
+    """One colour scale for several maps: from the smallest to the largest value of all of them
+    (``vmin``/``vmax`` fix either end, e.g. ``vmin=0`` for attention weights)."""
+    values = _finite_values(maps)
+    low = float(values.min()) if vmin is None else float(vmin)
+    high = float(values.max()) if vmax is None else float(vmax)
+    if not high > low:
+        raise ValueError(f"the maps span no range ({low} to {high}): pass vmin/vmax that differ, "
+                         "or draw a constant map without a colour scale")
+    return Normalize(vmin=low, vmax=high)
+
+
+def diverging_norm(maps, *, halfrange: float | None = None) -> CenteredNorm:
+    """A colour scale centred on 0 for signed maps: 0 is the diverging map's middle colour and
+    +h and -h are equally strong, h being the largest |value| of all ``maps`` unless given."""
+    if halfrange is None:
+        halfrange = float(np.abs(_finite_values(maps)).max())
+    if not halfrange > 0:
+        raise ValueError(f"a diverging scale needs a positive half-range, got {halfrange}: the maps "
+                         "are all 0 (or pass halfrange=...)")
+    return CenteredNorm(vcenter=0.0, halfrange=halfrange)
+
+
+def _finite_values(maps) -> np.ndarray:
+    """Every finite number in ``maps`` (one array, or a sequence of arrays of any shapes), flat."""
+    arrays = [np.asarray(m, dtype=float).ravel() for m in (maps if _is_sequence_of_arrays(maps) else [maps])]
+    values = np.concatenate(arrays) if arrays else np.array([])
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        raise ValueError("no finite values to scale: the maps are empty or all NaN/inf")
+    return values
+
+
+def _is_sequence_of_arrays(maps) -> bool:
+    return isinstance(maps, (list, tuple)) and all(np.ndim(m) >= 1 for m in maps)
+
+
+def show_maps(axes, maps: Sequence, *, label: str, titles: Sequence[str] | None = None,
+              diverging: bool = False, cmap: str | None = None, vmin: float | None = None,
+              vmax: float | None = None, under=None, alpha: float = 0.6,
+              colorbar_kw: dict | None = None) -> Colorbar:
+    """Draw ``maps`` (each (H, W), or (H, W, 3) for an image without a scale) on ``axes`` (a row
+    or grid, one axis per map) with ONE colour scale and ONE colour bar labelled ``label``.
+
+    The scale spans every map (:func:`shared_norm`), or is centred on 0 with ``diverging=True``
+    (:func:`diverging_norm`, drawn with :data:`DIVERGING_CMAP`). Ticks are hidden; ``titles``
+    (one per map) head the panels. ``under`` (an image, (H, W) grey or (H, W, 3), the same size
+    as the maps, or one image per map) is drawn beneath each map, the map over it at ``alpha``:
+    attention heat maps over the picture they attend to. Returns the colour bar.
+    """
+    axes = list(np.ravel(axes))
+    maps = list(maps)
+    if len(axes) != len(maps):
+        raise ValueError(f"{len(maps)} maps for {len(axes)} axes: give one axis per map "
+                         "(e.g. plt.subplots(1, len(maps)))")
+    if titles is not None and len(titles) != len(maps):
+        raise ValueError(f"{len(titles)} titles for {len(maps)} maps: give one title per map")
+    scalar = [m for m in maps if np.ndim(m) == 2]
+    if not scalar:
+        raise ValueError("no (H, W) map to put on a colour scale: every map is an RGB image")
+    norm = diverging_norm(scalar) if diverging else shared_norm(scalar, vmin=vmin, vmax=vmax)
+    cmap = cmap or (DIVERGING_CMAP if diverging else mpl.rcParams["image.cmap"])
+    pictures = _pictures_under(under, len(maps))
+    shown = None
+    for i, (ax, m) in enumerate(zip(axes, maps)):
+        if pictures[i] is not None:
+            ax.imshow(pictures[i], cmap="gray" if np.ndim(pictures[i]) == 2 else None)
+        over = {} if pictures[i] is None else {"alpha": alpha}
+        image = ax.imshow(m, norm=norm, cmap=cmap, **over) if np.ndim(m) == 2 else ax.imshow(m)
+        shown = image if np.ndim(m) == 2 else shown
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if titles is not None:
+            ax.set_title(titles[i])
+    fig = axes[0].get_figure()
+    if isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine):
+        fig.set_layout_engine("compressed")  # square maps: no gaps, a colour bar as tall as the maps
+    return fig.colorbar(shown, ax=axes, label=label, **(colorbar_kw or {}))
+
+
+def _pictures_under(under, count: int) -> list:
+    """``under`` as one picture (or None) per map: a single image is repeated."""
+    if under is None:
+        return [None] * count
+    if isinstance(under, (list, tuple)):
+        if len(under) != count:
+            raise ValueError(f"{len(under)} pictures under {count} maps: give one, or one per map")
+        return list(under)
+    return [under] * count
+
+
+def legend_outside(ax, *, side: str = "right", **kwargs) -> Legend:
+    """A legend of ``ax``'s lines beside its data (``side="right"``) or under the whole figure
+    (``side="below"``: the figure's one legend, below every panel and its axis labels), never
+    on the data; the book's constrained layout makes room for it. ``kwargs`` go to ``legend``."""
+    if side == "right":
+        return ax.legend(**{"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "borderaxespad": 0.0,
+                            **kwargs})
+    if side == "below":
+        handles, labels = ax.get_legend_handles_labels()
+        return ax.get_figure().legend(handles, labels, **{"loc": "outside lower center",
+                                                          "ncols": min(2, len(labels)) or 1, **kwargs})
+    raise ValueError(f"side={side!r}: use 'right' or 'below'")
+
+
 def plot_history(histories: dict, title: str, *, figsize=(10, 3.4)) -> Figure:
     """Loss (left) and test accuracy (right) per epoch of one or more training runs.
 
     ``histories`` maps a run's name to its history (a DataFrame indexed by epoch with
     ``train_loss``, ``test_loss`` and ``test_acc``, as ``CifarTrainer.history()`` returns it);
     a single run may be named ``""``, and its legend then says only train and test. Each run
-    has one colour: training loss solid, test loss dashed. The training loss is on smoothed
+    has one colour in both panels: training loss solid, test loss dashed; one legend under the
+    panels names them. The training loss is on smoothed
     targets, as the CIFAR recipe trains.
     """
     fig, (left, right) = plt.subplots(1, 2, figsize=figsize)
@@ -123,11 +251,8 @@ def plot_history(histories: dict, title: str, *, figsize=(10, 3.4)) -> Figure:
     right.set(xlabel="epoch", ylabel="accuracy", title="test accuracy")
     for ax in (left, right):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs
-    left.legend()
-    if any(histories):
-        right.legend()
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    legend_outside(left, side="below")  # one legend under both panels: each run keeps one colour
+    fig.suptitle(title)
     return fig
 
 
@@ -223,7 +348,6 @@ def encoder_blocks():
             ax.plot([2.5], [branch], "o", color="#1f77b4", markersize=4)
             _arrow(ax, (4.3, join), (2.82, join), color="#1f77b4")
         ax.text(4.45, 2.2, "skip", color="#1f77b4", fontsize=10.5)
-    fig.tight_layout()
     return fig
 
 

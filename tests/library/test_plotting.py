@@ -5,6 +5,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from vitcourse import plotting  # noqa: E402
@@ -82,6 +83,10 @@ def test_history_plot_draws_each_run_with_whole_epoch_ticks():
         assert [line.get_label() for line in left.get_lines()] == [
             "CLS: train (smoothed targets)", "CLS: test", "mean: train (smoothed targets)", "mean: test"]
         assert [line.get_label() for line in right.get_lines()] == ["CLS", "mean"]
+        legend = fig.legends[0]                     # one legend, under both panels
+        assert [t.get_text() for t in legend.get_texts()] == [
+            "CLS: train (smoothed targets)", "CLS: test", "mean: train (smoothed targets)", "mean: test"]
+        assert left.get_legend() is None and right.get_legend() is None
         assert list(right.get_lines()[1].get_ydata()) == [0.35, 0.45, 0.5, 0.55]
         fig.canvas.draw()
         ticks = [t for t in left.get_xticks() if 1 <= t <= 4]
@@ -91,8 +96,9 @@ def test_history_plot_draws_each_run_with_whole_epoch_ticks():
         plt.close(fig)
     single = plotting.plot_history({"": history(0.0)}, "one run")
     try:
-        assert [line.get_label() for line in single.axes[0].get_lines()] == ["train (smoothed targets)", "test"]
-        assert single.axes[1].get_legend() is None
+        labels = [line.get_label() for line in single.axes[0].get_lines()]
+        assert labels == ["train (smoothed targets)", "test"]
+        assert [t.get_text() for t in single.legends[0].get_texts()] == ["train (smoothed targets)", "test"]
     finally:
         plt.close(single)
 
@@ -109,5 +115,166 @@ def test_history_plot_gives_each_run_one_colour():
         assert colours[0] == colours[1] != colours[2] == colours[3]
         assert [line.get_color() for line in right.get_lines()] == [colours[0], colours[2]]
         assert [line.get_linestyle() for line in left.get_lines()] == ["-", "--", "-", "--"]
+    finally:
+        plt.close(fig)
+
+
+# -- the layout mechanism and its helpers --------------------------------------------------------
+
+def _book_figure(*args, **kwargs):
+    plotting.use_book_style()
+    return plt.subplots(*args, **kwargs)
+
+
+def test_the_style_lays_figures_out_with_constrained_layout_and_ignores_tight_layout():
+    import warnings
+
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
+
+    fig, ax = _book_figure()
+    try:
+        shown = ax.imshow(np.arange(6.0).reshape(2, 3))
+        fig.colorbar(shown, ax=ax)
+        assert isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")   # plain matplotlib warns or raises here
+            fig.tight_layout()
+            plt.tight_layout()
+        assert isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine)
+    finally:
+        plt.close(fig)
+
+
+def test_show_maps_puts_every_map_on_one_scale_with_one_colour_bar():
+    maps = [np.full((3, 3), 0.01), np.linspace(0.0, 0.06, 9).reshape(3, 3), np.full((3, 3), 0.33)]
+    fig, axes = _book_figure(1, 3, figsize=(7.5, 2.6))
+    try:
+        bar = plotting.show_maps(axes, maps, label="weight", titles=["a", "b", "c"])
+        images = [ax.get_images()[0] for ax in axes]
+        assert {(im.norm.vmin, im.norm.vmax) for im in images} == {(0.0, 0.33)}
+        assert all(im.norm is images[0].norm for im in images)          # one scale, not three
+        assert bar.vmin == 0.0 and bar.vmax == 0.33 and bar.ax.get_ylabel() == "weight"
+        assert len(fig.axes) == 4                                       # three maps, ONE colour bar
+        # the 0.06 peak is drawn well below the 0.33 one, not as bright
+        assert images[1].norm(0.06) < 0.2 < images[2].norm(0.33) == 1.0
+        assert [ax.get_title() for ax in axes] == ["a", "b", "c"]
+        fig.canvas.draw()
+    finally:
+        plt.close(fig)
+
+
+def test_show_maps_spans_a_grid_and_takes_fixed_ends():
+    maps = [np.eye(2) * k for k in (1, 2, 3, 4)]
+    fig, axes = _book_figure(2, 2)
+    try:
+        bar = plotting.show_maps(axes, maps, label="x", vmin=0.0, vmax=5.0)
+        assert (bar.vmin, bar.vmax) == (0.0, 5.0)
+        assert len(fig.axes) == 5
+    finally:
+        plt.close(fig)
+
+
+def test_show_maps_rejects_mismatched_and_flat_input_with_a_clear_error():
+    fig, axes = _book_figure(1, 2)
+    try:
+        with pytest.raises(ValueError, match="3 maps for 2 axes"):
+            plotting.show_maps(axes, [np.eye(2)] * 3, label="x")
+        with pytest.raises(ValueError, match="1 titles for 2 maps"):
+            plotting.show_maps(axes, [np.eye(2)] * 2, label="x", titles=["one"])
+        with pytest.raises(ValueError, match="span no range"):
+            plotting.show_maps(axes, [np.ones((2, 2))] * 2, label="x")
+        with pytest.raises(ValueError, match="no finite values"):
+            plotting.shared_norm([np.full((2, 2), np.nan)])
+    finally:
+        plt.close(fig)
+
+
+def test_diverging_norm_is_centred_on_zero():
+    norm = plotting.diverging_norm([np.array([[-0.2, 0.1]]), np.array([[0.5]])])
+    assert norm.vcenter == 0.0 and norm.halfrange == 0.5
+    assert norm(0.0) == 0.5                       # 0 is the middle (white) colour
+    assert norm(0.5) == 1.0 and norm(-0.5) == 0.0  # equal strength either side
+    assert norm(-0.2) == pytest.approx(0.3)
+    with pytest.raises(ValueError, match="all 0"):
+        plotting.diverging_norm(np.zeros((2, 2)))
+
+
+def test_show_maps_diverging_centres_the_bar_on_zero():
+    fig, axes = _book_figure(1, 2)
+    try:
+        bar = plotting.show_maps(axes, [np.array([[-1.0, 0.2]]), np.array([[0.4, 0.0]])],
+                                 label="difference", diverging=True)
+        image = axes[0].get_images()[0]
+        assert image.get_cmap().name == plotting.DIVERGING_CMAP
+        assert (bar.vmin, bar.vmax) == (-1.0, 1.0) and image.norm(0.0) == 0.5
+    finally:
+        plt.close(fig)
+
+
+@pytest.mark.parametrize("side", ["right", "below"])
+def test_legend_outside_keeps_the_legend_off_the_data(side):
+    fig, ax = _book_figure(figsize=(6, 3))
+    try:
+        for k in range(3):
+            ax.plot([0, 1, 2], [k, k + 1, k + 2], label=f"run {k}")
+        ax.set_xlabel("epoch")
+        legend = plotting.legend_outside(ax, side=side)
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        box, data = legend.get_window_extent(renderer), ax.get_window_extent(renderer)
+        label = ax.xaxis.label.get_window_extent(renderer)
+        assert box.x0 >= data.x1 if side == "right" else box.y1 <= label.y0, (box, data, label)
+        whole = fig.bbox
+        assert whole.x0 <= box.x0 and box.x1 <= whole.x1 + 1 and whole.y0 <= box.y0 + 1  # on the figure
+        with pytest.raises(ValueError, match="use 'right' or 'below'"):
+            plotting.legend_outside(ax, side="left")
+    finally:
+        plt.close(fig)
+
+
+@pytest.mark.parametrize("width_in", [5.0, 7.5, 11.0, 14.0])
+def test_text_shows_at_least_the_legible_minimum_in_pixels_at_the_column_width(width_in):
+    fig, axes = _book_figure(1, 3, figsize=(width_in, 3))
+    try:
+        plotting.show_maps(axes, [np.eye(3) * k for k in (1, 2, 3)], label="weight",
+                           titles=["first", "second", "third"])
+        axes[0].set_xlabel("a small label", fontsize=6)
+        fig.suptitle("a title")
+        fig.canvas.draw()
+        texts = [t for t in fig.findobj(matplotlib.text.Text) if t.get_visible() and t.get_text().strip()]
+        ticks = [t for ax in fig.axes for t in ax.yaxis.get_ticklabels() if t.get_text()]
+        shown_px = [plotting.rendered_px(t.get_fontsize(), width_in, fig.dpi) for t in texts + ticks]
+        assert ticks and min(shown_px) >= plotting.MIN_TEXT_PX - 1e-6, min(shown_px)
+        assert axes[0].xaxis.label.get_fontsize() > 6 or plotting.rendered_px(6, width_in, fig.dpi) >= 10
+    finally:
+        plt.close(fig)
+
+
+def test_show_maps_colour_bar_is_as_tall_as_the_maps():
+    fig, axes = _book_figure(1, 4, figsize=(7.5, 3.0))     # taller than four square maps need
+    try:
+        bar = plotting.show_maps(axes, [np.eye(7) * k for k in (1, 2, 3, 4)], label="weight")
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        maps = axes[0].get_window_extent(renderer)
+        colour_bar = bar.ax.get_window_extent(renderer)
+        assert abs(colour_bar.height - maps.height) <= 0.05 * maps.height, (colour_bar, maps)
+    finally:
+        plt.close(fig)
+
+
+def test_show_maps_draws_each_map_over_its_picture_on_the_shared_scale():
+    picture = np.linspace(0, 1, 16).reshape(4, 4)
+    maps = [np.full((4, 4), 0.06), np.full((4, 4), 0.33)]
+    fig, axes = _book_figure(1, 2)
+    try:
+        bar = plotting.show_maps(axes, maps, label="attention", vmin=0, under=picture, alpha=0.5)
+        for ax in axes:
+            below, heat = ax.get_images()
+            assert below.get_cmap().name == "gray" and np.array_equal(below.get_array(), picture)
+            assert heat.get_alpha() == 0.5 and heat.norm is axes[0].get_images()[1].norm
+        assert (bar.vmin, bar.vmax) == (0.0, 0.33)
+        with pytest.raises(ValueError, match="3 pictures under 2 maps"):
+            plotting.show_maps(axes, maps, label="x", under=[picture] * 3)
     finally:
         plt.close(fig)

@@ -1,0 +1,359 @@
+"""Page-level promises of the built book (`make book` first), the classes of issue 30 a check can keep:
+
+* no line of a cell's output is wider than the code box (88 characters, as the sources' code);
+* a glossary term's first use in a chapter's prose is a link to the glossary;
+* a figure caption sits on an image only: a captioned cell shows no table, value or colour-bar repr;
+* no cell ends by showing a stray return value (a glue call's value, a Colorbar repr), read from the
+  outputs the build stored (the jupyter-cache where ``jupyter_execute`` has none);
+* every number in a chapter's prose is a glued value, a cited result, or inside maths or code,
+  apart from a short explicit allowlist (structural references such as "chapter 5").
+
+The build read is ``_build`` of this checkout, or the folder ``BOOK_BUILD`` names (read only), e.g.
+``BOOK_BUILD=/path/to/other/checkout/_build pytest tests/test_book_pages.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from book_pages import ROOT, is_notebook_page, parse_html, toc_files
+
+pytestmark = pytest.mark.book
+
+BUILD = Path(os.environ.get("BOOK_BUILD") or ROOT / "_build")
+HTML = BUILD / "html"
+WIDTH = 88  # characters in a code box at 1280 px (book/assets/course.css; tests/test_book_code_width.py)
+CHAPTERS = [file for file in toc_files() if is_notebook_page(file)]
+
+
+def page(file: str):
+    """The parsed HTML of a built page, or a clear failure naming the build that lacks it."""
+    path = HTML / f"{file}.html"
+    if not path.exists():
+        pytest.fail(f"{path} is missing: build the book first (`make book`), or point BOOK_BUILD at a build")
+    return parse_html(path.read_text())
+
+
+def executed(file: str) -> dict:
+    """The executed notebook of a chapter as the build ran it: the cell metadata of its source and,
+    per code cell, the outputs the build stored (``_build/jupyter_execute``, or the jupyter-cache
+    record whose code is the chapter's, where the build keeps its outputs only there)."""
+    import jupytext
+
+    source = BUILD.parent / f"{file}.md"
+    notebook = json.loads(jupytext.writes(jupytext.read(source, fmt="md:myst"), fmt="ipynb"))
+    code = [c for c in notebook["cells"] if c["cell_type"] == "code"]
+    for cell, shown in zip(code, _stored_outputs(file, [_source(c) for c in code])):
+        cell["outputs"] = shown
+    return notebook
+
+
+def _stored_outputs(file: str, sources: list[str]) -> list[list]:
+    """The outputs of each code cell (by its source) in the build's executed copies of ``file``."""
+    candidates = [BUILD / "jupyter_execute" / f"{file}.ipynb",
+                  *sorted((BUILD / ".jupyter_cache" / "executed").glob("*/base.ipynb"))]
+    for path in candidates:
+        if not path.exists():
+            continue
+        cells = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+        if [_source(c) for c in cells] == sources and any(c.get("outputs") for c in cells):
+            return [c.get("outputs", []) for c in cells]
+    pytest.fail(f"no executed copy of {file} with outputs under {BUILD}: build the book first (`make book`)")
+
+
+def _source(cell: dict) -> str:
+    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+
+
+def article(root):
+    """The page's own content (no navigation, no generated run-it-yourself or stand-in boxes)."""
+    return next(root.find_all("article"))
+
+
+# -- prose: the page's text with code, maths, outputs and glued values set aside -------------------
+
+SKIP_CLASSES = {"cell_input", "cell_output", "highlight", "math", "headerlink", "caption-number",
+                "run-this-chapter", "standin-banner", "section-number"}
+PLACEHOLDER = {"pasted-text": " ⟨GLUED⟩ ", "pasted-inline": " ⟨GLUED⟩ ", "bibtex-citation": " ⟨CITED⟩ ",
+               "math": " ⟨MATH⟩ "}
+BLOCKS = ("p", "dt", "dd", "th", "td", "li")
+
+
+def _is_skipped(node) -> bool:
+    return node.tag in ("pre", "code", "script", "style") or bool(node.classes & SKIP_CLASSES)
+
+
+def prose_text(node, *, terms: bool = False) -> str:
+    """``node``'s text as a reader reads the prose: glued values, citations and maths become
+    placeholders, code and outputs vanish; with ``terms``, glossary links become ⟦their text⟧."""
+    parts = []
+    for child in node.children:
+        if isinstance(child, str):
+            parts.append(child)
+            continue
+        marker = next((PLACEHOLDER[c] for c in PLACEHOLDER if c in child.classes), None)
+        if marker:
+            parts.append(marker)
+        elif _is_skipped(child):
+            continue
+        elif terms and child.tag == "a" and "#term-" in child.attrs.get("href", ""):
+            parts.append(f"⟦{child.text()}⟧")
+        else:
+            parts.append(prose_text(child, terms=terms))
+    return "".join(parts)
+
+
+def prose_blocks(root, *, terms: bool = False):
+    """The text of every innermost prose block (paragraph, list item, table cell, definition) of
+    the article, in reading order, outside code, outputs and generated boxes."""
+    for node in article(root).find_all():
+        if node.tag not in BLOCKS or _is_skipped(node) or any(_is_skipped(a) for a in node.ancestors()):
+            continue
+        if any(c.tag in BLOCKS for c in node.find_all()):
+            continue  # an outer block: its inner blocks are read on their own
+        yield " ".join(prose_text(node, terms=terms).split())
+
+
+# -- glossary terms -----------------------------------------------------------------------------
+
+# Words the glossary defines that plain English also uses ("the value of", "the key idea", "head of"):
+# their first use cannot be told from a plain word by matching, so they are not checked here.
+PLAIN_ENGLISH = {"value", "key", "head", "profile", "temperature", "centering", "query"}
+
+
+def glossary_terms() -> list[str]:
+    """The terms book/glossary.md defines (the unindented lines of its {glossary} block)."""
+    return list(glossary_definitions())
+
+
+def glossary_definitions() -> dict[str, str]:
+    """{term: its definition, on one line} from book/glossary.md's {glossary} block."""
+    text = (ROOT / "book" / "glossary.md").read_text()
+    block = text.split("```{glossary}", 1)[1].split("```", 1)[0]
+    definitions, term = {}, None
+    for line in block.splitlines():
+        if line.strip() and not line.startswith(" "):
+            term = line.strip()
+            definitions[term] = ""
+        elif term:
+            definitions[term] += " " + line.strip()
+    return definitions
+
+
+def term_pattern(term: str) -> re.Pattern:
+    """A term as prose writes it: whole words, a plural allowed; acronyms and names keep their case."""
+    words = re.escape(term).replace(r"\ ", r"[\s-]+")
+    plural = r"(?:es|s)?" if term[-1].isalpha() else ""
+    flags = 0 if any(c.isupper() for c in term) else re.I
+    return re.compile(rf"(?<![\w-])(⟦)?{words}{plural}(?![\w-])", flags)
+
+
+def unlinked_first_uses(blocks: list[str], terms: list[str]) -> list[str]:
+    """Terms whose first occurrence in ``blocks`` (prose with links as ⟦text⟧) is not a link."""
+    text = "\n".join(blocks)
+    missing = []
+    for term in terms:
+        if term in PLAIN_ENGLISH:
+            continue
+        match = term_pattern(term).search(text)
+        if match and not match.group(1):
+            start = text.rfind("\n", 0, match.start()) + 1
+            context = text[max(start, match.start() - 60):match.end() + 30]
+            missing.append(f"{term!r} first used unlinked in: …{context}…")
+    return missing
+
+
+# -- numbers in prose ---------------------------------------------------------------------------
+
+# A number that reads as a measurement: a decimal (0.731), a percentage (88 %), a factor (2.9×), or a
+# count of 1,000 or more (42,506). Small whole numbers in prose are the chapter's settings and
+# indices ("width 4", "strip 2", "4 heads") and are left to the reader; the ones this check sees
+# are results, and a result must come from the run (glued), from a paper (cited) or be worked out
+# in maths on the page.
+NUMBER = re.compile(r"(?<![\w.,])(?:\d{1,3}(?:,\d{3})+|\d{4,}|\d+\.\d+|\d+(?=\s?%)|\d+(?=×))"
+                    r"(?:\s?%|×)?(?![\w])")
+CITED = "⟨CITED⟩"
+# The allowlist, small and explicit: text that holds digits but states no result.
+ALLOWED = re.compile(
+    r"\b(?:chapters?|assignments?|appendix|sections?|questions?|fig(?:ure)?\.?|table|python|pytorch|torch|"
+    r"numpy|jupyter book|matplotlib|tensorflow|keras)\s+\d+(?:\.\d+)*"  # a place in the course, a version
+    r"|\b\d+\s*px\b"                                    # the page layout (1280 px window)
+    r"|\b(?:19|20)\d\d\b"                                # a year
+    r"|\d+(?:\s*×\s*\d+)+(?!\s*(?:pairs|tokens|parameters))",  # a shape or size setting: 224 × 224
+    re.I)
+
+
+def sentences(block: str):
+    return re.split(r"(?<=[.!?;:])\s+(?=[A-Z⟨(])", block)
+
+
+def unglued_numbers(blocks: list[str], glued_markdown: set[str] = frozenset()) -> list[str]:
+    """Measurement-like numbers in prose sentences that are neither glued, cited, in maths or
+    code, nor allowlisted (:data:`ALLOWED`). ``{glue:md}`` pastes a computed sentence as plain
+    prose, with no mark in the page: numbers in ``glued_markdown`` (those the chapter's glued
+    markdown values hold) count as glued."""
+    found = []
+    for block in blocks:
+        for sentence in sentences(block):
+            if CITED in sentence:
+                continue  # a result quoted from a paper, with its citation
+            for number in NUMBER.findall(ALLOWED.sub(" ", sentence)):
+                if number.strip() not in glued_markdown:
+                    found.append(f"{number.strip()!r} in: {sentence[:160]}")
+    return found
+
+
+def glued_markdown_numbers(notebook: dict) -> set[str]:
+    """Every measurement-like number in the markdown values a chapter glued (``{glue:md}``)."""
+    numbers = set()
+    for cell in notebook["cells"]:
+        for output in cell.get("outputs", []):
+            for kind, value in output.get("data", {}).items():
+                if kind.startswith("application/papermill.record/") and kind.endswith("markdown"):
+                    text = "".join(value) if isinstance(value, list) else str(value)
+                    numbers.update(n.strip() for n in NUMBER.findall(text))
+    return numbers
+
+
+# -- the checks ---------------------------------------------------------------------------------
+
+def test_there_are_chapters_and_terms_to_check():
+    assert len(CHAPTERS) >= 10, CHAPTERS
+    terms = glossary_terms()
+    assert {"attention", "patch", "LayerNorm", "CLS token", "Swin", "shifted windows"} <= set(terms), terms
+
+
+def _is_hidden_glue(output: dict) -> bool:
+    """A ``glue(..., display=False)`` record: stored for the prose, never shown under the cell."""
+    keys = list(output.get("data", {}))
+    return bool(keys) and all(k.startswith("application/papermill.record/") for k in keys)
+
+
+def _output_lines(notebook: dict):
+    """(cell's first source line, output line) for every line of text a cell's outputs show."""
+    for cell in notebook["cells"]:
+        first = "".join(cell.get("source", "")).strip().splitlines()[:1] or [""]
+        for output in cell.get("outputs", []):
+            if _is_hidden_glue(output):
+                continue
+            if "text" in output:
+                text = "".join(output["text"])
+            elif "text/html" in output.get("data", {}) or "image/png" in output.get("data", {}):
+                continue  # an HTML table or an image is laid out by the browser, not as lines
+            else:
+                text = "".join(output.get("data", {}).get("text/plain", ""))
+            for line in text.splitlines():
+                yield first[0], line
+
+
+@pytest.mark.parametrize("file", CHAPTERS)
+def test_no_output_line_is_wider_than_the_column(file):
+    wide = [f"{len(line)} chars: {line[:100]!r} (cell: {first[:50]!r})"
+            for first, line in _output_lines(executed(file)) if len(line.expandtabs()) > WIDTH]
+    assert not wide, (f"{file}: output lines wider than {WIDTH} characters scroll sideways:\n"
+                      + "\n".join(wide))
+
+
+@pytest.mark.parametrize("file", CHAPTERS)
+def test_glossary_terms_are_linked_on_first_use(file):
+    blocks = list(prose_blocks(page(file), terms=True))
+    missing = unlinked_first_uses(blocks, glossary_terms())
+    assert not missing, (f"{file}: link each term where the chapter first uses it ({{term}}`...`):\n"
+                         + "\n".join(missing))
+
+
+@pytest.mark.parametrize("file", CHAPTERS)
+def test_figure_captions_sit_on_images_only(file):
+    """A captioned cell's rich outputs are exactly one image: a table, a printed value or a
+    Colorbar repr beside it would take the caption too (a phantom figure number)."""
+    wrong = []
+    for cell in executed(file)["cells"]:
+        if not cell.get("metadata", {}).get("mystnb", {}).get("figure"):
+            continue
+        rich = [o for o in cell.get("outputs", []) if not _is_hidden_glue(o)
+                and o.get("output_type") in ("display_data", "execute_result")]
+        kinds = [sorted(k for k in o.get("data", {}) if k != "text/plain") or ["text/plain"] for o in rich]
+        images = [k for k in kinds if any(kind.startswith("image/") for kind in k)]
+        if len(rich) != 1 or len(images) != 1:
+            wrong.append(f"outputs {kinds} under caption "
+                         f"{cell['metadata']['mystnb']['figure'].get('caption', '')[:60]!r}")
+    assert not wrong, f"{file}: captioned cells must show one image and nothing else:\n" + "\n".join(wrong)
+
+
+@pytest.mark.parametrize("file", CHAPTERS)
+def test_no_cell_shows_a_stray_return_value_in_its_stored_outputs(file):
+    """test_book_built's stray-value check, on the outputs the build stored: in a cache-mode build
+    ``_build/jupyter_execute`` holds most chapters without outputs, so that check sees nothing there.
+    A glue call, ``ax.axis("off")`` or ``fig.colorbar(...)`` ending a cell must show no value."""
+    from test_book_built import STRAY_VALUE
+
+    stray = []
+    for cell in executed(file)["cells"]:
+        for output in cell.get("outputs", []):
+            text = "".join(output.get("data", {}).get("text/plain", ""))
+            if output.get("output_type") == "execute_result" and STRAY_VALUE.search(text):
+                stray.append(f"{text[:60]!r} after: {_source(cell).splitlines()[-1][:60]!r}")
+    assert not stray, f"{file}: stray values shown:\n" + "\n".join(stray)
+
+
+@pytest.mark.parametrize("file", CHAPTERS)
+def test_numbers_in_prose_are_glued_cited_or_maths(file):
+    found = unglued_numbers(list(prose_blocks(page(file))), glued_markdown_numbers(executed(file)))
+    assert not found, (f"{file}: numbers in prose must be glued ({{glue:text}}), cited, or written as "
+                       "maths/code:\n" + "\n".join(found))
+
+
+# -- the checks can fail: each one on a small page that breaks it --------------------------------
+
+def _paragraphs(html: str) -> list[str]:
+    root = parse_html(f"<article>{html}</article>")
+    return list(prose_blocks(root, terms=True))
+
+
+def test_numbers_check_flags_a_bare_number_and_passes_glued_cited_and_maths():
+    blocks = _paragraphs(
+        '<p>The model reaches <span class="pasted-text">0.731</span> accuracy with '
+        '<span class="math">4.5</span> tokens. It has 3,136 position weights, 2.9× more, 12 % of 1000.</p>'
+        '<p>The paper reports 88.55 % <span class="bibtex-citation">[x]</span>. '
+        'See chapter 5.1 and q1–q5.</p>'
+        '<div class="cell_output"><pre>0.12 lines</pre></div><p>Code <code>x[2.5]</code>, a 224 × 224 '
+        'image at 1280 px with 4 heads, in 2026, with Python 3.12.</p>')
+    found = [item.split()[0] for item in unglued_numbers(blocks)]
+    assert found == ["'3,136'", "'2.9×'", "'12", "'1000'"], found
+    # a sentence pasted by {glue:md}: its numbers are the run's
+    assert [item.split()[0] for item in unglued_numbers(blocks, {"3,136", "1000"})] == ["'2.9×'", "'12"]
+    record = {"cells": [{"outputs": [{"data": {
+        "application/papermill.record/text/markdown": "The object covers 21.0 % of 1,000 images."}}]}]}
+    assert glued_markdown_numbers(record) == {"21.0 %", "1,000"}
+
+
+def test_term_check_flags_an_unlinked_first_use_only():
+    terms = ["attention", "patch", "CNN"]
+    linked = _paragraphs('<p><a href="glossary.html#term-attention">attention</a> over patches '
+                         '<a href="glossary.html#term-patch">patch</a>; a CNN</p>')
+    assert [m.split()[0] for m in unlinked_first_uses(linked, terms)] == ["'patch'", "'CNN'"]
+    later = _paragraphs('<p>Attention first.</p><p><a href="glossary.html#term-attention">attention</a></p>')
+    assert len(unlinked_first_uses(later, ["attention"])) == 1
+    assert unlinked_first_uses(_paragraphs("<p>a cnn is not the acronym</p>"), ["CNN"]) == []
+    assert unlinked_first_uses(_paragraphs("<p>the value of x</p>"), ["value"]) == []  # plain English
+
+
+def test_term_pattern_matches_plurals_and_hyphenation_but_not_longer_words():
+    assert term_pattern("patch").search("two patches")
+    assert term_pattern("position code").search("sinusoidal position codes")
+    assert term_pattern("self-supervised learning").search("self-supervised learning")
+    assert not term_pattern("head").search("heading")
+    assert not term_pattern("ViT").search("vitcourse")
+
+
+def test_stray_value_pattern_sees_glue_values_and_reprs():
+    from test_book_built import STRAY_VALUE
+
+    for shown in ["'786'", "'2,000'", "<matplotlib.colorbar.Colorbar at 0x7f3a>", "(-0.5, 27.5, 27.5, -0.5)"]:
+        assert STRAY_VALUE.search(shown), shown
+    assert not STRAY_VALUE.search("   label  accuracy\n0  ViT  0.731")   # a table is not stray
