@@ -51,23 +51,6 @@ def _outputs(page):
     return list(page.find_all("div", "cell_output"))
 
 
-STRAY_VALUE = re.compile(r"^(?:<matplotlib\.[\w.]+ (?:object )?at 0x|\[?<matplotlib\.|Text\(-?\d|'[^'\n]*'$|\(-?\d+\.\d+, -?\d+\.\d+, )")
-
-
-@pytest.mark.parametrize("file", CHAPTERS)
-def test_no_cell_shows_a_stray_return_value(file):
-    """A glue call, `ax.axis("off")` or `fig.colorbar(...)` ending a cell must not show its return
-    value (a quoted number, axis limits, a Colorbar repr) under the code or beside a figure."""
-    notebook = HTML.parents[0] / "jupyter_execute" / f"{file}.ipynb"
-    stray = []
-    for cell in json.loads(notebook.read_text())["cells"]:
-        for output in cell.get("outputs", []):
-            text = "".join(output.get("data", {}).get("text/plain", ""))
-            if output.get("output_type") == "execute_result" and STRAY_VALUE.search(text):
-                stray.append(f"{text[:60]!r} after: {''.join(cell['source']).splitlines()[-1][:60]!r}")
-    assert not stray, f"{file}: stray values shown:\n" + "\n".join(stray)
-
-
 @pytest.mark.parametrize("file", CHAPTERS)
 def test_outputs_are_clean(file, pages):
     dirty = []

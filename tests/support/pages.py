@@ -99,3 +99,17 @@ def is_notebook_page(file: str) -> bool:
     """True for pages written as jupytext MyST notebooks (the executed chapters)."""
     text = (ROOT / f"{file}.md").read_text()
     return text.startswith("---") and "kernelspec:" in text.split("---", 2)[1]
+
+
+def glossary_definitions() -> dict[str, str]:
+    """{term: its definition, on one line} from book/glossary.md's {glossary} block."""
+    text = (ROOT / "book" / "glossary.md").read_text()
+    block = text.split("```{glossary}", 1)[1].split("```", 1)[0]
+    definitions, term = {}, None
+    for line in block.splitlines():
+        if line.strip() and not line.startswith(" "):
+            term = line.strip()
+            definitions[term] = ""
+        elif term:
+            definitions[term] += " " + line.strip()
+    return definitions

@@ -9,7 +9,7 @@
   apart from a short explicit allowlist (structural references such as "chapter 5").
 
 The build read is ``_build`` of this checkout, or the folder ``BOOK_BUILD`` names (read only), e.g.
-``BOOK_BUILD=/path/to/other/checkout/_build pytest tests/test_book_pages.py``.
+``BOOK_BUILD=/path/to/other/checkout/_build pytest tests/book/test_book_pages.py``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from book_pages import ROOT, is_notebook_page, parse_html, toc_files
+from tests.support.pages import ROOT, glossary_definitions, is_notebook_page, parse_html, toc_files
 
 pytestmark = pytest.mark.book
 
@@ -129,20 +129,6 @@ PLAIN_ENGLISH = {"value", "key", "head", "profile", "temperature", "centering", 
 def glossary_terms() -> list[str]:
     """The terms book/glossary.md defines (the unindented lines of its {glossary} block)."""
     return list(glossary_definitions())
-
-
-def glossary_definitions() -> dict[str, str]:
-    """{term: its definition, on one line} from book/glossary.md's {glossary} block."""
-    text = (ROOT / "book" / "glossary.md").read_text()
-    block = text.split("```{glossary}", 1)[1].split("```", 1)[0]
-    definitions, term = {}, None
-    for line in block.splitlines():
-        if line.strip() and not line.startswith(" "):
-            term = line.strip()
-            definitions[term] = ""
-        elif term:
-            definitions[term] += " " + line.strip()
-    return definitions
 
 
 def term_pattern(term: str) -> re.Pattern:

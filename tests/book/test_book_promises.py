@@ -12,8 +12,7 @@ import re
 
 import pytest
 
-from book_pages import ROOT
-from test_book_pages import glossary_definitions
+from tests.support.pages import ROOT, glossary_definitions
 
 @pytest.mark.parametrize("word, standard", [("strip", "token"), ("seat", "position"), ("slot", "feature")])
 def test_the_books_own_words_map_to_standard_ones(word, standard):
