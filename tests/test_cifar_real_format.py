@@ -370,7 +370,15 @@ def _measured(data) -> dict:
         trainer=SimpleNamespace(step=3_072), seeds=[0, 1], seed_gains=[0.021, -0.004],
         gain_met=False, teacher_train_acc=0.8, teacher_acc=0.6, deit_acc=0.45, runs={"soft": {}},
         pulled=False, trained="trained",
-        similarity=pd.DataFrame({"trained": [0.1, 0.95]}, index=["input", "output"]))
+        similarity=pd.DataFrame({"trained": [0.1, 0.95]}, index=["input", "output"]),
+        ablation=pd.DataFrame([{"arm": arm, "seed": seed, "epoch": 15, "train_loss": loss, "test_loss": 1.4,
+                                "train_acc": 0.6, "test_acc": 0.5}
+                               for arm, loss in (("no augmentation", 0.9), ("crop + flip + smoothing", 1.3))
+                               for seed in (0, 1)]),
+        comparison=pd.DataFrame({"parameters": [200_000, 140_000], "multiply-adds": [3_700_000, 3_600_000],
+                                 "test accuracy": [0.6, 0.6], "test loss": [1.2, 1.2], "seconds": [20.0, 29.0]},
+                                index=["ViT (chapter 6)", "Swin"]),
+        n_test=2_000)
 
 
 def _run_text_cells(data) -> dict[str, str]:
