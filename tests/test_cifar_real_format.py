@@ -156,6 +156,21 @@ def test_chapter6_training_and_tables_run_on_the_real_data(real):
     assert run_label(real.name, "cpu", Profile("quick", "test")) == "profile=quick · device=cpu · data=cifar10"
 
 
+def test_chapter6_ablation_and_chapter9_comparison_run_on_the_real_data(real):
+    from vitcourse.cifar import ablation_findings, ablation_recipe, run_ablation, timed_fit
+    from vitcourse.swin import SwinTrainer, compare_models, comparison_findings, quick_swin_recipe
+
+    runs = run_ablation(ablation_recipe(**TINY), *real.arrays(), seeds=(0,))
+    assert len(runs) == 2 and set(runs["epoch"]) == {1}
+    said = ablation_findings(runs)
+    assert set(said) == {"gap", "test"} and "the one seed" in said["gap"] + said["test"]
+    swin = SwinTrainer(quick_swin_recipe(**TINY), *real.arrays())
+    vit = CifarTrainer(quick_recipe(**TINY), *real.arrays())
+    table = compare_models({"ViT": (vit, timed_fit(vit)), "Swin": (swin, timed_fit(swin))})
+    said = comparison_findings(table, "ViT", "Swin", n_test=100)
+    assert said["cost"].startswith("Swin has ") and "100 test images" in said["accuracy"]
+
+
 def test_deit_measurements_run_on_the_real_data(real):
     from vitcourse.deit import (DistillationTrainer, ModelTrainer, freeze, learned_token_similarity,
                                 locality_ratio, paired_gain, recipe_for, teacher_for,
