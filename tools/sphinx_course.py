@@ -274,7 +274,25 @@ def fill_run_notes(app, doctree, docname):
             took = f"{seconds / 60:.0f} min" if seconds >= 90 else f"{max(seconds, 1):.0f} s"
             box += _paragraph(f"Cost: building this book ran this chapter in about {took} "
                               f"({build_machine()}).")
+        section = full_profile_section(doctree)
+        if section is not None:
+            where = nodes.reference("", "", refuri=f"#{section['ids'][0]}")
+            where += nodes.Text(section.next_node(nodes.title).astext())
+            box += _paragraph("What the full profile runs here, and what it costs where that was "
+                              "measured, is in the section ", where, ".")
         placeholder.replace_self(box)
+
+
+def full_profile_section(doctree) -> nodes.section | None:
+    """The page's section labelled ``(…full-profile)=``: what the full profile runs and costs.
+
+    Only a page that has one promises it, so the run-it-yourself box never points at a section
+    that is not there.
+    """
+    for section in doctree.findall(nodes.section):
+        if any(name.endswith("full-profile") for name in section["ids"]):
+            return section
+    return None
 
 
 def hide_argument_checks(code: str) -> str:

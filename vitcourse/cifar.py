@@ -24,13 +24,15 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.distributed as dist
 from torch import nn
 
 from vitcourse._moved import forward_moved_names
 from vitcourse.classification import ClassificationTask, ClassifierConfig, per_class_table
-from vitcourse.engine import Dist, Trainer, check_replicas_agree, init_distributed, param_checksum
+from vitcourse.engine import (Dist, Trainer, check_replicas_agree, images_to_device, init_distributed,
+                              labels_to_device, param_checksum)
 from vitcourse.profile import Profile, get_profile
 from vitcourse.vit import ViTConfig, VisionTransformer
 
@@ -142,6 +144,172 @@ class CifarTrainer(Trainer):
                  build_model: Callable[[], nn.Module] | None = None, task: ClassificationTask | None = None):
         task = task or ClassificationTask(build_model or (lambda: VisionTransformer(recipe.model)), normalize)
         super().__init__(task, recipe, x_train, y_train, x_test, y_test, dist_info=dist_info)
+
+
+# ----------------------------------------------------------------------------------------------
+# The recipe's regularisers, ablated: no augmentation against crop + flip + label smoothing
+# ----------------------------------------------------------------------------------------------
+
+NO_AUGMENTATION = "no augmentation"
+CROP_FLIP_SMOOTH = "crop + flip + smoothing"
+
+
+def ablation_arms(base: Recipe) -> dict[str, Recipe]:
+    """The ablation's two arms of ``base``, alike in all else (model, data, seed).
+
+    ``NO_AUGMENTATION``: no crop, no flip, no label smoothing, no mixing.
+    ``CROP_FLIP_SMOOTH``: the full recipe's crop (padding 4), flip and label
+    smoothing 0.1, still without mixup or CutMix.
+    """
+    no_mixing = dict(mixup_alpha=0.0, cutmix_alpha=0.0, mix_prob=0.0)
+    full = full_vit_recipe()
+    return {
+        NO_AUGMENTATION: replace(base, crop_padding=0, flip=False, label_smoothing=0.0,
+                                 **no_mixing),
+        CROP_FLIP_SMOOTH: replace(base, crop_padding=full.crop_padding, flip=full.flip,
+                                  label_smoothing=full.label_smoothing, **no_mixing),
+    }
+
+
+def ablation_recipe(**overrides) -> Recipe:
+    """The ablation's budget, the same in both profiles: the quick ViT on 600 training images for
+    15 epochs in batches of 50, tested on 500, eager and float32 (about 12 CPU-seconds a run)."""
+    settings = dict(train_subset=600, test_subset=500, epochs=15, batch_size=50, warmup_epochs=2.0,
+                    compile=False, bf16=False)
+    return quick_vit_recipe(**{**settings, **overrides})
+
+
+def evaluate_on(trainer: Trainer, images, labels) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of ``trainer``'s model on other images, exactly as it is
+    tested: unaugmented, hard labels, eval mode. images: uint8 (N, 3, H, W) on the trainer's device
+    (``trainer.x_train``), or (N, H, W, 3) arrays as the data sets give them; labels (N,)."""
+    if len(images) != len(labels):
+        raise ValueError(f"got {len(images)} images but {len(labels)} labels; pass one label per image")
+    if isinstance(images, torch.Tensor):
+        images, labels = images.to(trainer.device), torch.as_tensor(labels, dtype=torch.int64).to(trainer.device)
+    else:
+        images, labels = images_to_device(images, trainer.device), labels_to_device(labels, trainer.device)
+    classes = trainer.recipe.model.num_classes
+    if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < classes:
+        raise ValueError(f"labels must be class indices 0..{classes - 1}, got {int(labels.min())}.."
+                         f"{int(labels.max())}; pass the data set's own labels")
+    saved = trainer.x_test, trainer.y_test
+    trainer.x_test, trainer.y_test = images, labels        # the task's own evaluation, on these images
+    try:
+        loss, accuracy, _ = trainer.evaluate()
+    finally:
+        trainer.x_test, trainer.y_test = saved
+    return loss, accuracy
+
+
+def run_ablation(base: Recipe, x_train, y_train, x_test, y_test, seeds=(0, 1)) -> pd.DataFrame:
+    """Train both :func:`ablation_arms` of ``base`` once per seed; one row per (arm, seed, epoch).
+
+    Columns: arm, seed, epoch, train_loss and train_acc (on the training images, evaluated as the
+    test images are: unaugmented, hard labels, eval mode), test_loss, test_acc.
+    """
+    if not seeds:
+        raise ValueError("run_ablation needs at least one seed, e.g. seeds=(0, 1)")
+    rows = []
+    for arm, recipe in ablation_arms(base).items():
+        for seed in seeds:
+            trainer = CifarTrainer(replace(recipe, seed=seed), x_train, y_train, x_test, y_test)
+            rows += _ablation_run(trainer, arm, seed)
+    return pd.DataFrame(rows)
+
+
+def _ablation_run(trainer: Trainer, arm: str, seed: int) -> list[dict]:
+    """Train ``trainer`` to the end, evaluating on its own training images after every epoch."""
+    rows = []
+    for epoch in range(1, trainer.recipe.epochs + 1):
+        trainer.fit(until_step=epoch * trainer.steps_per_epoch, progress=False)
+        train_loss, train_acc = evaluate_on(trainer, trainer.x_train, trainer.y_train)
+        tested = trainer.history().iloc[-1]
+        rows.append({"arm": arm, "seed": seed, "epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
+                     "test_loss": float(tested["test_loss"]), "test_acc": float(tested["test_acc"])})
+    return rows
+
+
+def ablation_summary(runs: pd.DataFrame) -> pd.DataFrame:
+    """The last epoch of :func:`run_ablation`'s runs, averaged over the seeds: one row per arm.
+
+    Columns: train_loss, test_loss, gap (test minus train loss), train_acc, test_acc, and
+    gap_min / gap_max, the smallest and largest gap among the arm's seeds.
+    """
+    last = _last_epoch(runs)
+    summary = last.groupby("arm", sort=False)[["train_loss", "test_loss", "gap", "train_acc", "test_acc"]].mean()
+    return summary.join(last.groupby("arm", sort=False)["gap"].agg(gap_min="min", gap_max="max"))
+
+
+def _last_epoch(runs: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the last epoch, with the gap (test minus train loss) added."""
+    missing = {"arm", "seed", "epoch", "train_loss", "test_loss", "train_acc", "test_acc"} - set(runs.columns)
+    if missing:
+        raise ValueError(f"not a run_ablation table: no column {', '.join(sorted(missing))}")
+    last = runs[runs["epoch"] == runs["epoch"].max()]
+    return last.assign(gap=last["test_loss"] - last["train_loss"])
+
+
+def ablation_findings(runs: pd.DataFrame) -> dict[str, str]:
+    """What :func:`run_ablation`'s runs show, as sentences: ``"gap"`` and ``"test"``.
+
+    A claim is made only where every seed agrees (the arms' seed ranges do not overlap, or each
+    seed's paired difference has one sign); otherwise the sentence says the run does not settle it.
+    """
+    from vitcourse.report import fmt
+
+    last = _last_epoch(runs).set_index(["arm", "seed"])
+    none, reg = last.loc[NO_AUGMENTATION], last.loc[CROP_FLIP_SMOOTH]
+    seeds = f"each of the {len(none)} seeds" if len(none) > 1 else "the one seed"
+
+    def span(gaps):
+        low, high = fmt(gaps.min(), "loss"), fmt(gaps.max(), "loss")
+        return low if low == high else f"{low} to {high}"
+
+    if none["gap"].min() > reg["gap"].max():
+        gap = (f"In {seeds} the gap between test and training loss was larger without "
+               f"augmentation ({span(none['gap'])}) than with crop, flip and label smoothing "
+               f"({span(reg['gap'])}): the regularised model fits its training images little better than "
+               "images it never saw.")
+    elif reg["gap"].min() > none["gap"].max():
+        gap = (f"In {seeds} the gap was larger *with* crop, flip and label smoothing "
+               f"({span(reg['gap'])}) than without ({span(none['gap'])}).")
+    else:
+        gap = (f"The gaps of the seeds overlap (without augmentation {span(none['gap'])}, with it "
+               f"{span(reg['gap'])}): this run does not separate the two.")
+    return {"gap": gap, "test": _test_finding(none, reg, seeds, fmt)}
+
+
+def _test_finding(none: pd.DataFrame, reg: pd.DataFrame, seeds: str, fmt) -> str:
+    """The sentence on test accuracy: which arm was ahead in every seed, and why, if either."""
+    gain = (reg["test_acc"] - none["test_acc"]).loc[none.index]          # paired by seed
+    ordered = sorted(gain.abs())
+    low, high = (fmt(v, "points").lstrip("+") for v in (ordered[0], ordered[-1]))
+    by = low if low == high else f"{low} to {high}"
+    fit = (f"training accuracy {fmt(reg['train_acc'].mean(), 'acc')} with it against "
+           f"{fmt(none['train_acc'].mean(), 'acc')} without")
+    if (gain > 0).all():
+        return (f"Test accuracy was higher with augmentation in {seeds} (by {by} points): "
+                "the gap closed from the test side too.")
+    if (gain < 0).all():
+        return (f"Test accuracy was *lower* with augmentation in {seeds} (by {by} points): "
+                f"on this budget the gap closed from the training side ({fit}).")
+    return (f"Test accuracy moved both ways across the seeds ({fit}): this run does not say whether "
+            "augmentation helps at this budget.")
+
+
+def timed_fit(trainer: Trainer) -> float:
+    """Train ``trainer`` to the end, printing nothing; return the run's seconds.
+
+    On a CPU: this process's CPU seconds (training and the per-epoch test evaluations), which the
+    other work of a shared machine does not inflate. On a GPU: the engine's own clock, the sum of
+    its epochs' training seconds (``history()["seconds"]``).
+    """
+    start = time.process_time()
+    trainer.fit(progress=False)
+    if trainer.device.type == "cpu":
+        return time.process_time() - start
+    return float(trainer.history()["seconds"].sum())
 
 
 # Names that moved out of this module with the training engine; old imports keep working.

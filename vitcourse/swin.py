@@ -39,7 +39,7 @@ from vitcourse.cifar import CifarTrainer, Recipe, full_vit_recipe, quick_vit_rec
 from vitcourse.device import cpu_threads
 from vitcourse.measure import counted_macs, median_seconds, peak_tensor_bytes
 from vitcourse.profile import Profile, get_profile
-from vitcourse.vit import Attention, DropPath, Mlp, PatchEmbed
+from vitcourse.vit import Attention, DropPath, Mlp, PatchEmbed, ViTConfig, VisionTransformer
 
 # ----------------------------------------------------------------------------------------------
 # Windows: cut, paste back, shift mask, relative positions
@@ -630,6 +630,88 @@ def _attention_scaling(sides, dim, heads, window, device, repeats, seed, progres
         bar.update()
     bar.close()
     return pd.DataFrame(rows)
+
+
+def forward_macs(config: SwinConfig | ViTConfig) -> int:
+    """Multiply-adds of one image's forward pass of a Swin or ViT built from ``config``.
+
+    Counted by PyTorch's FLOP counter (:func:`vitcourse.measure.counted_macs`) on the
+    ``meta`` device, which allocates and computes nothing, through the explicit
+    attention path (the counter cannot see inside the CPU's fused kernel). Only matrix
+    products count.
+    """
+    if not isinstance(config, (SwinConfig, ViTConfig)):
+        raise TypeError(f"forward_macs wants a SwinConfig or a ViTConfig, "
+                        f"got {type(config).__name__}")
+    side = config.image_size
+    with torch.device("meta"):
+        if isinstance(config, SwinConfig):
+            model = SwinTransformer(config)
+            def forward(x):
+                features, _ = model.forward_features(x, return_weights=True)
+                return model.head(features.mean((1, 2)))       # mean over the map
+        else:
+            model = VisionTransformer(config)
+            def forward(x):
+                tokens, _ = model.forward_features(x, return_weights=True)
+                return model.head(model.pool(tokens))          # CLS token or mean
+        return counted_macs(forward, torch.empty(1, config.in_chans, side, side))
+
+
+def compare_models(runs: dict) -> pd.DataFrame:
+    """One row per trained model: what it costs and what it reached, on the same data and budget.
+
+    ``runs``: {name: (trainer, seconds)} — a finished :class:`vitcourse.cifar.CifarTrainer` (ViT
+    or Swin) and the seconds its run took (:func:`vitcourse.cifar.timed_fit`). Columns:
+    parameters, multiply-adds (one image's forward pass, :func:`forward_macs`), test accuracy,
+    test loss, seconds.
+    """
+    rows = {}
+    for name, (trainer, seconds) in runs.items():
+        history = trainer.history()
+        if history.empty:
+            raise ValueError(f"{name!r} has not finished an epoch: train it (timed_fit) before comparing")
+        rows[name] = {"parameters": sum(p.numel() for p in trainer.model.parameters()),
+                      "multiply-adds": forward_macs(trainer.recipe.model),
+                      "test accuracy": float(history["test_acc"].iloc[-1]),
+                      "test loss": float(history["test_loss"].iloc[-1]), "seconds": float(seconds)}
+    return pd.DataFrame(rows).T.astype({"parameters": int, "multiply-adds": int})
+
+
+def comparison_findings(table: pd.DataFrame, first: str, second: str, n_test: int) -> dict[str, str]:
+    """What :func:`compare_models`' ``table`` shows of ``second`` against ``first``, as sentences:
+    ``"cost"`` (ratios of parameters, multiply-adds and seconds) and ``"accuracy"``.
+
+    The accuracies are one seed each: a difference under two standard errors of the difference
+    of two accuracies on ``n_test`` images is called level; a larger one is reported as this
+    run's, not as the architectures'.
+    """
+    from vitcourse.report import fmt
+
+    a, b = table.loc[first], table.loc[second]
+    ratio = {column: b[column] / a[column] for column in ("parameters", "multiply-adds", "seconds")}
+    cost = (f"{second} has {fmt(ratio['parameters'], 'x')} the parameters of {first}, does "
+            f"{fmt(ratio['multiply-adds'], 'x')} its multiply-adds per image, and its run took "
+            f"{fmt(ratio['seconds'], 'x')} its time.")
+    if ratio["seconds"] > 1.25 * ratio["multiply-adds"]:
+        cost += (f" Per multiply-add {second} was the slower: multiply-adds are not time, and the counter "
+                 "sees only matrix products, not the reshapes, rolls and masks that windows add.")
+    elif ratio["seconds"] * 1.25 < ratio["multiply-adds"]:
+        cost += f" Per multiply-add {first} was the slower."
+    difference = b["test accuracy"] - a["test accuracy"]
+    pa, pb = a["test accuracy"], b["test accuracy"]
+    error = ((pa * (1 - pa) + pb * (1 - pb)) / n_test) ** 0.5
+    points = fmt(abs(difference), "points").lstrip("+")
+    if abs(difference) < 2 * error:
+        accuracy = (f"Their test accuracies differ by {points} points, less than two standard errors "
+                    f"of such a difference on {n_test:,} test images ({fmt(2 * error, 'points').lstrip('+')} "
+                    "points): on this budget the two are level.")
+    else:
+        ahead, behind = (second, first) if difference > 0 else (first, second)
+        accuracy = (f"{ahead} reached a test accuracy {points} points above {behind}'s, more than two "
+                    f"standard errors of such a difference on {n_test:,} test images; with one seed each, "
+                    "that is this run's result, not yet the architectures'.")
+    return {"cost": cost, "accuracy": accuracy}
 
 
 # ----------------------------------------------------------------------------------------------

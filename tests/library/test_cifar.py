@@ -311,3 +311,115 @@ def test_ddp_two_processes_on_gloo(tmp_path):
     # Each process took half of every 32-image batch; the end-of-run check found the replicas identical.
     assert summary["processes"] == 2 and summary["steps"] == 2
     print(f"2-process DDP smoke test: {time.perf_counter() - start:.1f} s")
+
+
+# -- the ablation: no augmentation against crop + flip + label smoothing ------------------------------
+
+def test_the_ablation_arms_differ_in_the_regularisers_only():
+    base = tiny_recipe(crop_padding=2, flip=False, label_smoothing=0.3)
+    arms = cifar.ablation_arms(base)
+    assert list(arms) == [cifar.NO_AUGMENTATION, cifar.CROP_FLIP_SMOOTH]
+    off, on = arms.values()
+    assert (off.crop_padding, off.flip, off.label_smoothing) == (0, False, 0.0)
+    assert (on.crop_padding, on.flip, on.label_smoothing) == (4, True, 0.1)   # the full recipe's
+    regularisers = {"crop_padding", "flip", "label_smoothing", "mixup_alpha", "cutmix_alpha", "mix_prob"}
+    for arm in (off, on):
+        assert (arm.mixup_alpha, arm.cutmix_alpha, arm.mix_prob) == (0.0, 0.0, 0.0)
+        assert {k: v for k, v in vars(arm).items() if k not in regularisers} == \
+            {k: v for k, v in vars(base).items() if k not in regularisers}
+
+
+def test_the_ablation_budget_is_the_same_small_one_in_both_profiles():
+    recipe = cifar.ablation_recipe()
+    assert (recipe.train_subset, recipe.test_subset, recipe.epochs, recipe.batch_size) == (600, 500, 15, 50)
+    assert recipe.model == cifar.QUICK_VIT and recipe.compile is False and recipe.bf16 is False
+    assert cifar.ablation_recipe(epochs=3).epochs == 3
+
+
+def test_evaluate_on_the_test_images_is_the_trainers_own_evaluation():
+    trainer = tiny_trainer()
+    trainer.fit(progress=False)
+    x_test, y_test = trainer.x_test, trainer.y_test
+    loss, accuracy, _ = trainer.evaluate()
+    assert cifar.evaluate_on(trainer, x_test, y_test) == (loss, accuracy)
+    # the arrays as the data sets give them, (N, H, W, 3) uint8, give the same numbers
+    _, _, x_raw, y_raw = random_cifar_like(64, 40, seed=1)
+    assert cifar.evaluate_on(trainer, x_raw, y_raw) == (loss, accuracy)
+    train_loss, train_accuracy = cifar.evaluate_on(trainer, trainer.x_train, trainer.y_train)
+    assert train_loss > 0 and train_accuracy * 64 == round(train_accuracy * 64)
+    assert trainer.x_test is x_test and trainer.y_test is y_test          # put back
+
+
+def test_evaluate_on_refuses_mismatched_labels_and_puts_the_test_set_back_after_a_failure():
+    trainer = tiny_trainer()
+    x_test = trainer.x_test
+    with pytest.raises(ValueError, match="got 64 images but 63 labels; pass one label per image"):
+        cifar.evaluate_on(trainer, trainer.x_train, trainer.y_train[:63])
+    with pytest.raises(ValueError, match=r"expected uint8 colour images \(N, H, W, 3\)"):
+        cifar.evaluate_on(trainer, np.zeros((4, 32, 32, 3), np.float32), np.zeros(4, int))
+    with pytest.raises(ValueError, match=r"labels must be class indices 0\.\.9, got 0\.\.99"):
+        cifar.evaluate_on(trainer, trainer.x_train[:4], torch.tensor([0, 1, 2, 99]))
+    assert trainer.x_test is x_test
+
+
+def test_run_ablation_trains_both_arms_per_seed_and_scores_the_training_images_cleanly():
+    arrays = random_cifar_like(64, 40, seed=1)
+    base = tiny_recipe(epochs=2, warmup_epochs=0.5, mixup_alpha=0.0, cutmix_alpha=0.0, mix_prob=0.0)
+    runs = cifar.run_ablation(base, *arrays, seeds=(0, 1))
+    assert len(runs) == 2 * 2 * 2 and list(runs.columns) == [
+        "arm", "seed", "epoch", "train_loss", "train_acc", "test_loss", "test_acc"]
+    # the last epoch of a run is that recipe's own run, scored with evaluate_on on its training images
+    trainer = CifarTrainer(replace(cifar.ablation_arms(base)[cifar.CROP_FLIP_SMOOTH], seed=1), *arrays)
+    trainer.fit(progress=False)
+    row = runs.set_index(["arm", "seed", "epoch"]).loc[(cifar.CROP_FLIP_SMOOTH, 1, 2)]
+    assert (row["train_loss"], row["train_acc"]) == cifar.evaluate_on(trainer, trainer.x_train, trainer.y_train)
+    assert (row["test_loss"], row["test_acc"]) == trainer.evaluate()[:2]
+    summary = cifar.ablation_summary(runs)
+    last = runs[runs["epoch"] == 2]
+    for arm, part in last.groupby("arm"):
+        gaps = part["test_loss"] - part["train_loss"]
+        assert summary.loc[arm, "gap"] == pytest.approx(gaps.mean())
+        assert (summary.loc[arm, "gap_min"], summary.loc[arm, "gap_max"]) == (gaps.min(), gaps.max())
+    with pytest.raises(ValueError, match="at least one seed"):
+        cifar.run_ablation(base, *arrays, seeds=())
+
+
+def _ablation_table(gaps: dict, test_acc: dict, train_acc: dict) -> "pd.DataFrame":
+    """A run_ablation table's last epoch: one row per (arm, seed), training loss 1.0."""
+    import pandas as pd
+
+    rows = [{"arm": arm, "seed": seed, "epoch": 5, "train_loss": 1.0, "test_loss": 1.0 + gap,
+             "train_acc": train_acc[arm], "test_acc": test_acc[arm][seed]}
+            for arm in gaps for seed, gap in enumerate(gaps[arm])]
+    return pd.DataFrame(rows + [{**rows[0], "epoch": 1, "test_loss": 9.0}])   # an earlier epoch is ignored
+
+
+def test_ablation_findings_claim_only_what_every_seed_shows():
+    none, reg = cifar.NO_AUGMENTATION, cifar.CROP_FLIP_SMOOTH
+    runs = _ablation_table({none: [0.4, 0.45], reg: [0.1, 0.08]}, {none: [0.55, 0.54], reg: [0.50, 0.51]},
+                           {none: 0.7, reg: 0.52})
+    said = cifar.ablation_findings(runs)
+    assert said["gap"].startswith("In each of the 2 seeds the gap between test and training loss was larger "
+                                  "without augmentation (0.400 to 0.450) than with crop, flip and label "
+                                  "smoothing (0.080 to 0.100)")
+    assert said["test"].startswith("Test accuracy was *lower* with augmentation in each of the 2 seeds "
+                                   "(by 3.0 to 5.0 points)")
+    assert "training accuracy 0.520 with it against 0.700 without" in said["test"]
+    overlapping = _ablation_table({none: [0.4, 0.1], reg: [0.2, 0.3]}, {none: [0.5, 0.5], reg: [0.6, 0.4]},
+                                  {none: 0.7, reg: 0.6})
+    said = cifar.ablation_findings(overlapping)
+    assert "overlap" in said["gap"] and "does not separate" in said["gap"]
+    assert "moved both ways" in said["test"] and "does not say" in said["test"]
+    better = _ablation_table({none: [0.4], reg: [0.5]}, {none: [0.5], reg: [0.53]}, {none: 0.7, reg: 0.6})
+    said = cifar.ablation_findings(better)
+    assert said["gap"].startswith("In the one seed the gap was larger *with*")
+    assert said["test"].startswith("Test accuracy was higher with augmentation in the one seed (by 3.0 points)")
+    with pytest.raises(ValueError, match="not a run_ablation table: no column test_acc"):
+        cifar.ablation_findings(runs.drop(columns="test_acc"))
+
+
+def test_timed_fit_trains_to_the_end_and_returns_cpu_seconds_on_a_cpu(monkeypatch):
+    trainer = tiny_trainer()
+    clock = iter([10.0, 12.5])
+    monkeypatch.setattr(cifar.time, "process_time", lambda: next(clock))
+    assert cifar.timed_fit(trainer) == 2.5 and trainer.step == trainer.total_steps

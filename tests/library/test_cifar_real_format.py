@@ -154,6 +154,21 @@ def test_chapter6_training_and_tables_run_on_the_real_data(real):
     assert run_label(real.name, "cpu", Profile("quick", "test")) == "profile=quick · device=cpu · data=cifar10"
 
 
+def test_chapter6_ablation_and_chapter9_comparison_run_on_the_real_data(real):
+    from vitcourse.cifar import ablation_findings, ablation_recipe, run_ablation, timed_fit
+    from vitcourse.swin import SwinTrainer, compare_models, comparison_findings, quick_swin_recipe
+
+    runs = run_ablation(ablation_recipe(**TINY), *real.arrays(), seeds=(0,))
+    assert len(runs) == 2 and set(runs["epoch"]) == {1}
+    said = ablation_findings(runs)
+    assert set(said) == {"gap", "test"} and "the one seed" in said["gap"] + said["test"]
+    swin = SwinTrainer(quick_swin_recipe(**TINY), *real.arrays())
+    vit = CifarTrainer(quick_recipe(**TINY), *real.arrays())
+    table = compare_models({"ViT": (vit, timed_fit(vit)), "Swin": (swin, timed_fit(swin))})
+    said = comparison_findings(table, "ViT", "Swin", n_test=100)
+    assert said["cost"].startswith("Swin has ") and "100 test images" in said["accuracy"]
+
+
 def test_deit_measurements_run_on_the_real_data(real):
     from vitcourse.deit import (DistillationTrainer, ModelTrainer, freeze, learned_token_similarity,
                                 locality_ratio, paired_gain, recipe_for, teacher_for,
@@ -368,7 +383,15 @@ def _measured(data) -> dict:
         trainer=SimpleNamespace(step=3_072), seeds=[0, 1], seed_gains=[0.021, -0.004],
         gain_met=False, teacher_train_acc=0.8, teacher_acc=0.6, deit_acc=0.45, runs={"soft": {}},
         pulled=False, trained="trained",
-        similarity=pd.DataFrame({"trained": [0.1, 0.95]}, index=["input", "output"]))
+        similarity=pd.DataFrame({"trained": [0.1, 0.95]}, index=["input", "output"]),
+        ablation=pd.DataFrame([{"arm": arm, "seed": seed, "epoch": 15, "train_loss": loss, "test_loss": 1.4,
+                                "train_acc": 0.6, "test_acc": 0.5}
+                               for arm, loss in (("no augmentation", 0.9), ("crop + flip + smoothing", 1.3))
+                               for seed in (0, 1)]),
+        comparison=pd.DataFrame({"parameters": [200_000, 140_000], "multiply-adds": [3_700_000, 3_600_000],
+                                 "test accuracy": [0.6, 0.6], "test loss": [1.2, 1.2], "seconds": [20.0, 29.0]},
+                                index=["ViT (chapter 6)", "Swin"]),
+        n_test=2_000)
 
 
 def _run_text_cells(data) -> dict[str, str]:

@@ -330,3 +330,66 @@ def test_swin_trainer_trains_checkpoints_and_refuses_a_vit_recipe(tmp_path):
     assert fresh.evaluate()[1] == trainer.evaluate()[1] and fresh.step == 2
     with pytest.raises(ValueError, match="wants recipe.model to be a SwinConfig, got ViTConfig"):
         SwinTrainer(quick_recipe(), *arrays)
+
+
+# ---------------------------------------------------------------------------------------------
+# Swin against the ViT: counts, the comparison table, what it says
+# ---------------------------------------------------------------------------------------------
+
+def test_forward_macs_agree_with_the_vit_formula_and_the_swin_paper():
+    from vitcourse import costs
+    from vitcourse.cifar import CIFAR_VIT, QUICK_VIT
+    from vitcourse.swin import forward_macs
+
+    for config in (QUICK_VIT, CIFAR_VIT):
+        assert forward_macs(config) == costs.forward_flops(config) // 2
+    assert round(forward_macs(swin_config("T")) / 1e9, 1) == 4.5
+    with pytest.raises(TypeError, match="wants a SwinConfig or a ViTConfig, got dict"):
+        forward_macs({"dim": 64})
+
+
+def test_compare_models_on_the_same_data_and_budget():
+    from vitcourse.cifar import CifarTrainer, timed_fit
+    from vitcourse.swin import compare_models, forward_macs
+
+    arrays = random_cifar_like(64, 32)
+    recipe = quick_swin_recipe(epochs=1, batch_size=32, warmup_epochs=0.5, train_subset=64, test_subset=32)
+    swin = SwinTrainer(recipe, *arrays)
+    vit = CifarTrainer(quick_recipe(**{k: getattr(recipe, k) for k in
+                                      ("epochs", "batch_size", "warmup_epochs", "train_subset", "test_subset")}),
+                       *arrays)
+    with pytest.raises(ValueError, match="'ViT' has not finished an epoch"):
+        compare_models({"ViT": (vit, 1.0)})
+    table = compare_models({"ViT": (vit, timed_fit(vit)), "Swin": (swin, timed_fit(swin))})
+    assert list(table.columns) == ["parameters", "multiply-adds", "test accuracy", "test loss", "seconds"]
+    assert table.loc["Swin", "parameters"] == count_parameters(swin.model)
+    assert table.loc["ViT", "multiply-adds"] == forward_macs(vit.recipe.model)
+    assert table.loc["Swin", "test accuracy"] == swin.evaluate()[1]
+    assert (table["seconds"] > 0).all()
+
+
+def _table(acc_a, acc_b, seconds_b, macs_b=100):
+    import pandas as pd
+
+    return pd.DataFrame({"parameters": [1000, 700], "multiply-adds": [100, macs_b],
+                         "test accuracy": [acc_a, acc_b], "test loss": [1.0, 1.0], "seconds": [10.0, seconds_b]},
+                        index=["ViT", "Swin"])
+
+
+def test_comparison_findings_state_ratios_and_call_a_small_difference_level():
+    from vitcourse.swin import comparison_findings
+
+    said = comparison_findings(_table(0.597, 0.596, 14.0), "ViT", "Swin", n_test=2_000)
+    assert said["cost"].startswith("Swin has 0.7× the parameters of ViT, does 1.0× its multiply-adds per "
+                                   "image, and its run took 1.4× its time.")
+    assert "Per multiply-add Swin was the slower" in said["cost"]
+    # two standard errors of a difference of two accuracies near 0.6 on 2,000 images: 3.1 points
+    assert said["accuracy"] == ("Their test accuracies differ by 0.1 points, less than two standard errors of "
+                                "such a difference on 2,000 test images (3.1 points): on this budget the two "
+                                "are level.")
+    said = comparison_findings(_table(0.50, 0.60, 10.0), "ViT", "Swin", n_test=2_000)
+    assert said["accuracy"].startswith("Swin reached a test accuracy 10.0 points above ViT's")
+    assert "one seed each" in said["accuracy"] and "Per multiply-add" not in said["cost"]
+    said = comparison_findings(_table(0.60, 0.50, 10.0, macs_b=200), "ViT", "Swin", n_test=2_000)
+    assert said["accuracy"].startswith("ViT reached a test accuracy 10.0 points above Swin's")
+    assert said["cost"].endswith("Per multiply-add ViT was the slower.")
