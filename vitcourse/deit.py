@@ -19,6 +19,7 @@ the classification task with another model and another loss. :class:`Distillatio
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Callable
 
@@ -389,21 +390,43 @@ def freeze(model: nn.Module) -> nn.Module:
 # Training: the classification task with another model and another loss
 # ----------------------------------------------------------------------------------------------
 
-class DistillationTask(ClassificationTask):
-    """Train a :class:`DistilledViT` against a frozen ``teacher``: classification with another loss.
+class LabelTask(ClassificationTask):
+    """The classification task, tested on the test images after every epoch, or after the last one only.
+
+    ``test_every_epoch=False`` leaves ``test_loss`` and ``test_acc`` empty (NaN) in every row of the
+    history but the last: on a CPU, scoring 2,000 test images after each of many short epochs costs
+    a quarter of a small ViT's training and half of a CNN's, for a curve nobody reads.
+    """
+
+    def __init__(self, build_model: Callable[[], nn.Module], normalize: Callable[[torch.Tensor], torch.Tensor], *,
+                 test_every_epoch: bool = True):
+        super().__init__(build_model, normalize)
+        self.test_every_epoch = test_every_epoch
+
+    def epoch_row(self, trainer: Trainer, sums: dict[str, torch.Tensor], steps: int) -> dict:
+        if self.test_every_epoch or trainer.step >= trainer.total_steps:
+            return super().epoch_row(trainer, sums, steps)
+        return {"train_loss": float(sums["loss"] / steps), "test_loss": math.nan, "test_acc": math.nan}
+
+
+class DistillationTask(LabelTask):
+    """Train a student against a frozen ``teacher``: classification with another loss.
 
     Each step the teacher sees the same augmented batch as the student (under ``no_grad``), and
     :func:`distillation_loss` with ``mode``, ``tau`` and ``alpha`` replaces the plain
-    cross-entropy; the CLS head's term uses the recipe's (smoothed, mixed) targets. Evaluation
-    scores the eval-mode output, the average of the two heads; :meth:`evaluate_heads` scores
-    each head on its own.
+    cross-entropy; the CLS head's term uses the recipe's (smoothed, mixed) targets. The student is
+    a :class:`DistilledViT` (its distillation head learns the teacher), or any model with one head
+    (a plain ViT: the same loss with both terms on its CLS head, the DeiT paper's ablation without
+    a distillation token). Evaluation scores the eval-mode output (a DistilledViT's average of both
+    heads); :meth:`evaluate_heads` scores each head on its own.
     """
 
     def __init__(self, teacher: nn.Module, normalize: Callable[[torch.Tensor], torch.Tensor], *,
-                 build_model: Callable[[], nn.Module], mode: str = "hard", tau: float = 1.0, alpha: float = 0.5):
+                 build_model: Callable[[], nn.Module], mode: str = "hard", tau: float = 1.0, alpha: float = 0.5,
+                 test_every_epoch: bool = True):
         if mode not in DISTILLATION_MODES:
             raise ValueError(f"mode must be 'hard' or 'soft', got {mode!r}")
-        super().__init__(build_model, normalize)
+        super().__init__(build_model, normalize, test_every_epoch=test_every_epoch)
         self.teacher, self.mode, self.tau, self.alpha = teacher, mode, tau, alpha
 
     def build(self, trainer: Trainer) -> nn.Module:
@@ -413,36 +436,62 @@ class DistillationTask(ClassificationTask):
 
     def loss(self, trainer: Trainer, images: torch.Tensor,
              targets: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The teacher sees the student's augmented batch; the loss is DeiT's."""
+        """The teacher sees the student's augmented batch; the loss is DeiT's.
+
+        A student with one head (a tensor, not a pair) gets both terms on that head.
+        """
         with torch.no_grad():
             teacher_logits = self.teacher(images)
-        cls_logits, dist_logits = trainer.network(images)
+        output = trainer.network(images)
+        cls_logits, dist_logits = output if isinstance(output, tuple) else (output, output)
         loss = distillation_loss(cls_logits, dist_logits, targets, teacher_logits,
                                  self.mode, self.tau, self.alpha)
         return {"loss": loss}
 
-    @torch.inference_mode()
     def evaluate_heads(self, trainer: Trainer, batch_size: int = 1000) -> pd.DataFrame:
-        """Test accuracy of the CLS head, the distillation head and their average (rows), and
-        how often each agrees with the teacher's prediction (columns), on this process's share
-        of the test images (all of them when running alone)."""
-        trainer.model.eval()
-        right = {"CLS head": 0, "distillation head": 0, "average of both": 0, "teacher": 0}
-        agree, seen = dict.fromkeys(right, 0), 0
-        for images, labels in self.test_batches(trainer, batch_size):
-            with trainer.autocast():
-                cls_logits, dist_logits = trainer.model.forward_heads(images)
-                teacher = self.teacher(images).argmax(-1)
-            for name, logits in (("CLS head", cls_logits), ("distillation head", dist_logits),
-                                 ("average of both", (cls_logits + dist_logits) / 2)):    # as forward() does
-                predicted = logits.argmax(-1)
-                right[name] += int((predicted == labels).sum())
-                agree[name] += int((predicted == teacher).sum())
-            right["teacher"] += int((teacher == labels).sum())
-            agree["teacher"] += len(labels)
-            seen += len(labels)
-        return pd.DataFrame({"test accuracy": {k: v / seen for k, v in right.items()},
-                             "agrees with teacher": {k: v / seen for k, v in agree.items()}})
+        """:func:`evaluate_heads` of ``trainer`` against this task's teacher."""
+        return evaluate_heads(trainer, self.teacher, batch_size)
+
+
+def head_logits(model: nn.Module, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Each head's logits (B, K) on normalised images (B, C, H, W), by name.
+
+    A :class:`DistilledViT` has three readings: ``"CLS head"``, ``"distillation head"`` and
+    ``"average of both"`` (what ``forward`` gives in eval mode); any other classifier one,
+    ``"CLS head"`` (its output).
+    """
+    if not isinstance(model, DistilledViT):
+        return {"CLS head": model(images)}
+    cls_logits, dist_logits = model.forward_heads(images)
+    return {"CLS head": cls_logits, "distillation head": dist_logits,
+            "average of both": (cls_logits + dist_logits) / 2}      # as forward() does
+
+
+@torch.inference_mode()
+def evaluate_heads(trainer: Trainer, teacher: nn.Module, batch_size: int = 1000) -> pd.DataFrame:
+    """Test accuracy of each head of ``trainer.model`` (rows: :func:`head_logits`, then ``"teacher"``)
+    and how often each agrees with the teacher's prediction (columns), on this process's share of
+    the test images (all of them when running alone). ``trainer`` is any classification trainer
+    (its task gives the test batches); ``teacher`` maps the same normalised images to logits."""
+    trainer.model.eval()
+    teacher.eval()
+    right: dict[str, int] = {}
+    agree: dict[str, int] = {}
+    seen = 0
+    for images, labels in trainer.task.test_batches(trainer, batch_size):
+        with trainer.autocast():
+            heads = head_logits(trainer.model, images)
+            heads["teacher"] = teacher(images)
+        decided = heads["teacher"].argmax(-1)
+        for name, logits in heads.items():
+            predicted = logits.argmax(-1)
+            right[name] = right.get(name, 0) + int((predicted == labels).sum())
+            agree[name] = agree.get(name, 0) + int((predicted == decided).sum())
+        seen += len(labels)
+    if not seen:
+        raise ValueError("evaluate_heads found no test images: give the trainer x_test and y_test")
+    return pd.DataFrame({"test accuracy": {k: v / seen for k, v in right.items()},
+                         "agrees with teacher": {k: v / seen for k, v in agree.items()}})
 
 
 class ModelTrainer(CifarTrainer):
@@ -451,21 +500,30 @@ class ModelTrainer(CifarTrainer):
     ``build_model()`` must return a module mapping normalised images (B, 3, 32, 32) to logits
     (B, K); it is called after ``torch.manual_seed(recipe.seed + rank)``, just as the plain
     trainer builds its ViT, so the same seed gives the same initial weights.
+    ``test_every_epoch``: as in :class:`LabelTask`.
     """
 
     def __init__(self, recipe: Recipe, build_model: Callable[[], nn.Module], x_train, y_train, x_test, y_test,
-                 dist_info: Dist | None = None):
-        super().__init__(recipe, x_train, y_train, x_test, y_test, dist_info, build_model=build_model)
+                 dist_info: Dist | None = None, *, test_every_epoch: bool = True):
+        task = LabelTask(build_model, normalize, test_every_epoch=test_every_epoch)
+        super().__init__(recipe, x_train, y_train, x_test, y_test, dist_info, task=task)
 
 
 class DistillationTrainer(CifarTrainer):
-    """The engine with :class:`DistillationTask`: a :class:`DistilledViT` of ``recipe.model`` learns
-    from the frozen ``teacher`` (``mode``, ``tau``, ``alpha`` as in :func:`distillation_loss`)."""
+    """The engine with :class:`DistillationTask`: a student of ``recipe.model`` learns from the frozen
+    ``teacher`` (``mode``, ``tau``, ``alpha`` as in :func:`distillation_loss`).
+
+    ``token=True``: the student is a :class:`DistilledViT`, its distillation head learns the
+    teacher. ``token=False``: a plain :class:`~vitcourse.vit.VisionTransformer`, the same loss with
+    both terms on its one CLS head. ``test_every_epoch``: as in :class:`LabelTask`.
+    """
 
     def __init__(self, recipe: Recipe, teacher: nn.Module, x_train, y_train, x_test, y_test, *,
-                 mode: str = "hard", tau: float = 1.0, alpha: float = 0.5, dist_info: Dist | None = None):
-        task = DistillationTask(teacher, normalize, build_model=lambda: DistilledViT(recipe.model),
-                                mode=mode, tau=tau, alpha=alpha)
+                 mode: str = "hard", tau: float = 1.0, alpha: float = 0.5, token: bool = True,
+                 test_every_epoch: bool = True, dist_info: Dist | None = None):
+        student = DistilledViT if token else VisionTransformer
+        task = DistillationTask(teacher, normalize, build_model=lambda: student(recipe.model), mode=mode, tau=tau,
+                                alpha=alpha, test_every_epoch=test_every_epoch)
         super().__init__(recipe, x_train, y_train, x_test, y_test, dist_info, task=task)
 
     @property
@@ -474,8 +532,59 @@ class DistillationTrainer(CifarTrainer):
         return self.task.teacher
 
     def evaluate_heads(self, batch_size: int = 1000) -> pd.DataFrame:
-        """:meth:`DistillationTask.evaluate_heads` of this run."""
+        """:func:`evaluate_heads` of this run against its teacher."""
         return self.task.evaluate_heads(self, batch_size)
+
+
+# ----------------------------------------------------------------------------------------------
+# The ablation: which of the token and the loss does the work
+# ----------------------------------------------------------------------------------------------
+
+# The DeiT paper's ablation, on one teacher, seeds and budget: name → what the student is.
+ABLATION = {
+    "(a) no distillation": "plain ViT, labels only",
+    "(b) distilled CLS head": "plain ViT, the distillation loss on its CLS head",
+    "(c) CLS + DIST tokens": "DistilledViT, the distillation head learns the teacher",
+}
+
+
+def train_ablation(recipe: Recipe, teacher: nn.Module, arrays, seeds, settings: dict, *,
+                   report: Callable[[str], None] | None = print) -> dict[tuple[int, str], CifarTrainer]:
+    """Train the three :data:`ABLATION` students with each seed: ``(seed, variant) → trainer``.
+
+    Every student has ``recipe`` with ``seed`` replaced, the same images (``arrays``: x_train,
+    y_train, x_test, y_test), and is tested once, after its last epoch. (b) and (c) learn from the
+    frozen ``teacher`` with ``settings`` (``mode``, ``tau``, ``alpha``); they differ only in the
+    distillation token and its head. ``report`` gets one line per finished run (None: silent).
+    """
+    trainers = {}
+    for seed in seeds:
+        seeded = replace(recipe, seed=seed)
+        for variant in ABLATION:
+            if variant.startswith("(a)"):
+                trainer = ModelTrainer(seeded, lambda: VisionTransformer(seeded.model), *arrays,
+                                       test_every_epoch=False)
+            else:
+                trainer = DistillationTrainer(seeded, teacher, *arrays, token=variant.startswith("(c)"),
+                                              test_every_epoch=False, **settings)
+            trainer.fit(progress=False)
+            trainers[seed, variant] = trainer
+            if report:
+                report(f"{variant}, seed {seed}: test accuracy {trainer.history()['test_acc'].iloc[-1]:.3f}")
+    return trainers
+
+
+def ablation_table(trainers: dict[tuple[int, str], CifarTrainer], teacher: nn.Module) -> pd.DataFrame:
+    """Test accuracy and agreement with the teacher of every head of every variant, averaged over
+    the seeds: rows ``(variant, head)`` (``"teacher"`` last), columns as :func:`evaluate_heads`."""
+    if not trainers:
+        raise ValueError("ablation_table needs trained runs: pass train_ablation(...)'s result")
+    per_run = []
+    for (_, variant), trainer in trainers.items():
+        heads = evaluate_heads(trainer, teacher)
+        per_run.append(pd.concat({variant: heads.drop(index="teacher")}, names=["variant", "head"]))
+    teacher_row = pd.concat({"teacher": heads.loc[["teacher"]]}, names=["variant", "head"])
+    return pd.concat([*per_run, teacher_row]).groupby(level=["variant", "head"], sort=False).mean()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -575,10 +684,11 @@ def size_table() -> pd.DataFrame:
     return table.rename_axis("model")
 
 
-__all__ = ["DISTILLATION_MODES", "CifarCNN", "DistillationTask", "DistillationTrainer", "DistilledViT", "ModelTrainer",
-           "REFERENCE", "deit_config", "distillation_loss", "distillation_runs", "distilled_param_count", "freeze",
-           "learned_token_similarity", "locality_ratio", "paired_gain", "reference_table", "size_table",
-           "student_recipe_for", "teacher_for", "teacher_recipe_for", "token_similarity"]
+__all__ = ["DISTILLATION_MODES", "CifarCNN", "DistillationTask", "DistillationTrainer", "DistilledViT", "LabelTask",
+           "ModelTrainer", "REFERENCE", "deit_config", "distillation_loss", "distillation_runs", "distilled_param_count",
+           "evaluate_heads", "freeze", "head_logits", "learned_token_similarity", "locality_ratio", "paired_gain",
+           "reference_table", "size_table", "student_recipe_for", "teacher_for", "teacher_recipe_for",
+           "token_similarity"]
 
 # The students' recipe factory had another spelling before; old imports keep working.
 __getattr__ = forward_moved_names(__name__, {"recipe_for": "vitcourse.deit:student_recipe_for"})
