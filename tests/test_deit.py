@@ -7,12 +7,13 @@ from dataclasses import replace
 import pytest
 import torch
 import torch.nn.functional as F
+import pandas as pd
 
 from vitcourse import cifar
 from vitcourse.cifar import Recipe, normalize, random_cifar_like, smooth_targets, to_unit_float
 from vitcourse.costs import param_count
-from vitcourse.deit import (ABLATION, QUICK_TRAIN_IMAGES, CifarCNN, DistillationTask, DistillationTrainer,
-                            DistilledViT, ModelTrainer, ablation_table, deit_config, distillation_loss,
+from vitcourse.deit import (ABLATION, QUICK_BATCH, QUICK_TRAIN_IMAGES, CifarCNN, DistillationTask, DistillationTrainer,
+                            DistilledViT, ModelTrainer, ablation_figure, ablation_table, deit_config, distillation_loss,
                             distillation_runs, distilled_param_count, evaluate_heads, head_logits,
                             learned_token_similarity, locality_ratio, paired_gain, recipe_for, reference_table,
                             size_table, teacher_for, teacher_recipe_for, token_similarity, train_ablation)
@@ -277,6 +278,7 @@ def test_distillation_trainer_checks_the_mode():
 # -- the ablation: the same loss with and without the distillation token ---------------------------
 
 CPU = cifar.Dist(device=torch.device("cpu"))
+ABLATION_NAMES = list(ABLATION)
 
 
 def test_tested_after_the_last_epoch_only_leaves_the_other_rows_empty():
@@ -370,6 +372,27 @@ def test_ablation_trains_three_students_per_seed_and_averages_their_heads():
         ablation_table({}, teacher)
 
 
+def test_ablation_figure_draws_every_head_and_every_layer():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    index = pd.MultiIndex.from_tuples([(ABLATION_NAMES[0], "CLS head"), (ABLATION_NAMES[2], "CLS head"),
+                                       (ABLATION_NAMES[2], "distillation head"), ("teacher", "teacher")],
+                                      names=["variant", "head"])
+    results = pd.DataFrame({"test accuracy": [0.5, 0.6, 0.55, 0.8], "agrees with teacher": [0.6, 0.7, 0.75, 1.0]},
+                           index=index)
+    similarity = pd.DataFrame({"(c) trained": [0.1, 0.9, 0.95]}, index=["input", "block 1", "output"])
+    fig = ablation_figure(results, similarity)
+    left, right = fig.axes
+    heights = sorted(round(bar.get_height(), 2) for bar in left.patches)
+    assert heights == [0.5, 0.55, 0.6, 0.6, 0.7, 0.75]                     # the teacher is a line, not bars
+    assert [t.get_text() for t in left.get_xticklabels()] == ["(a) CLS", "(c) CLS", "(c) distillation"]
+    assert left.get_ylim()[0] == pytest.approx(0.4) and left.lines[0].get_ydata()[0] == 0.8
+    assert [t.get_text() for t in right.get_xticklabels()] == ["input", "block 1", "output"]
+    assert right.lines[-1].get_ydata()[0] == 0.93                           # the paper's mark at the output
+    matplotlib.pyplot.close(fig)
+
+
 # -- the recipes and the paired comparison ----------------------------------------------------------
 
 QUICK, FULL = Profile("quick", "test"), Profile("full", "test")
@@ -379,8 +402,9 @@ def test_quick_students_are_data_limited_and_the_teacher_trains_longer_on_the_sa
     student, teacher = recipe_for(QUICK), teacher_recipe_for(QUICK)
     assert student.train_subset == teacher.train_subset == QUICK_TRAIN_IMAGES < cifar.quick_recipe().train_subset
     assert teacher.epochs > student.epochs > cifar.quick_recipe().epochs
+    assert student.batch_size == QUICK_BATCH < cifar.quick_recipe().batch_size      # more steps per image
     # everything else is chapter 6's quick recipe
-    assert replace(student, epochs=3, train_subset=10_000) == cifar.quick_recipe()
+    assert replace(student, epochs=3, train_subset=10_000, batch_size=128) == cifar.quick_recipe()
     assert replace(teacher, epochs=student.epochs) == student
     assert recipe_for(QUICK, seed=4).seed == 4 and teacher_recipe_for(QUICK, epochs=2).epochs == 2
     assert isinstance(teacher_for(QUICK), CifarCNN)
@@ -391,9 +415,9 @@ def test_full_recipes_are_chapter_6s_run_and_a_60_epoch_teacher():
     assert teacher_recipe_for(FULL) == cifar.full_recipe(epochs=60, warmup_epochs=3.0)
 
 
-def test_distillation_runs_lead_with_soft_in_quick_and_hard_in_full():
+def test_distillation_runs_are_soft_in_quick_and_hard_in_full():
     quick, full = distillation_runs(QUICK), distillation_runs(FULL)
-    assert list(quick) == ["soft"] and list(full) == ["hard", "soft"]
+    assert list(quick) == ["soft"] and list(full) == ["hard"]
     assert quick["soft"] == {"mode": "soft", "tau": 2.0, "alpha": 0.7}
     for runs in (quick, full):                                   # each is a valid DistillationTrainer call
         for name, settings in runs.items():
