@@ -407,7 +407,8 @@ def test_the_run_dependent_sentences_read_true_on_the_real_data(real):
     assert glued["loss_verdict"] == "more than two standard errors above zero"
     assert glued["token_verdict"].startswith("within two standard errors of zero: this run cannot tell")
     assert glued["token_note"].startswith("So this quick run cannot separate (b) from (c)")
-    assert glued["summary_note"] == "(c) gained +0.9 points over (a); whether the token adds to the loss, it cannot tell."
+    assert glued["summary_note"] == ("(c) gained +0.9 points over (a); "
+                                     "whether the token adds to the loss, it cannot tell.")
     assert glued["agree_note"] == "about as often as (within one point of)"
     assert "second CLS token" in glued["copy_note"]
     assert glued["knn_note"].startswith("That is a gain of at least 5 points")

@@ -4,19 +4,20 @@ import copy
 import math
 from dataclasses import replace
 
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
-import pandas as pd
 
 from vitcourse import cifar
 from vitcourse.cifar import Recipe, normalize, random_cifar_like, smooth_targets, to_unit_float
 from vitcourse.costs import param_count
-from vitcourse.deit import (ABLATION, QUICK_BATCH, QUICK_TRAIN_IMAGES, CifarCNN, DistillationTask, DistillationTrainer,
-                            DistilledViT, ModelTrainer, ablation_figure, ablation_table, deit_config, distillation_loss,
-                            distillation_runs, distilled_param_count, evaluate_heads, head_logits,
-                            learned_token_similarity, locality_ratio, paired_gain, recipe_for, reference_table,
-                            size_table, teacher_for, teacher_recipe_for, token_similarity, train_ablation)
+from vitcourse.deit import (ABLATION, QUICK_BATCH, QUICK_TRAIN_IMAGES, CifarCNN, DistillationTask,
+                            DistillationTrainer, DistilledViT, ModelTrainer, ablation_figure, ablation_table,
+                            deit_config, distillation_loss, distillation_runs, distilled_param_count,
+                            evaluate_heads, head_logits, learned_token_similarity, locality_ratio, paired_gain,
+                            recipe_for, reference_table, size_table, teacher_for, teacher_recipe_for,
+                            token_similarity, train_ablation)
 from vitcourse.profile import Profile
 from vitcourse.first_vit import count_parameters
 from vitcourse.vit import ViTConfig, VisionTransformer
@@ -344,8 +345,9 @@ def test_evaluate_heads_scores_a_plain_vit_against_any_teacher_by_hand():
     images = normalize(to_unit_float(trainer.x_test))
     with torch.no_grad():
         mine, theirs = trainer.model.eval()(images).argmax(-1), teacher(images).argmax(-1)
-    assert heads.loc["CLS head", "test accuracy"] == pytest.approx((mine == trainer.y_test).float().mean().item())
-    assert heads.loc["CLS head", "agrees with teacher"] == pytest.approx((mine == theirs).float().mean().item())
+    share = lambda same: same.float().mean().item()  # noqa: E731
+    assert heads.loc["CLS head", "test accuracy"] == pytest.approx(share(mine == trainer.y_test))
+    assert heads.loc["CLS head", "agrees with teacher"] == pytest.approx(share(mine == theirs))
     assert heads.loc["teacher", "agrees with teacher"] == 1.0
 
 
@@ -363,7 +365,8 @@ def test_ablation_trains_three_students_per_seed_and_averages_their_heads():
     table = ablation_table(trainers, teacher)
     assert table.index.names == ["variant", "head"]
     assert list(table.index) == [("(a) no distillation", "CLS head"), ("(b) distilled CLS head", "CLS head"),
-                                 ("(c) CLS + DIST tokens", "CLS head"), ("(c) CLS + DIST tokens", "distillation head"),
+                                 ("(c) CLS + DIST tokens", "CLS head"),
+                                 ("(c) CLS + DIST tokens", "distillation head"),
                                  ("(c) CLS + DIST tokens", "average of both"), ("teacher", "teacher")]
     runs = [evaluate_heads(trainers[s, "(c) CLS + DIST tokens"], teacher) for s in (0, 1)]
     mean = (runs[0].loc["distillation head"] + runs[1].loc["distillation head"]) / 2
@@ -379,8 +382,8 @@ def test_ablation_figure_draws_every_head_and_every_layer():
     index = pd.MultiIndex.from_tuples([(ABLATION_NAMES[0], "CLS head"), (ABLATION_NAMES[2], "CLS head"),
                                        (ABLATION_NAMES[2], "distillation head"), ("teacher", "teacher")],
                                       names=["variant", "head"])
-    results = pd.DataFrame({"test accuracy": [0.5, 0.6, 0.55, 0.8], "agrees with teacher": [0.6, 0.7, 0.75, 1.0]},
-                           index=index)
+    results = pd.DataFrame({"test accuracy": [0.5, 0.6, 0.55, 0.8],
+                            "agrees with teacher": [0.6, 0.7, 0.75, 1.0]}, index=index)
     similarity = pd.DataFrame({"(c) trained": [0.1, 0.9, 0.95]}, index=["input", "block 1", "output"])
     fig = ablation_figure(results, similarity)
     left, right = fig.axes
@@ -405,7 +408,7 @@ def test_quick_students_are_data_limited_and_the_teacher_trains_longer_on_the_sa
     assert student.batch_size == QUICK_BATCH < cifar.quick_recipe().batch_size      # more steps per image
     # everything else is chapter 6's quick recipe
     assert replace(student, epochs=3, train_subset=10_000, batch_size=128) == cifar.quick_recipe()
-    assert replace(teacher, epochs=student.epochs) == student
+    assert replace(teacher, epochs=student.epochs, batch_size=QUICK_BATCH) == student
     assert recipe_for(QUICK, seed=4).seed == 4 and teacher_recipe_for(QUICK, epochs=2).epochs == 2
     assert isinstance(teacher_for(QUICK), CifarCNN)
 
