@@ -389,7 +389,7 @@ def test_ablation_figure_draws_every_head_and_every_layer():
     left, right = fig.axes
     heights = sorted(round(bar.get_height(), 2) for bar in left.patches)
     assert heights == [0.5, 0.55, 0.6, 0.6, 0.7, 0.75]                     # the teacher is a line, not bars
-    assert [t.get_text() for t in left.get_xticklabels()] == ["(a) CLS", "(c) CLS", "(c) distillation"]
+    assert [t.get_text() for t in left.get_xticklabels()] == ["(a) CLS", "(c) CLS", "(c) DIST"]
     assert left.get_ylim()[0] == pytest.approx(0.4) and left.lines[0].get_ydata()[0] == 0.8
     assert [t.get_text() for t in right.get_xticklabels()] == ["input", "block 1", "output"]
     assert right.lines[-1].get_ydata()[0] == 0.93                           # the paper's mark at the output

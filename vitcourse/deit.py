@@ -610,8 +610,8 @@ def ablation_figure(results: pd.DataFrame, similarity: pd.DataFrame, *, paper_ou
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(8.0, 3.6), gridspec_kw={"width_ratios": [1.15, 1]})
     heads = results.drop(index="teacher", level="variant")
-    names = [f"{variant[:3]} {head.replace(' head', '').replace('average of both', 'avg')}"
-             for variant, head in heads.index]
+    short = {"CLS head": "CLS", "distillation head": "DIST", "average of both": "avg"}
+    names = [f"{variant[:3]} {short.get(head, head)}" for variant, head in heads.index]
     x = torch.arange(len(heads)).numpy()
     for offset, column in ((-0.2, "test accuracy"), (0.2, "agrees with teacher")):
         left.bar(x + offset, heads[column], width=0.4, label=column)
@@ -620,7 +620,7 @@ def ablation_figure(results: pd.DataFrame, similarity: pd.DataFrame, *, paper_ou
     low = float(heads.to_numpy().min())
     left.set(ylim=(max(0.0, low - 0.1), 1.0), xticks=x, ylabel="share of test images")
     left.set_xticklabels(names, rotation=30, ha="right")
-    left.legend(loc="upper left", bbox_to_anchor=(0.0, -0.32), ncol=2, fontsize=8, frameon=False)
+    left.legend(loc="upper left", bbox_to_anchor=(0.0, -0.32), ncol=1, fontsize=8, frameon=False)
     for column, style in zip(similarity.columns, ("s-", "o--", "^:")):
         right.plot(range(len(similarity)), similarity[column], style, label=column)
     right.plot([len(similarity) - 1], [paper_output], "k*", ms=10, label=f"paper, output: {paper_output}")
