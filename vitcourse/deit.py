@@ -19,6 +19,7 @@ the classification task with another model and another loss. :class:`Distillatio
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Callable
 
@@ -301,13 +302,16 @@ def teacher_for(profile: Profile | None = None) -> CifarCNN:
 
 
 # The quick profile's experiment is data-limited, DeiT's setting in miniature: the ViT trains on
-# few images (where its missing locality prior costs the most) for many epochs, and the teacher,
-# a CNN trained beforehand on the same images for longer, is clearly stronger than that ViT.
+# few images (where its missing locality prior costs the most), in batches of 64 (more updates for
+# the same images seen), and the teacher, a CNN trained beforehand on the same images for longer,
+# is clearly stronger than that ViT.
 # Soft distillation (τ = 2, α = 0.7) passes the teacher's whole distribution, not only its
 # decision, which on few images is most of what the teacher knows beyond the labels.
-QUICK_TRAIN_IMAGES = 2_000
-QUICK_STUDENT_EPOCHS = 40
-QUICK_TEACHER_EPOCHS = 50
+QUICK_TRAIN_IMAGES = 1_000
+QUICK_STUDENT_EPOCHS = 20
+QUICK_TEACHER_EPOCHS = 40
+QUICK_BATCH = 64
+QUICK_TEACHER_BATCH = 128
 
 
 def student_recipe_for(profile: Profile | None = None, **overrides) -> Recipe:
@@ -315,11 +319,13 @@ def student_recipe_for(profile: Profile | None = None, **overrides) -> Recipe:
 
     Full profile: ``vitcourse.cifar.full_vit_recipe`` (chapter 6's run). Quick profile: chapter 6's
     quick recipe on the first ``QUICK_TRAIN_IMAGES`` training images for
-    ``QUICK_STUDENT_EPOCHS`` epochs: a data-limited ViT, where a teacher has the most to add.
+    ``QUICK_STUDENT_EPOCHS`` epochs in batches of ``QUICK_BATCH``: a data-limited ViT, where a
+    teacher has the most to add.
     """
     profile = profile or get_profile()
     base = profile.pick(
-        quick=lambda: quick_vit_recipe(epochs=QUICK_STUDENT_EPOCHS, train_subset=QUICK_TRAIN_IMAGES),
+        quick=lambda: quick_vit_recipe(epochs=QUICK_STUDENT_EPOCHS, train_subset=QUICK_TRAIN_IMAGES,
+                                       batch_size=QUICK_BATCH),
         full=full_vit_recipe)()
     return replace(base, **overrides)
 
@@ -328,27 +334,29 @@ def teacher_recipe_for(profile: Profile | None = None, **overrides) -> Recipe:
     """The teacher's training recipe: the students' (``student_recipe_for``) with a budget a CNN needs.
 
     Quick profile: the same images, ``QUICK_TEACHER_EPOCHS`` epochs (longer than the students'),
-    so the teacher is trained beforehand and stronger than the student. Full profile: 60
+    so the teacher is trained beforehand and stronger than the student, in batches of
+    ``QUICK_TEACHER_BATCH`` (on one CPU thread this CNN's epoch on 2,000 images cost about 1.8 s
+    in batches of 128 and 3.2 s in batches of 64). Full profile: 60
     epochs with a 3-epoch warm-up.
     ``recipe.model`` is not trained here (the CNN is); only its ``num_classes`` is read.
     """
     profile = profile or get_profile()
-    base = profile.pick(quick=lambda: student_recipe_for(profile, epochs=QUICK_TEACHER_EPOCHS),
+    base = profile.pick(quick=lambda: student_recipe_for(profile, epochs=QUICK_TEACHER_EPOCHS,
+                                                         batch_size=QUICK_TEACHER_BATCH),
                         full=lambda: full_vit_recipe(epochs=60, warmup_epochs=3.0))()
     return replace(base, **overrides)
 
 
 def distillation_runs(profile: Profile | None = None) -> dict[str, dict]:
-    """The distilled students a profile trains: name → ``DistillationTrainer`` keywords.
+    """The distillation loss a profile's students learn with: {name: ``DistillationTrainer`` keywords}.
 
-    The first is the one the chapter compares with the plain ViT. Quick profile: soft
-    (τ = 2, α = 0.7) only. Full profile: hard (DeiT's published models), then soft
-    (τ = 1, α = ½).
+    One entry, used by both distilled students of the ablation (:func:`train_ablation`). Quick
+    profile: soft (τ = 2, α = 0.7). Full profile: hard, as DeiT's published models.
     """
     profile = profile or get_profile()
     return profile.pick(
         quick={"soft": {"mode": "soft", "tau": 2.0, "alpha": 0.7}},
-        full={"hard": {"mode": "hard"}, "soft": {"mode": "soft", "tau": 1.0, "alpha": 0.5}})
+        full={"hard": {"mode": "hard"}})
 
 
 def paired_gain(right_a, right_b) -> tuple[float, float]:
@@ -389,21 +397,43 @@ def freeze(model: nn.Module) -> nn.Module:
 # Training: the classification task with another model and another loss
 # ----------------------------------------------------------------------------------------------
 
-class DistillationTask(ClassificationTask):
-    """Train a :class:`DistilledViT` against a frozen ``teacher``: classification with another loss.
+class LabelTask(ClassificationTask):
+    """The classification task, tested on the test images after every epoch, or after the last one only.
+
+    ``test_every_epoch=False`` leaves ``test_loss`` and ``test_acc`` empty (NaN) in every row of the
+    history but the last: on a CPU, scoring 2,000 test images after each of many short epochs costs
+    a quarter of a small ViT's training and half of a CNN's, for a curve nobody reads.
+    """
+
+    def __init__(self, build_model: Callable[[], nn.Module],
+                 normalize: Callable[[torch.Tensor], torch.Tensor], *, test_every_epoch: bool = True):
+        super().__init__(build_model, normalize)
+        self.test_every_epoch = test_every_epoch
+
+    def epoch_row(self, trainer: Trainer, sums: dict[str, torch.Tensor], steps: int) -> dict:
+        if self.test_every_epoch or trainer.step >= trainer.total_steps:
+            return super().epoch_row(trainer, sums, steps)
+        return {"train_loss": float(sums["loss"] / steps), "test_loss": math.nan, "test_acc": math.nan}
+
+
+class DistillationTask(LabelTask):
+    """Train a student against a frozen ``teacher``: classification with another loss.
 
     Each step the teacher sees the same augmented batch as the student (under ``no_grad``), and
     :func:`distillation_loss` with ``mode``, ``tau`` and ``alpha`` replaces the plain
-    cross-entropy; the CLS head's term uses the recipe's (smoothed, mixed) targets. Evaluation
-    scores the eval-mode output, the average of the two heads; :meth:`evaluate_heads` scores
-    each head on its own.
+    cross-entropy; the CLS head's term uses the recipe's (smoothed, mixed) targets. The student is
+    a :class:`DistilledViT` (its distillation head learns the teacher), or any model with one head
+    (a plain ViT: the same loss with both terms on its CLS head, the DeiT paper's ablation without
+    a distillation token). Evaluation scores the eval-mode output (a DistilledViT's average of both
+    heads); :meth:`evaluate_heads` scores each head on its own.
     """
 
     def __init__(self, teacher: nn.Module, normalize: Callable[[torch.Tensor], torch.Tensor], *,
-                 build_model: Callable[[], nn.Module], mode: str = "hard", tau: float = 1.0, alpha: float = 0.5):
+                 build_model: Callable[[], nn.Module], mode: str = "hard", tau: float = 1.0,
+                 alpha: float = 0.5, test_every_epoch: bool = True):
         if mode not in DISTILLATION_MODES:
             raise ValueError(f"mode must be 'hard' or 'soft', got {mode!r}")
-        super().__init__(build_model, normalize)
+        super().__init__(build_model, normalize, test_every_epoch=test_every_epoch)
         self.teacher, self.mode, self.tau, self.alpha = teacher, mode, tau, alpha
 
     def build(self, trainer: Trainer) -> nn.Module:
@@ -413,36 +443,65 @@ class DistillationTask(ClassificationTask):
 
     def loss(self, trainer: Trainer, images: torch.Tensor,
              targets: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The teacher sees the student's augmented batch; the loss is DeiT's."""
+        """The teacher sees the student's augmented batch; the loss is DeiT's.
+
+        A student with one head (a tensor, not a pair) gets both terms on that head.
+        """
         with torch.no_grad():
             teacher_logits = self.teacher(images)
-        cls_logits, dist_logits = trainer.network(images)
+        output = trainer.network(images)
+        cls_logits, dist_logits = (output if isinstance(output, tuple)
+                                   else (output, output))
         loss = distillation_loss(cls_logits, dist_logits, targets, teacher_logits,
                                  self.mode, self.tau, self.alpha)
         return {"loss": loss}
 
-    @torch.inference_mode()
-    def evaluate_heads(self, trainer: Trainer, batch_size: int = 1000) -> pd.DataFrame:
-        """Test accuracy of the CLS head, the distillation head and their average (rows), and
-        how often each agrees with the teacher's prediction (columns), on this process's share
-        of the test images (all of them when running alone)."""
-        trainer.model.eval()
-        right = {"CLS head": 0, "distillation head": 0, "average of both": 0, "teacher": 0}
-        agree, seen = dict.fromkeys(right, 0), 0
-        for images, labels in self.test_batches(trainer, batch_size):
-            with trainer.autocast():
-                cls_logits, dist_logits = trainer.model.forward_heads(images)
-                teacher = self.teacher(images).argmax(-1)
-            for name, logits in (("CLS head", cls_logits), ("distillation head", dist_logits),
-                                 ("average of both", (cls_logits + dist_logits) / 2)):    # as forward() does
-                predicted = logits.argmax(-1)
-                right[name] += int((predicted == labels).sum())
-                agree[name] += int((predicted == teacher).sum())
-            right["teacher"] += int((teacher == labels).sum())
-            agree["teacher"] += len(labels)
-            seen += len(labels)
-        return pd.DataFrame({"test accuracy": {k: v / seen for k, v in right.items()},
-                             "agrees with teacher": {k: v / seen for k, v in agree.items()}})
+    def evaluate_heads(self, trainer: Trainer, batch_size: int = 100) -> pd.DataFrame:
+        """:func:`evaluate_heads` of ``trainer`` against this task's teacher."""
+        return evaluate_heads(trainer, self.teacher, batch_size)
+
+
+def head_logits(model: nn.Module, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Each head's logits (B, K) on normalised images (B, C, H, W), by name.
+
+    A :class:`DistilledViT` has three readings: ``"CLS head"``, ``"distillation head"`` and
+    ``"average of both"`` (what ``forward`` gives in eval mode); any other classifier one,
+    ``"CLS head"`` (its output).
+    """
+    if not isinstance(model, DistilledViT):
+        return {"CLS head": model(images)}
+    cls_logits, dist_logits = model.forward_heads(images)
+    return {"CLS head": cls_logits, "distillation head": dist_logits,
+            "average of both": (cls_logits + dist_logits) / 2}      # as forward() does
+
+
+@torch.inference_mode()
+def evaluate_heads(trainer: Trainer, teacher: nn.Module, batch_size: int = 100) -> pd.DataFrame:
+    """Test accuracy of each head of ``trainer.model`` (rows: :func:`head_logits`, then ``"teacher"``)
+    and how often each agrees with the teacher's prediction (columns), on this process's share of
+    the test images (all of them when running alone). ``trainer`` is any classification trainer
+    (its task gives the test batches); ``teacher`` maps the same normalised images to logits.
+    Batches of 100: on one CPU thread the CNN teacher scores 2,000 images in 1.3 s that way and in
+    2.3 s in batches of 1,000 (whose 32 × 32 activations no longer fit the caches)."""
+    trainer.model.eval()
+    teacher.eval()
+    right: dict[str, int] = {}
+    agree: dict[str, int] = {}
+    seen = 0
+    for images, labels in trainer.task.test_batches(trainer, batch_size):
+        with trainer.autocast():
+            heads = head_logits(trainer.model, images)
+            heads["teacher"] = teacher(images)
+        decided = heads["teacher"].argmax(-1)
+        for name, logits in heads.items():
+            predicted = logits.argmax(-1)
+            right[name] = right.get(name, 0) + int((predicted == labels).sum())
+            agree[name] = agree.get(name, 0) + int((predicted == decided).sum())
+        seen += len(labels)
+    if not seen:
+        raise ValueError("evaluate_heads found no test images: give the trainer x_test and y_test")
+    return pd.DataFrame({"test accuracy": {k: v / seen for k, v in right.items()},
+                         "agrees with teacher": {k: v / seen for k, v in agree.items()}})
 
 
 class ModelTrainer(CifarTrainer):
@@ -451,21 +510,30 @@ class ModelTrainer(CifarTrainer):
     ``build_model()`` must return a module mapping normalised images (B, 3, 32, 32) to logits
     (B, K); it is called after ``torch.manual_seed(recipe.seed + rank)``, just as the plain
     trainer builds its ViT, so the same seed gives the same initial weights.
+    ``test_every_epoch``: as in :class:`LabelTask`.
     """
 
     def __init__(self, recipe: Recipe, build_model: Callable[[], nn.Module], x_train, y_train, x_test, y_test,
-                 dist_info: Dist | None = None):
-        super().__init__(recipe, x_train, y_train, x_test, y_test, dist_info, build_model=build_model)
+                 dist_info: Dist | None = None, *, test_every_epoch: bool = True):
+        task = LabelTask(build_model, normalize, test_every_epoch=test_every_epoch)
+        super().__init__(recipe, x_train, y_train, x_test, y_test, dist_info, task=task)
 
 
 class DistillationTrainer(CifarTrainer):
-    """The engine with :class:`DistillationTask`: a :class:`DistilledViT` of ``recipe.model`` learns
-    from the frozen ``teacher`` (``mode``, ``tau``, ``alpha`` as in :func:`distillation_loss`)."""
+    """The engine with :class:`DistillationTask`: a student of ``recipe.model`` learns from the frozen
+    ``teacher`` (``mode``, ``tau``, ``alpha`` as in :func:`distillation_loss`).
+
+    ``token=True``: the student is a :class:`DistilledViT`, its distillation head learns the
+    teacher. ``token=False``: a plain :class:`~vitcourse.vit.VisionTransformer`, the same loss with
+    both terms on its one CLS head. ``test_every_epoch``: as in :class:`LabelTask`.
+    """
 
     def __init__(self, recipe: Recipe, teacher: nn.Module, x_train, y_train, x_test, y_test, *,
-                 mode: str = "hard", tau: float = 1.0, alpha: float = 0.5, dist_info: Dist | None = None):
-        task = DistillationTask(teacher, normalize, build_model=lambda: DistilledViT(recipe.model),
-                                mode=mode, tau=tau, alpha=alpha)
+                 mode: str = "hard", tau: float = 1.0, alpha: float = 0.5, token: bool = True,
+                 test_every_epoch: bool = True, dist_info: Dist | None = None):
+        student = DistilledViT if token else VisionTransformer
+        task = DistillationTask(teacher, normalize, build_model=lambda: student(recipe.model), mode=mode,
+                                tau=tau, alpha=alpha, test_every_epoch=test_every_epoch)
         super().__init__(recipe, x_train, y_train, x_test, y_test, dist_info, task=task)
 
     @property
@@ -473,9 +541,96 @@ class DistillationTrainer(CifarTrainer):
         """The frozen teacher, on the trainer's device."""
         return self.task.teacher
 
-    def evaluate_heads(self, batch_size: int = 1000) -> pd.DataFrame:
-        """:meth:`DistillationTask.evaluate_heads` of this run."""
+    def evaluate_heads(self, batch_size: int = 100) -> pd.DataFrame:
+        """:func:`evaluate_heads` of this run against its teacher."""
         return self.task.evaluate_heads(self, batch_size)
+
+
+# ----------------------------------------------------------------------------------------------
+# The ablation: which of the token and the loss does the work
+# ----------------------------------------------------------------------------------------------
+
+# The DeiT paper's ablation, on one teacher, seeds and budget: name → what the student is.
+ABLATION = {
+    "(a) no distillation": "plain ViT, labels only",
+    "(b) distilled CLS head": "plain ViT, the distillation loss on its CLS head",
+    "(c) CLS + DIST tokens": "DistilledViT, the distillation head learns the teacher",
+}
+
+
+def train_ablation(recipe: Recipe, teacher: nn.Module, arrays, seeds, settings: dict, *,
+                   report: Callable[[str], None] | None = print) -> dict[tuple[int, str], CifarTrainer]:
+    """Train the three :data:`ABLATION` students with each seed: ``(seed, variant) → trainer``.
+
+    Every student has ``recipe`` with ``seed`` replaced, the same images (``arrays``: x_train,
+    y_train, x_test, y_test), and is tested once, after its last epoch. (b) and (c) learn from the
+    frozen ``teacher`` with ``settings`` (``mode``, ``tau``, ``alpha``); they differ only in the
+    distillation token and its head. ``report`` gets one line per finished run (None: silent).
+    """
+    trainers = {}
+    for seed in seeds:
+        seeded = replace(recipe, seed=seed)
+        for variant in ABLATION:
+            if variant.startswith("(a)"):
+                trainer = ModelTrainer(seeded, lambda: VisionTransformer(seeded.model), *arrays,
+                                       test_every_epoch=False)
+            else:
+                trainer = DistillationTrainer(seeded, teacher, *arrays, token=variant.startswith("(c)"),
+                                              test_every_epoch=False, **settings)
+            trainer.fit(progress=False)
+            trainers[seed, variant] = trainer
+            if report:
+                report(f"{variant}, seed {seed}: test accuracy {trainer.history()['test_acc'].iloc[-1]:.3f}")
+    return trainers
+
+
+def ablation_table(trainers: dict[tuple[int, str], CifarTrainer], teacher: nn.Module) -> pd.DataFrame:
+    """Test accuracy and agreement with the teacher of every head of every variant, averaged over
+    the seeds: rows ``(variant, head)`` (``"teacher"`` last), columns as :func:`evaluate_heads`."""
+    if not trainers:
+        raise ValueError("ablation_table needs trained runs: pass train_ablation(...)'s result")
+    per_run = []
+    for (_, variant), trainer in trainers.items():
+        heads = evaluate_heads(trainer, teacher)
+        per_run.append(pd.concat({variant: heads.drop(index="teacher")}, names=["variant", "head"]))
+    teacher_row = pd.concat({"teacher": heads.loc[["teacher"]]}, names=["variant", "head"])
+    return pd.concat([*per_run, teacher_row]).groupby(level=["variant", "head"], sort=False).mean()
+
+
+def ablation_figure(results: pd.DataFrame, similarity: pd.DataFrame, *, paper_output: float = 0.93,
+                    title: str = ""):
+    """The ablation in one figure: each head's test accuracy and agreement with the teacher (left), and
+    cos(CLS row, DIST row) layer by layer (right).
+
+    results: :func:`ablation_table`'s frame (rows ``(variant, head)``, ``"teacher"`` last).
+    similarity: one column per model, rows as :func:`token_similarity` (``"input"`` … ``"output"``).
+    ``paper_output`` is marked at the output: the DeiT paper's last-layer cosine.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8.0, 3.6), gridspec_kw={"width_ratios": [1.15, 1]})
+    heads = results.drop(index="teacher", level="variant")
+    short = {"CLS head": "CLS", "distillation head": "DIST", "average of both": "avg"}
+    names = [f"{variant[:3]} {short.get(head, head)}" for variant, head in heads.index]
+    x = torch.arange(len(heads)).numpy()
+    for offset, column in ((-0.2, "test accuracy"), (0.2, "agrees with teacher")):
+        left.bar(x + offset, heads[column], width=0.4, label=column)
+    teacher_acc = results.loc[("teacher", "teacher"), "test accuracy"]
+    left.axhline(teacher_acc, color="grey", ls="--", lw=1, label="teacher's accuracy")
+    low = float(heads.to_numpy().min())
+    left.set(ylim=(max(0.0, low - 0.1), 1.0), xticks=x, ylabel="share of test images")
+    left.set_xticklabels(names, rotation=30, ha="right")
+    left.legend(loc="upper left", bbox_to_anchor=(0.0, -0.32), ncol=1, fontsize=8, frameon=False)
+    for column, style in zip(similarity.columns, ("s-", "o--", "^:")):
+        right.plot(range(len(similarity)), similarity[column], style, label=column)
+    right.plot([len(similarity) - 1], [paper_output], "k*", ms=10, label=f"paper, output: {paper_output}")
+    right.set(ylim=(-0.1, 1.05), ylabel="cos(CLS row, DIST row)", xticks=range(len(similarity)))
+    right.set_xticklabels(similarity.index, rotation=30, ha="right")
+    right.legend(loc="upper left", bbox_to_anchor=(0.0, -0.32), ncol=1, fontsize=8, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
 
 
 # ----------------------------------------------------------------------------------------------
@@ -575,10 +730,12 @@ def size_table() -> pd.DataFrame:
     return table.rename_axis("model")
 
 
-__all__ = ["DISTILLATION_MODES", "CifarCNN", "DistillationTask", "DistillationTrainer", "DistilledViT", "ModelTrainer",
-           "REFERENCE", "deit_config", "distillation_loss", "distillation_runs", "distilled_param_count", "freeze",
-           "learned_token_similarity", "locality_ratio", "paired_gain", "reference_table", "size_table",
-           "student_recipe_for", "teacher_for", "teacher_recipe_for", "token_similarity"]
+__all__ = ["ABLATION", "DISTILLATION_MODES", "CifarCNN", "DistillationTask", "DistillationTrainer",
+           "DistilledViT", "LabelTask", "ModelTrainer", "REFERENCE", "ablation_figure", "ablation_table", "deit_config",
+           "distillation_loss", "distillation_runs", "distilled_param_count", "evaluate_heads", "freeze",
+           "head_logits", "learned_token_similarity", "locality_ratio", "paired_gain", "reference_table",
+           "size_table", "student_recipe_for", "teacher_for", "teacher_recipe_for", "token_similarity",
+           "train_ablation"]
 
 # The students' recipe factory had another spelling before; old imports keep working.
 __getattr__ = forward_moved_names(__name__, {"recipe_for": "vitcourse.deit:student_recipe_for"})

@@ -382,8 +382,9 @@ def _measured(data) -> dict:
         matched_margin=0.03, standard_error=0.01, knn_margin=0.05, dino_acc=0.41, random_acc=0.33,
         trainer=SimpleNamespace(step=3_072), seeds=[0, 1], seed_gains=[0.021, -0.004],
         gain_met=False, teacher_train_acc=0.8, teacher_acc=0.6, deit_acc=0.45, runs={"soft": {}},
-        pulled=False, trained="trained",
-        similarity=pd.DataFrame({"trained": [0.1, 0.95]}, index=["input", "output"]),
+        gain=0.009, loss_gain=0.012, loss_se=0.004, token_gain=-0.003, token_se=0.004,
+        dist_agree=0.70, cls_agree=0.705, pulled=False,
+        cos=pd.Series({"input": 0.1, "block 1": 0.999, "output": 1.0}),
         ablation=pd.DataFrame([{"arm": arm, "seed": seed, "epoch": 15, "train_loss": loss, "test_loss": 1.4,
                                 "train_acc": 0.6, "test_acc": 0.5}
                                for arm, loss in (("no augmentation", 0.9), ("crop + flip + smoothing", 1.3))
@@ -424,7 +425,13 @@ def test_the_run_dependent_sentences_read_true_on_the_real_data(real):
     assert glued["gain_per_seed"] == "+2.1 with seed 0, -0.4 with seed 1"
     assert "would carry something the labels do not" in glued["hard_note"]
     assert glued["pull_note"] == "here training did not pull them closer."
-    assert "as far apart as DeiT-B's" in glued["apart_note"] and "not enough" in glued["apart_note"]
+    assert glued["loss_verdict"] == "more than two standard errors above zero"
+    assert glued["token_verdict"].startswith("within two standard errors of zero: this run cannot tell")
+    assert glued["token_note"].startswith("So this quick run cannot separate (b) from (c)")
+    assert glued["summary_note"] == ("(c) gained +0.9 points over (a); "
+                                     "whether the token adds to the loss, it cannot tell.")
+    assert glued["agree_note"] == "about as often as (within one point of)"
+    assert "second CLS token" in glued["copy_note"]
     assert glued["knn_note"].startswith("That is a gain of at least 5 points")
     assert "3,072 steps" in glued["dino_shows_note"]
 

@@ -4,6 +4,7 @@ import copy
 import math
 from dataclasses import replace
 
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -11,10 +12,12 @@ import torch.nn.functional as F
 from vitcourse import cifar
 from vitcourse.cifar import Recipe, normalize, random_cifar_like, smooth_targets, to_unit_float
 from vitcourse.costs import param_count
-from vitcourse.deit import (QUICK_TRAIN_IMAGES, CifarCNN, DistillationTrainer, DistilledViT, ModelTrainer,
+from vitcourse.deit import (ABLATION, QUICK_BATCH, QUICK_TRAIN_IMAGES, CifarCNN, DistillationTask,
+                            DistillationTrainer, DistilledViT, ModelTrainer, ablation_figure, ablation_table,
                             deit_config, distillation_loss, distillation_runs, distilled_param_count,
-                            learned_token_similarity, locality_ratio, paired_gain, recipe_for, reference_table,
-                            size_table, teacher_for, teacher_recipe_for, token_similarity)
+                            evaluate_heads, head_logits, learned_token_similarity, locality_ratio, paired_gain,
+                            recipe_for, reference_table, size_table, teacher_for, teacher_recipe_for,
+                            token_similarity, train_ablation)
 from vitcourse.profile import Profile
 from vitcourse.first_vit import count_parameters
 from vitcourse.vit import ViTConfig, VisionTransformer
@@ -273,6 +276,126 @@ def test_distillation_trainer_checks_the_mode():
         DistillationTrainer(tiny_recipe(), CifarCNN((4, 8)), *random_cifar_like(64, 40), mode="none")
 
 
+# -- the ablation: the same loss with and without the distillation token ---------------------------
+
+CPU = cifar.Dist(device=torch.device("cpu"))
+ABLATION_NAMES = list(ABLATION)
+
+
+def test_tested_after_the_last_epoch_only_leaves_the_other_rows_empty():
+    arrays = random_cifar_like(64, 40, seed=1)
+    every = ModelTrainer(tiny_recipe(epochs=3), lambda: CifarCNN((4, 8)), *arrays, dist_info=CPU)
+    last = ModelTrainer(tiny_recipe(epochs=3), lambda: CifarCNN((4, 8)), *arrays, dist_info=CPU,
+                        test_every_epoch=False)
+    every_history, last_history = every.fit(progress=False), last.fit(progress=False)
+    assert every_history["test_acc"].notna().all()
+    assert last_history["test_acc"].isna().tolist() == [True, True, False]
+    # the same run either way: the training losses and the final score are the same numbers
+    assert last_history["train_loss"].tolist() == every_history["train_loss"].tolist()
+    assert last_history["test_acc"].iloc[-1] == every_history["test_acc"].iloc[-1] == last.evaluate()[1]
+
+
+def test_without_the_token_both_terms_of_the_loss_fall_on_the_cls_head():
+    torch.manual_seed(0)
+    teacher, student = CifarCNN((4, 8)).eval(), VisionTransformer(TINY)
+    task = DistillationTask(teacher, normalize, build_model=lambda: student, mode="soft", tau=2.0, alpha=0.7)
+    images, targets = torch.randn(4, 3, 32, 32), smooth_targets(torch.tensor([0, 1, 2, 3]), 10, 0.1)
+    trainer = type("Fake", (), {"network": student})()
+    logits = student(images)
+    expected = distillation_loss(logits, logits, targets, teacher(images), "soft", 2.0, 0.7)
+    assert torch.allclose(task.loss(trainer, images, targets)["loss"], expected)
+    # hard: ½ CE(z, y) + ½ CE(z, teacher's decision), one head for both
+    task.mode = "hard"
+    expected = distillation_loss(logits, logits, targets, teacher(images), "hard")
+    assert torch.allclose(task.loss(trainer, images, targets)["loss"], expected)
+
+
+def test_token_false_trains_a_plain_vit_and_the_token_true_the_same_weights_plus_the_token():
+    arrays = random_cifar_like(64, 40, seed=1)
+    teacher = CifarCNN((4, 8))
+    plain = DistillationTrainer(tiny_recipe(), teacher, *arrays, token=False, dist_info=CPU)
+    deit = DistillationTrainer(tiny_recipe(), teacher, *arrays, dist_info=CPU)
+    assert type(plain.model) is VisionTransformer and type(deit.model) is DistilledViT
+    shared = {k: v for k, v in plain.model.state_dict().items() if k != "pos_embed"}
+    assert all(torch.equal(v, deit.model.state_dict()[k]) for k, v in shared.items())
+    plain.fit(progress=False)
+    assert not torch.equal(plain.model.head.weight, deit.model.head.weight)      # it learnt
+
+
+def test_head_logits_names_each_reading():
+    torch.manual_seed(0)
+    images = torch.rand(3, 3, 32, 32)
+    deit, plain = DistilledViT(TINY).eval(), VisionTransformer(TINY).eval()
+    heads = head_logits(deit, images)
+    assert list(heads) == ["CLS head", "distillation head", "average of both"]
+    cls_logits, dist_logits = deit.forward_heads(images)
+    assert torch.equal(heads["distillation head"], dist_logits)
+    assert torch.allclose(heads["average of both"], deit(images))
+    assert list(head_logits(plain, images)) == ["CLS head"]
+    assert torch.equal(head_logits(plain, images)["CLS head"], plain(images))
+
+
+def test_evaluate_heads_scores_a_plain_vit_against_any_teacher_by_hand():
+    arrays = random_cifar_like(64, 40, seed=2)
+    trainer = ModelTrainer(tiny_recipe(), lambda: VisionTransformer(TINY), *arrays, dist_info=CPU)
+    trainer.fit(progress=False)
+    teacher = CifarCNN((4, 8)).eval()
+    heads = evaluate_heads(trainer, teacher, batch_size=7)        # uneven batches: counts still exact
+    assert list(heads.index) == ["CLS head", "teacher"]
+    images = normalize(to_unit_float(trainer.x_test))
+    with torch.no_grad():
+        mine, theirs = trainer.model.eval()(images).argmax(-1), teacher(images).argmax(-1)
+    share = lambda same: same.float().mean().item()  # noqa: E731
+    assert heads.loc["CLS head", "test accuracy"] == pytest.approx(share(mine == trainer.y_test))
+    assert heads.loc["CLS head", "agrees with teacher"] == pytest.approx(share(mine == theirs))
+    assert heads.loc["teacher", "agrees with teacher"] == 1.0
+
+
+def test_ablation_trains_three_students_per_seed_and_averages_their_heads():
+    arrays = random_cifar_like(64, 40, seed=1)
+    teacher = CifarCNN((4, 8))
+    lines = []
+    trainers = train_ablation(tiny_recipe(), teacher, arrays, [0, 1], {"mode": "hard"}, report=lines.append)
+    assert list(trainers) == [(seed, variant) for seed in (0, 1) for variant in ABLATION]
+    assert len(lines) == 6 and lines[0].startswith("(a) no distillation, seed 0: test accuracy ")
+    assert all(len(line) <= 88 for line in lines)
+    assert trainers[1, "(b) distilled CLS head"].recipe.seed == 1
+    assert type(trainers[0, "(b) distilled CLS head"].model) is VisionTransformer
+    assert type(trainers[0, "(c) CLS + DIST tokens"].model) is DistilledViT
+    table = ablation_table(trainers, teacher)
+    assert table.index.names == ["variant", "head"]
+    assert list(table.index) == [("(a) no distillation", "CLS head"), ("(b) distilled CLS head", "CLS head"),
+                                 ("(c) CLS + DIST tokens", "CLS head"),
+                                 ("(c) CLS + DIST tokens", "distillation head"),
+                                 ("(c) CLS + DIST tokens", "average of both"), ("teacher", "teacher")]
+    runs = [evaluate_heads(trainers[s, "(c) CLS + DIST tokens"], teacher) for s in (0, 1)]
+    mean = (runs[0].loc["distillation head"] + runs[1].loc["distillation head"]) / 2
+    assert table.loc[("(c) CLS + DIST tokens", "distillation head")].tolist() == pytest.approx(mean.tolist())
+    with pytest.raises(ValueError, match="needs trained runs"):
+        ablation_table({}, teacher)
+
+
+def test_ablation_figure_draws_every_head_and_every_layer():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    index = pd.MultiIndex.from_tuples([(ABLATION_NAMES[0], "CLS head"), (ABLATION_NAMES[2], "CLS head"),
+                                       (ABLATION_NAMES[2], "distillation head"), ("teacher", "teacher")],
+                                      names=["variant", "head"])
+    results = pd.DataFrame({"test accuracy": [0.5, 0.6, 0.55, 0.8],
+                            "agrees with teacher": [0.6, 0.7, 0.75, 1.0]}, index=index)
+    similarity = pd.DataFrame({"(c) trained": [0.1, 0.9, 0.95]}, index=["input", "block 1", "output"])
+    fig = ablation_figure(results, similarity)
+    left, right = fig.axes
+    heights = sorted(round(bar.get_height(), 2) for bar in left.patches)
+    assert heights == [0.5, 0.55, 0.6, 0.6, 0.7, 0.75]                     # the teacher is a line, not bars
+    assert [t.get_text() for t in left.get_xticklabels()] == ["(a) CLS", "(c) CLS", "(c) DIST"]
+    assert left.get_ylim()[0] == pytest.approx(0.4) and left.lines[0].get_ydata()[0] == 0.8
+    assert [t.get_text() for t in right.get_xticklabels()] == ["input", "block 1", "output"]
+    assert right.lines[-1].get_ydata()[0] == 0.93                           # the paper's mark at the output
+    matplotlib.pyplot.close(fig)
+
+
 # -- the recipes and the paired comparison ----------------------------------------------------------
 
 QUICK, FULL = Profile("quick", "test"), Profile("full", "test")
@@ -282,9 +405,10 @@ def test_quick_students_are_data_limited_and_the_teacher_trains_longer_on_the_sa
     student, teacher = recipe_for(QUICK), teacher_recipe_for(QUICK)
     assert student.train_subset == teacher.train_subset == QUICK_TRAIN_IMAGES < cifar.quick_recipe().train_subset
     assert teacher.epochs > student.epochs > cifar.quick_recipe().epochs
+    assert student.batch_size == QUICK_BATCH < cifar.quick_recipe().batch_size      # more steps per image
     # everything else is chapter 6's quick recipe
-    assert replace(student, epochs=3, train_subset=10_000) == cifar.quick_recipe()
-    assert replace(teacher, epochs=student.epochs) == student
+    assert replace(student, epochs=3, train_subset=10_000, batch_size=128) == cifar.quick_recipe()
+    assert replace(teacher, epochs=student.epochs, batch_size=QUICK_BATCH) == student
     assert recipe_for(QUICK, seed=4).seed == 4 and teacher_recipe_for(QUICK, epochs=2).epochs == 2
     assert isinstance(teacher_for(QUICK), CifarCNN)
 
@@ -294,9 +418,9 @@ def test_full_recipes_are_chapter_6s_run_and_a_60_epoch_teacher():
     assert teacher_recipe_for(FULL) == cifar.full_recipe(epochs=60, warmup_epochs=3.0)
 
 
-def test_distillation_runs_lead_with_soft_in_quick_and_hard_in_full():
+def test_distillation_runs_are_soft_in_quick_and_hard_in_full():
     quick, full = distillation_runs(QUICK), distillation_runs(FULL)
-    assert list(quick) == ["soft"] and list(full) == ["hard", "soft"]
+    assert list(quick) == ["soft"] and list(full) == ["hard"]
     assert quick["soft"] == {"mode": "soft", "tau": 2.0, "alpha": 0.7}
     for runs in (quick, full):                                   # each is a valid DistillationTrainer call
         for name, settings in runs.items():
