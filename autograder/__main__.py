@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .course import Course, quiet_gradebook_warnings
+from autograder.config.course import Course, quiet_gradebook_warnings
 
 
 def _course(args) -> Course:
@@ -156,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-late-penalty", action="store_true",
                    help="record no submission times (the LMS applies its own late policy)")
     p.add_argument("--due-date", help="due date stored in the gradebook, e.g. '2026-12-14 23:59:00 Europe/Zurich' "
-                                      "(default: c.DueDates.due_dates in autograder/nbgrader_config.py)")
+                                      "(default: c.DueDates.due_dates in autograder/config/nbgrader_config.py)")
     p.add_argument("--timezone", default="UTC",
                    help="time zone of dates in file names (Blackboard), in the Moodle worksheet and in "
                         "--submission-times (default: UTC)")

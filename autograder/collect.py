@@ -45,7 +45,7 @@ from pathlib import Path, PurePosixPath
 import nbformat
 
 from . import lms_canvas, lms_moodle
-from .course import ID_PATTERN, Course, check_id
+from autograder.config.course import ID_PATTERN, Course, check_id
 from .late import check_zone, read_submission_times, set_due_date, submission_time, write_timestamp
 
 ID_PATTERNS = {

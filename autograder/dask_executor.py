@@ -39,7 +39,7 @@ from pathlib import Path, PurePosixPath
 
 from traitlets.config import Config
 
-from .course import Course, quiet_gradebook_warnings
+from autograder.config.course import Course, quiet_gradebook_warnings
 from .grading import SECRET_ENV
 from .grade import GradeResult, grade_submission, grading_api, merge_scores
 

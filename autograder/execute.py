@@ -49,7 +49,7 @@ from traitlets import Bool, Integer
 
 from . import grading
 from .channel import ChannelError, KernelChannel
-from .course import read_grading_seed
+from autograder.config.course import read_grading_seed
 from .sandbox import SandboxedKernelManager
 
 # Error names written into notebooks; export counts them as failure reasons.

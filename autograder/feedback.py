@@ -22,7 +22,7 @@ from nbconvert.exporters import HTMLExporter
 from nbformat.v4 import new_output
 from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor
 
-from .course import REPO_ROOT, Course, check_id, run_api
+from autograder.config.course import REPO_ROOT, Course, check_id, run_api
 from .execute import is_test_cell
 
 BEGIN_HIDDEN = "### BEGIN HIDDEN TESTS"

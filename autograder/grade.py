@@ -31,7 +31,7 @@ from pathlib import Path
 import nbformat
 from traitlets.config import Config
 
-from .course import Course, check_id
+from autograder.config.course import Course, check_id
 from .grading import SECRET_ENV
 from .progress import BatchProgress
 

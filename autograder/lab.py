@@ -27,7 +27,7 @@ import os
 import sys
 from pathlib import Path
 
-from .course import PACKAGE_DIR, REPO_ROOT, Course
+from autograder.config.course import PACKAGE_DIR, REPO_ROOT, Course
 
 CONFIG_ROOT = PACKAGE_DIR / "lab_config"
 PROFILES = ("student", "instructor")

@@ -3,7 +3,7 @@
 * The due date is the gradebook assignment's `duedate` (what `nbgrader db assignment add
   --duedate`, formgrader and `total_seconds_late` use). `collect` writes it there from the
   course config, `c.DueDates.due_dates = {"assignment1": "2026-12-14 23:59:00 Europe/Zurich"}`
-  in autograder/nbgrader_config.py, or from `collect --due-date`.
+  in autograder/config/nbgrader_config.py, or from `collect --due-date`.
 * The submission time is written by `collect` to `submitted/<student>/<A>/timestamp.txt`,
   the file nbgrader's autograde reads (`CourseDirectory.get_existing_timestamp`).
 * The penalty is computed by nbgrader's `AssignLatePenalties` preprocessor (in the course's
@@ -23,7 +23,7 @@ from nbgrader.plugins import LateSubmissionPlugin
 from traitlets import Dict, Float
 from traitlets.config import Configurable
 
-from .course import Course
+from autograder.config.course import Course
 
 # A date and time in a file name, e.g. Blackboard's "..._attempt_2026-12-01-17-05-33_...",
 # or "2026-12-01T17:05:33" / "2026-12-01_17-05-33".

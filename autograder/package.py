@@ -6,7 +6,7 @@ What goes in:
   autograder/         the student side of the tool only: `python -m autograder validate` and
                       `python -m autograder lab` (validate.py, lab.py and lab_config/student/ as
                       they are; a student __main__.py, course.py and export.py; validate_config.py,
-                      the settings Validate reads, written from autograder/nbgrader_config.py)
+                      the settings Validate reads, written from autograder/config/nbgrader_config.py)
   README.md, Makefile, install.py from student/: set-up (install.py checks the Python, rebuilds
                       a broken .venv, picks PyTorch's build), `make lab`, Validate, how to submit
   pyproject.toml      generated: installs the library with the repository's pins for the
@@ -25,7 +25,7 @@ import tomllib
 import zipfile
 from pathlib import Path
 
-from .course import REPO_ROOT, Course
+from autograder.config.course import REPO_ROOT, Course
 from .release import FORBIDDEN_MARKERS
 
 DEFAULT_OUT = REPO_ROOT / "_build" / "student-package"
@@ -41,7 +41,7 @@ TOOL = "autograder"
 TOOL_ROOTS = ("autograder", "autograder.__main__", "autograder.validate", "autograder.lab")
 # The Lab's configuration folder (lab.py's CONFIG_ROOT / "student"); never lab_config/instructor.
 LAB_CONFIG = Path(TOOL) / "lab_config" / "student"
-# What validate.py reads of the course configuration (autograder/nbgrader_config.py): the
+# What validate.py reads of the course configuration (autograder/config/nbgrader_config.py): the
 # package's VALIDATE_CONFIG holds these settings, with the course's values, and nothing else.
 VALIDATE_SETTINGS = (("Execute", "timeout"), ("GuardedExecute", "cpu_budget"), ("CourseValidator", "threads"))
 VALIDATE_CONFIG = "validate_config.py"
@@ -70,7 +70,7 @@ def cmd_validate(args) -> int:
 
 
 def cmd_lab(args) -> int:
-    from autograder.course import Course
+    from autograder.config.course import Course
     from autograder.lab import run_lab
 
     return run_lab("student", Course().exercises, args.jupyter_args)

@@ -13,7 +13,7 @@ from pathlib import Path
 import jupytext
 import nbformat
 
-from .course import Course, check_id, run_api
+from autograder.config.course import Course, check_id, run_api
 
 NOTEBOOK_SUFFIX = ".md"
 # Text that must never reach a student notebook.

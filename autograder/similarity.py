@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
 
-from .course import Course, check_id
+from autograder.config.course import Course, check_id
 
 K = 6             # tokens per k-gram: shorter runs are noise
 WINDOW = 4        # winnowing window: any common run of K + WINDOW - 1 = 9 tokens is found

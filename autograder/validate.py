@@ -2,7 +2,7 @@
 
 One code path serves both `python -m autograder validate NOTEBOOK` and the Validate button
 of the student Lab (autograder/lab.py runs this command in a subprocess). Both
-read the course configuration, autograder/nbgrader_config.py: the per-cell time limit of
+read the course configuration, autograder/config/nbgrader_config.py: the per-cell time limit of
 grading (`Execute.timeout`) and the math-library threads of the kernel (`CourseValidator.threads`).
 
 Runs the notebook top to bottom (no sandbox: it is the student's own machine) and reports
@@ -284,7 +284,7 @@ def _fails(grade: tuple) -> bool:
 
 def course_config():
     """The course's nbgrader configuration (the same file grading reads)."""
-    from .course import Course
+    from autograder.config.course import Course
 
     return Course().config()
 

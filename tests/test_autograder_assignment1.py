@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from autograder.course import REPO_ROOT
+from autograder.config.course import REPO_ROOT
 from autograder.samples import GENERIC_SAMPLES, Sample, build_samples, with_answer
 from autograder_support import TEST_LIMITS, cli, cpu_hog, gradebook_totals, temp_course, write_inbox
 

@@ -23,7 +23,7 @@ from traitlets.config import Config
 from autograder import similarity as sim
 from autograder.cohort import demo_cohort
 from autograder.collect import collect
-from autograder.course import REPO_ROOT, Course
+from autograder.config.course import REPO_ROOT, Course
 from autograder.late import (PercentPerDayLate, late_penalty, parse_due_date, set_due_date, submission_time)
 from autograder.release import read_source, release, stage_source
 from autograder.samples import GENERIC_SAMPLES, build_samples, correct_submission

@@ -20,7 +20,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from autograder.course import REPO_ROOT, Course
+from autograder.config.course import REPO_ROOT, Course
 from autograder.dask_executor import (ALLOWED_FAILURES, SCHEDULER_CONFIG, GradingJobPlugin, build_job,
                                       failure_reason, kernels_per_host, submission_task, write_files)
 from autograder.grade import grade, grade_overrides

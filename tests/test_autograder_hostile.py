@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.course import REPO_ROOT
+from autograder.config.course import REPO_ROOT
 from autograder.feedback import hidden_lines, page_text
 from autograder.samples import Sample, build_samples, cell_by_id, with_answer, with_answers
 from autograder_support import (FIXTURE_SOLUTIONS, TEST_LIMITS, cli, cpu_hog, gradebook_totals, temp_course,

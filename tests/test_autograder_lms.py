@@ -21,7 +21,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from autograder.collect import collect, read_manifest
-from autograder.course import Course
+from autograder.config.course import Course
 from autograder.late import late_penalty
 from autograder.lms import write_lms
 
@@ -36,7 +36,7 @@ def gradebook(tmp_path_factory):
     """One gradebook with the assignment 'hw' (made once: nbgrader migrates each new database)."""
     from nbgrader.api import Gradebook
 
-    from autograder.course import _put_interpreter_on_path
+    from autograder.config.course import _put_interpreter_on_path
 
     _put_interpreter_on_path()  # nbgrader runs `alembic` from PATH, as the CLI arranges
     path = tmp_path_factory.mktemp("gradebook") / "gradebook.db"

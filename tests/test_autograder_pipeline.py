@@ -14,7 +14,7 @@ import subprocess
 import pandas as pd
 import pytest
 
-from autograder.course import REPO_ROOT
+from autograder.config.course import REPO_ROOT
 from autograder.feedback import hidden_lines, page_text
 from autograder.samples import (GENERIC_SAMPLES, TAMPER_CODE, Sample, build_samples, hostile_sample,
                                 with_answer)

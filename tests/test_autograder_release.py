@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from autograder.course import REPO_ROOT, Course
+from autograder.config.course import REPO_ROOT, Course
 from autograder.release import FORBIDDEN_MARKERS, read_source, release
 
 SOLUTIONS = REPO_ROOT / "solutions"

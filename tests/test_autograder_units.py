@@ -14,7 +14,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 
 from autograder import checks
 from autograder.collect import collect, student_id
-from autograder.course import Course, check_id
+from autograder.config.course import Course, check_id
 from autograder.export import question_of
 from autograder.feedback import (REDACTED_OUTPUT, RedactHiddenTests, hidden_lines,
                                  leaked_lines)

@@ -20,7 +20,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from autograder.course import REPO_ROOT
+from autograder.config.course import REPO_ROOT
 from autograder.samples import build_samples
 from autograder.validate import HIDDEN_NOTE
 from autograder_support import cli

@@ -11,7 +11,7 @@ import time
 import nbformat
 import pytest
 
-from autograder.course import REPO_ROOT
+from autograder.config.course import REPO_ROOT
 from autograder.release import release
 from autograder.samples import build_samples, cell_by_id
 from autograder.validate import HIDDEN_NOTE, NOT_RUN_NOTE, auto_threads, course_config, validate_notebook

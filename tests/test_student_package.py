@@ -26,7 +26,7 @@ import pytest
 
 from autograder import __main__ as cli
 from autograder.collect import collect, student_id
-from autograder.course import REPO_ROOT, Course
+from autograder.config.course import REPO_ROOT, Course
 from autograder.package import STAMP, STUDENT_MAIN, VALIDATE_CONFIG, VALIDATE_SETTINGS, build_package, zip_path
 from autograder.validate import Report
 from lab_support import free_port
@@ -111,7 +111,7 @@ def test_the_package_holds_the_student_files_and_nothing_of_the_instructors(pack
                    if isinstance(target, ast.Name)}
         defined |= {node.name for node in ast.parse(text).body if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
         assert defined == names, f"the package's {name} defines {sorted(defined)}"
-    # The settings Validate reads, with the course's values (generated from autograder/nbgrader_config.py).
+    # The settings Validate reads, with the course's values (generated from autograder/config/nbgrader_config.py).
     course_config = Course().config()
     expected = "".join(f"c.{section}.{name} = {course_config[section][name]!r}\n" for section, name in VALIDATE_SETTINGS)
     assert [line for line in (package / "autograder" / VALIDATE_CONFIG).read_text().splitlines(keepends=True)
@@ -247,7 +247,7 @@ def package_lab(package: Path, log: Path, env: dict[str, str]):
     """The package's student Lab, started as its `python -m autograder lab` starts it, from `package`
     with the environment `env`; yields (the argv, env and lab.py it used, api(path, method, body))."""
     port = free_port()
-    script = (f"import json, autograder.lab as lab\nfrom autograder.course import Course\n"
+    script = (f"import json, autograder.lab as lab\nfrom autograder.config.course import Course\n"
               f"argv, env = lab.lab_command('student', Course().exercises, port={port}, browser=False, "
               f"extra=['--IdentityProvider.token=t', '--ServerApp.ip=127.0.0.1'])\n"
               f"print(json.dumps({{'lab': lab.__file__, 'argv': argv, 'env': env}}))")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.course import REPO_ROOT
+from autograder.config.course import REPO_ROOT
 from autograder.package import student_pyproject
 
 STUDENT = REPO_ROOT / "student"

@@ -19,9 +19,10 @@ from pathlib import Path
 from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+CONFIG_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = CONFIG_DIR.parent          # autograder/
 REPO_ROOT = PACKAGE_DIR.parent
-CONFIG_FILE = PACKAGE_DIR / "nbgrader_config.py"
+CONFIG_FILE = CONFIG_DIR / "nbgrader_config.py"
 # Student and assignment ids become folder names and gradebook keys.
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 

@@ -1,0 +1,1 @@
+"""config: see autograder/README.md (the rooms)."""
