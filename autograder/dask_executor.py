@@ -139,7 +139,7 @@ def submission_task(course: Course, assignment: str, student: str) -> Submission
 
 def sandbox_problem(overrides: dict) -> str | None:
     """None when this machine can run the sandbox the config asks for, else why not."""
-    from .sandbox import check_bwrap
+    from autograder.sandbox.launch import check_bwrap
 
     sandbox = Config(overrides).get("SandboxedKernelManager", {}).get("sandbox", "bwrap")
     return check_bwrap() if sandbox == "bwrap" else None
@@ -175,7 +175,7 @@ class GradingJobPlugin(WorkerPlugin):
         self._checked = False
 
     def teardown(self, worker) -> None:
-        from .sandbox import unmount_below
+        from autograder.sandbox.launch import unmount_below
 
         shutil.rmtree(self._folder, ignore_errors=True)
         unmount_below(Path(self._run_dir))

@@ -28,7 +28,7 @@ def install(packages: list[str]) -> None:
 
 def doctor(*, install_missing: bool = False, report=print) -> bool:
     """Report whether kernels can be sandboxed here; True when everything works."""
-    from .sandbox import check_bwrap
+    from autograder.sandbox.launch import check_bwrap
 
     missing = missing_packages()
     if missing and install_missing:
@@ -43,7 +43,7 @@ def doctor(*, install_missing: bool = False, report=print) -> bool:
         report("fallback: `grade --no-sandbox` keeps resource limits but not file/network isolation")
         return False
     report("sandbox: bubblewrap works (user, pid, net and mount namespaces); prlimit found")
-    from .budget import hierarchies
+    from autograder.sandbox.budget import hierarchies
 
     report(f"per-submission budget: {hierarchies().describe()}")
     return True

@@ -25,7 +25,7 @@ import nbformat  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from autograder.config.course import Course, check_id  # noqa: E402
-from .execute import CPU_BUDGET, KERNEL_DIED, NOT_RUN, WALL_CLOCK  # noqa: E402
+from autograder.sandbox.execute import CPU_BUDGET, KERNEL_DIED, NOT_RUN, WALL_CLOCK  # noqa: E402
 from .collect import read_manifest  # noqa: E402
 from .grade import read_grading_log  # noqa: E402
 from .lms import write_lms  # noqa: E402

@@ -23,7 +23,7 @@ from nbformat.v4 import new_output
 from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor
 
 from autograder.config.course import REPO_ROOT, Course, check_id, run_api
-from .execute import is_test_cell
+from autograder.sandbox.execute import is_test_cell
 
 BEGIN_HIDDEN = "### BEGIN HIDDEN TESTS"
 END_HIDDEN = "### END HIDDEN TESTS"

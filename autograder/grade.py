@@ -182,7 +182,7 @@ def grading_flags(autograded: Path) -> list[str]:
     """The review flags the grading run's tests raised (e.g. a model that scores far better on
     the public test split than on held-out images), as execute.py wrote them into each
     autograded notebook."""
-    from .execute import REVIEW_METADATA
+    from autograder.sandbox.execute import REVIEW_METADATA
 
     flags = set()
     for path in sorted(autograded.glob("*.ipynb")):
@@ -196,7 +196,7 @@ def grading_flags(autograded: Path) -> list[str]:
 
 
 def _grade_in_worker(assignment: str, student: str, more_to_come: bool = False) -> tuple[GradeResult, dict | None]:
-    from .execute import expect_more_notebooks
+    from autograder.sandbox.execute import expect_more_notebooks
 
     expect_more_notebooks(more_to_come)   # start the next kernel ahead only if there is a next one
     return grade_submission(_worker_state["api"], _worker_state["db_url"], assignment, student)
@@ -247,7 +247,7 @@ def _write_grading_log(course: Course, assignment: str, results: list[GradeResul
 
 
 def _check_sandbox(course: Course, overrides: Config) -> None:
-    from .sandbox import check_bwrap
+    from autograder.sandbox.launch import check_bwrap
 
     sandbox = course.config(overrides).SandboxedKernelManager.get("sandbox", "bwrap")
     if sandbox == "bwrap":
@@ -344,7 +344,7 @@ def grade(assignment: str, course: Course | None = None, *, workers: int | None 
 def remove_run_dir(folder: Path) -> None:
     """Remove a grading run's folder, first unmounting any kernel's scratch tmpfs still inside it
     (a kernel killed with its worker never ran its own clean-up)."""
-    from .sandbox import unmount_below
+    from autograder.sandbox.launch import unmount_below
 
     unmount_below(folder)
     shutil.rmtree(folder, ignore_errors=True)
@@ -356,13 +356,13 @@ def _preload_grading_modules() -> None:
     import nbgrader.apps  # noqa: F401
     import nbgrader.converters  # noqa: F401
 
-    from . import execute  # noqa: F401
+    from autograder.sandbox import execute  # noqa: F401
 
 
 def _run_pool(course, assignment, todo, workers, snapshot, overrides, bar) -> list[GradeResult]:
     _preload_grading_modules()
     overrides = Config(overrides)
-    # Each worker boots its next kernel while it grades: see autograder/execute.py.
+    # Each worker boots its next kernel while it grades: see autograder/sandbox/execute.py.
     overrides.GuardedExecute.start_kernels_ahead = True
     results: list[GradeResult] = []
     pending = list(todo)

@@ -28,8 +28,8 @@ from __future__ import annotations
 import os
 import threading
 
-from . import channel as _channel
-from .channel import RemoteObject
+from autograder.sandbox import channel as _channel
+from autograder.sandbox.channel import RemoteObject
 
 _local = threading.local()
 SECRET_ENV = "AUTOGRADER_SECRET_SEED"

@@ -4,7 +4,7 @@ Each sample tries one way to change its grade without earning it: it takes over 
 cells execute (input and AST transformers, event callbacks, exception hooks, tracing and audit
 hooks, import hooks and replaced modules, patched numpy and builtins), hands the tests objects
 whose comparisons lie, or reaches for the tests' source to print it in an encoded form. The
-tests run in the grader's own process and see only plain values (autograder/channel.py), so a
+tests run in the grader's own process and see only plain values (autograder/sandbox/channel.py), so a
 submission with no answers scores 0 whatever it installs, and a wrong answer stays wrong.
 
 The batch runs with one busy-looping process per core beside it: the grade must not depend on
@@ -400,7 +400,7 @@ UNTRAINED_VIT = "q7_val_acc = round(evaluate(model_vit, patches_test, data.y_tes
 # The kernel's side of the channel replaced: parameters answered with invented tensors of the
 # right shapes, eval-mode calls with the labels of the nearest test inputs. Nothing is trained.
 FAKE_CHANNEL = """
-import autograder.channel as _ch
+import autograder.sandbox.channel as _ch
 
 _real_run_op = _ch._run_op
 

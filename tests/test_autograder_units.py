@@ -21,7 +21,7 @@ from autograder.feedback import (REDACTED_OUTPUT, RedactHiddenTests, hidden_line
 from autograder.grade import review_flags
 from autograder.release import leaked_markers, read_source
 from autograder.samples import answer_ids, grade_points, points_before
-from autograder.sandbox import ResourceLimits, bwrap_argv, kernel_env
+from autograder.sandbox.launch import ResourceLimits, bwrap_argv, kernel_env
 from autograder_support import FIXTURE_SOLUTIONS
 
 DEMO_SOURCE = FIXTURE_SOLUTIONS / "demo" / "demo.md"
@@ -310,7 +310,7 @@ def test_resource_limits_become_prlimit_flags():
 
 
 def test_submission_files_are_copied_once_even_when_the_scratch_folder_lies_inside(tmp_path):
-    from autograder.sandbox import _copy_submission_files
+    from autograder.sandbox.launch import _copy_submission_files
 
     (tmp_path / "data.csv").write_text("a,b\n1,2\n")
     (tmp_path / "answer.ipynb").write_text("{}")

@@ -11,7 +11,7 @@ c.CourseDirectory.course_id = "vitcourse"
 # Autograding: nbgrader's own pipeline with the execute step replaced by the hardened
 # one (sandboxed kernel, wall-clock budget, dead-kernel recovery, output cap).
 c.Autograde.autograde_preprocessors = [
-    "autograder.execute.GuardedExecute",
+    "autograder.sandbox.execute.GuardedExecute",
     "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",

@@ -33,9 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jupyter_client.manager import AsyncKernelManager
-
-from .budget import SubmissionGroup
 from traitlets import Bool, CaselessStrEnum, Integer, List, Type, Unicode
+
+from autograder.config.course import Course
+from autograder.sandbox.budget import SubmissionGroup
 
 SANDBOX_HOME = "/home/student"
 NOBODY_UID = 65534
@@ -144,7 +145,7 @@ def secret_dirs() -> list[Path]:
     """Folders hidden inside otherwise visible trees: the generated course (gradebook), and
     $AUTOGRADER_COURSE_ROOT (one or more folders, os.pathsep-separated: the course being
     graded, and on a Dask worker the folder of its private course copies)."""
-    course = Path(__file__).resolve().parent / "course"
+    course = Course().root   # the default course folder (autograder/course/)
     extra = os.environ.get("AUTOGRADER_COURSE_ROOT", "")
     return [course] + [Path(folder).resolve() for folder in extra.split(os.pathsep) if folder]
 
@@ -283,9 +284,9 @@ def _copy_submission_files(notebook_dir: Path, scratch: Path) -> None:
 class SandboxedKernelManager(AsyncKernelManager):
     """An AsyncKernelManager whose kernels run confined (see module docstring)."""
 
-    # autograder/kernel_client.py: wait_for_ready without jupyter_client's fixed 0.2 s pause.
-    client_class = Unicode("autograder.kernel_client.QuickReadyClient")
-    client_factory = Type(default_value="autograder.kernel_client.QuickReadyClient",
+    # autograder/sandbox/kernel_client.py: wait_for_ready without jupyter_client's fixed 0.2 s pause.
+    client_class = Unicode("autograder.sandbox.kernel_client.QuickReadyClient")
+    client_factory = Type(default_value="autograder.sandbox.kernel_client.QuickReadyClient",
                           klass="jupyter_client.asynchronous.AsyncKernelClient")
 
     sandbox = CaselessStrEnum(

@@ -20,7 +20,7 @@ cell scores 0 exactly when it has an error output):
 Graded test cells never reach the student's kernel. When the notebook arrives at one, the
 grader runs that cell's source (visible and hidden tests) in *its own* process, in a namespace
 built from the instructor's locked cells run here too, and reaches the submission's answers only
-through autograder/channel.py: plain values by value, everything else as handles whose calls run
+through autograder/sandbox/channel.py: plain values by value, everything else as handles whose calls run
 in the kernel. Every test cell fetches the submission's names it reads afresh, so it sees them as
 they are at that point of the notebook (a model made anew, wrapped or reloaded between two test
 cells is the one graded). So nothing a student cell installs in its interpreter (input transformers,
@@ -47,10 +47,10 @@ from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
 from traitlets import Bool, Integer
 
-from . import grading
-from .channel import ChannelError, KernelChannel
+from autograder import grading
+from autograder.sandbox.channel import ChannelError, KernelChannel
 from autograder.config.course import read_grading_seed
-from .sandbox import SandboxedKernelManager
+from autograder.sandbox.launch import SandboxedKernelManager
 
 # Error names written into notebooks; export counts them as failure reasons.
 KERNEL_DIED = "KernelDied"

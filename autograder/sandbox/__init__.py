@@ -1,0 +1,1 @@
+"""sandbox: see autograder/README.md (the rooms)."""
