@@ -21,10 +21,10 @@ import pandas as pd
 import pytest
 
 from autograder.config.course import REPO_ROOT, Course
-from autograder.dask_executor import (ALLOWED_FAILURES, SCHEDULER_CONFIG, GradingJobPlugin, build_job,
+from autograder.runner.dask_executor import (ALLOWED_FAILURES, SCHEDULER_CONFIG, GradingJobPlugin, build_job,
                                       failure_reason, kernels_per_host, submission_task, write_files)
 from autograder.grade import grade, grade_overrides
-from autograder.progress import BatchProgress, format_eta
+from autograder.runner.progress import BatchProgress, format_eta
 from autograder.release import read_source
 from autograder.samples import GENERIC_SAMPLES, build_samples, generic_samples, hostile_sample
 from autograder_support import TEST_LIMITS, cli, gradebook_totals, temp_course, write_inbox

@@ -225,6 +225,10 @@ class GuardedExecute(Execute):
     start_kernels_ahead = Bool(
         False, help="Start the next notebook's kernel while this one runs (when the batch "
                     "executor says another notebook follows).").tag(config=True)
+    grading_seed = Integer(
+        None, allow_none=True,
+        help="The course's secret grading seed, for the tests run in this process (never the kernel's); "
+             "set by `grade`; unset: read from the course folder (plain `nbgrader autograde`).").tag(config=True)
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("kernel_manager_class", SandboxedKernelManager)
@@ -241,6 +245,7 @@ class GuardedExecute(Execute):
         self._grader_namespace: dict = {}
         self._grader_names: set[str] = set()
         self._review_flags: list[str] = []
+        self._seed: int | None = None
         nb.metadata.pop(REVIEW_METADATA, None)   # only the grader writes it, never the submission
         try:
             nb, resources = super().preprocess(nb, resources, km)
@@ -251,16 +256,20 @@ class GuardedExecute(Execute):
             nb.metadata[REVIEW_METADATA] = {"review_flags": sorted(set(self._review_flags))}
         return nb, resources
 
+    def course_seed(self) -> int | None:
+        """The secret seed for this run's tests: `grading_seed` (set by `grade`), else the one in
+        the course folder (plain `nbgrader autograde` there), else None (secret_seed() gives 0)."""
+        if self.grading_seed is not None:
+            return self.grading_seed
+        return read_grading_seed(Path(self.config.CourseDirectory.get("root") or "."))
+
     def _open_channel(self) -> None:
         """The folder the grader and the kernel exchange values through (channel.py), made before
         any student code runs, in the kernel's private runtime folder."""
         runtime = getattr(self.km, "_runtime", None)
         if runtime is None:
             return
-        if grading.SECRET_ENV not in os.environ:   # plain `nbgrader autograde` in the course folder
-            seed = read_grading_seed(Path(self.config.CourseDirectory.get("root") or "."))
-            if seed is not None:
-                os.environ[grading.SECRET_ENV] = str(seed)
+        self._seed = self.course_seed()
         self._channel = KernelChannel(Path(runtime) / "channel", self._run_in_kernel_from_thread,
                                       kernel_uid=getattr(self.km, "kernel_uid", None))
         self._grader_namespace = {"__name__": "__main__", "print": lambda *args, **kwargs: None}
@@ -401,6 +410,7 @@ class GuardedExecute(Execute):
         """exec `source` in the tests' namespace (this process), with the submission's names it
         reads bound through the channel; returns the exception it raised, if any."""
         grading.set_current_channel(self._channel)
+        grading.set_secret_seed(self._seed)
         grading.collect_flags(self._review_flags)
         try:
             code = compile(source, f"<{label}>", "exec")
@@ -410,6 +420,7 @@ class GuardedExecute(Execute):
             return error
         finally:
             grading.set_current_channel(None)
+            grading.set_secret_seed(None)
             grading.collect_flags(None)
         return None
 

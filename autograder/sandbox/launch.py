@@ -79,10 +79,10 @@ def unmount_below(folder: Path) -> None:
         subprocess.run(["umount", "--lazy", point], capture_output=True)
 
 
-def run_dir() -> str | None:
-    """The grading run's own folder on the host ($AUTOGRADER_RUN_DIR, set by `grade`), which is
-    removed when the run ends, so no kernel's files outlive it; else the system's temp folder."""
-    folder = os.environ.get("AUTOGRADER_RUN_DIR")
+def run_dir(folder: str) -> str | None:
+    """The grading run's own folder on the host (`SandboxedKernelManager.run_dir`, set by `grade`),
+    which is removed when the run ends, so no kernel's files outlive it; else None: the system's
+    temp folder."""
     return folder if folder and os.path.isdir(folder) else None
 
 
@@ -141,13 +141,12 @@ def package_dirs() -> list[Path]:
     return dirs
 
 
-def secret_dirs() -> list[Path]:
+def secret_dirs(hidden=()) -> list[Path]:
     """Folders hidden inside otherwise visible trees: the generated course (gradebook), and
-    $AUTOGRADER_COURSE_ROOT (one or more folders, os.pathsep-separated: the course being
-    graded, and on a Dask worker the folder of its private course copies)."""
+    `hidden` (`SandboxedKernelManager.hidden_folders`: the course being graded, and on a Dask
+    worker the folder of its private course copies)."""
     course = Course().root   # the default course folder (autograder/course/)
-    extra = os.environ.get("AUTOGRADER_COURSE_ROOT", "")
-    return [course] + [Path(folder).resolve() for folder in extra.split(os.pathsep) if folder]
+    return [course] + [Path(folder).resolve() for folder in hidden if folder]
 
 
 @functools.cache
@@ -183,11 +182,12 @@ def read_only_dirs() -> list[Path]:
 
 
 def bwrap_argv(scratch: Path, runtime: Path, env: dict[str, str], *, uid: int | None,
-               tmp_mb: int = 1024) -> list[str]:
+               tmp_mb: int = 1024, hidden=()) -> list[str]:
     """The bubblewrap command line that confines one kernel.
 
     scratch: host folder mounted read-write as the kernel's cwd and $HOME.
     runtime: host folder with the connection file and ipc sockets (same path inside).
+    hidden: folders covered by an empty tmpfs where a visible tree holds them (see secret_dirs).
     """
     argv = ["bwrap", "--die-with-parent", "--new-session",
             "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
@@ -204,7 +204,7 @@ def bwrap_argv(scratch: Path, runtime: Path, env: dict[str, str], *, uid: int | 
         elif top.is_dir():
             argv += ["--ro-bind", str(top), str(top)]
     made: set[Path] = set()
-    secrets = secret_dirs()
+    secrets = secret_dirs(hidden)
     for folder in [*read_only_dirs(), runtime]:
         # bwrap creates missing parents as 0700; the kernel may run as nobody.
         for parent in _ancestors(folder):
@@ -302,7 +302,14 @@ class SandboxedKernelManager(AsyncKernelManager):
     # spin and collapse (6x slower measured on 2 shared cores), and spinning threads burn the
     # CPU-seconds a notebook is limited by. Batches use the cores through parallel workers.
     threads = Integer(1, help="Math-library threads per kernel; 0 = CPU cores / "
-                              "$AUTOGRADER_WORKERS.").tag(config=True)
+                              "kernels_per_host.").tag(config=True)
+    # The grading run's own settings, passed by `grade` in the config it gives every executor.
+    kernels_per_host = Integer(1, help="Kernels that run at once on this machine (threads = 0 shares "
+                                       "the cores among them).").tag(config=True)
+    hidden_folders = List(Unicode(), [], help="Host folders no kernel may see: the course being graded "
+                                              "(and a Dask worker's private courses).").tag(config=True)
+    run_dir = Unicode("", help="The grading run's folder on the host, removed when the run ends: kernels' "
+                               "scratch and runtime folders go there ('': the system's temp folder).").tag(config=True)
     boot_modules = List(Unicode(), [],
                         help="Imported in the kernel before any cell runs (saves time only: "
                              "tests never run in the kernel).").tag(config=True)
@@ -328,12 +335,11 @@ class SandboxedKernelManager(AsyncKernelManager):
     def _threads(self) -> int:
         if self.threads > 0:
             return self.threads
-        workers = int(os.environ.get("AUTOGRADER_WORKERS", "1"))
-        return max(1, (os.cpu_count() or 1) // max(1, workers))
+        return max(1, (os.cpu_count() or 1) // max(1, self.kernels_per_host))
 
     async def _async_pre_start_kernel(self, **kw):
         # A private runtime folder: connection file and ipc sockets live there.
-        self._runtime = Path(tempfile.mkdtemp(prefix="autograder-kernel-", dir=run_dir()))
+        self._runtime = Path(tempfile.mkdtemp(prefix="autograder-kernel-", dir=run_dir(self.run_dir)))
         os.chmod(self._runtime, 0o755)
         self.transport = "ipc"
         self.ip = str(self._runtime / "ipc")
@@ -364,7 +370,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         drop = self.drop_privileges and os.geteuid() == 0
         self.kernel_uid = next_kernel_uid() if drop else None
         notebook_dir = Path(kw.get("cwd") or os.getcwd())
-        self._scratch = Path(tempfile.mkdtemp(prefix="autograder-scratch-", dir=run_dir()))
+        self._scratch = Path(tempfile.mkdtemp(prefix="autograder-scratch-", dir=run_dir(self.run_dir)))
         self._scratch_mounted = mount_scratch(self._scratch, self.scratch_limit_mb)
         if self.started_ahead:
             kw["cwd"] = str(self._scratch)   # no submission yet: receive_submission() brings its files
@@ -383,7 +389,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         joins = self._group.argv_prefix()
         if self.sandbox == "bwrap":
             wrapped = joins + limits + bwrap_argv(self._scratch, self._runtime, env, uid=self.kernel_uid,
-                                                  tmp_mb=self.tmp_limit_mb) + kernel_cmd
+                                                  tmp_mb=self.tmp_limit_mb, hidden=self.hidden_folders) + kernel_cmd
         else:
             wrapped = joins + limits + kernel_cmd
             kw["cwd"] = str(self._scratch)

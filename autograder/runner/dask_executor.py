@@ -1,10 +1,10 @@
 """`grade --executor dask`: the same grading, as tasks on a dask.distributed cluster.
 
-One submission is one task. Every task runs `grade.grade_submission`, the function the
+One submission is one task. Every task runs `worker.grade_submission`, the function the
 local process pool runs, inside a private course on its worker, so the sandbox and the
 limits (SandboxedKernelManager: bubblewrap + prlimit, from the same nbgrader config) are
 identical. Results come back as plain data; this process alone merges them into the
-gradebook (`grade.merge_scores`) and writes the autograded notebooks, exactly as the local
+gradebook (`worker.merge_scores`) and writes the autograded notebooks, exactly as the local
 pool's parent does. Workers need no shared filesystem:
 
   * once per batch, a worker plugin (`GradingJobPlugin`) ships the `GradingJob` to every
@@ -40,8 +40,10 @@ from pathlib import Path, PurePosixPath
 from traitlets.config import Config
 
 from autograder.config.course import Course, quiet_gradebook_warnings
-from .grading import SECRET_ENV
-from .grade import GradeResult, grade_submission, grading_api, merge_scores
+from autograder.runner.batch import Batch, run_settings
+from autograder.runner.progress import BatchProgress
+from autograder.runner.worker import GradeResult, grade_submission, grading_api, merge_scores
+from autograder.sandbox.launch import check_bwrap, unmount_below
 
 # A task that was running on this many + 1 workers that died is marked failed.
 ALLOWED_FAILURES = 2
@@ -139,8 +141,6 @@ def submission_task(course: Course, assignment: str, student: str) -> Submission
 
 def sandbox_problem(overrides: dict) -> str | None:
     """None when this machine can run the sandbox the config asks for, else why not."""
-    from autograder.sandbox.launch import check_bwrap
-
     sandbox = Config(overrides).get("SandboxedKernelManager", {}).get("sandbox", "bwrap")
     return check_bwrap() if sandbox == "bwrap" else None
 
@@ -175,16 +175,21 @@ class GradingJobPlugin(WorkerPlugin):
         self._checked = False
 
     def teardown(self, worker) -> None:
-        from autograder.sandbox.launch import unmount_below
-
         shutil.rmtree(self._folder, ignore_errors=True)
         unmount_below(Path(self._run_dir))
         shutil.rmtree(self._run_dir, ignore_errors=True)
 
     @property
-    def hidden_folders(self) -> str:
-        """$AUTOGRADER_COURSE_ROOT for kernels started here (see sandbox.secret_dirs)."""
-        return os.pathsep.join([self.job.course_root, str(self._folder.parent)])
+    def hidden_folders(self) -> list[str]:
+        """Folders no kernel started here may see: the instructor's course folder, and this
+        worker's private courses (SandboxedKernelManager.hidden_folders)."""
+        return [self.job.course_root, str(self._folder.parent)]
+
+    def settings(self) -> Config:
+        """The job's config with this worker's run settings (runner.batch.run_settings)."""
+        return run_settings(Config(self.job.overrides), kernels_per_host=self.job.kernels_per_host,
+                            hidden_folders=self.hidden_folders, grading_seed=self.job.grading_seed,
+                            run_dir=self._run_dir)
 
     def private_course(self) -> tuple[Course, str, object]:
         """(course, db_url, NbGraderAPI) of the calling thread, created on first use."""
@@ -203,7 +208,7 @@ class GradingJobPlugin(WorkerPlugin):
                 (root / "gradebook.db").write_bytes(self.job.gradebook)
                 # No solutions/ or exercises/ here: autograde never reads them.
                 course = Course(root=root, solutions=root / "solutions", exercises=root / "exercises")
-                db_url, api = grading_api(course, root / "gradebook.db", Config(self.job.overrides))
+                db_url, api = grading_api(course, root / "gradebook.db", self.settings())
                 self._courses[thread] = (course, db_url, api)
             return self._courses[thread]
 
@@ -215,11 +220,6 @@ def grade_task(token: str, task: SubmissionTask) -> tuple[GradeResult, dict | No
     plugin = get_worker().plugins[plugin_name(token)]
     job: GradingJob = plugin.job
     course, db_url, api = plugin.private_course()
-    # Read by every kernel manager: math threads per kernel, and the folders to hide.
-    os.environ["AUTOGRADER_WORKERS"] = str(job.kernels_per_host)
-    os.environ["AUTOGRADER_COURSE_ROOT"] = plugin.hidden_folders
-    os.environ[SECRET_ENV] = str(job.grading_seed)
-    os.environ["AUTOGRADER_RUN_DIR"] = plugin._run_dir
     submitted = course.submitted(task.student, job.assignment)
     autograded = course.autograded(task.student, job.assignment)
     for folder in (submitted, autograded):
@@ -277,13 +277,16 @@ def dask_client(scheduler: str | None, workers: int):
         yield client
 
 
-def run_dask(course: Course, assignment: str, todo: list[str], overrides: Config, bar, *,
-             workers: int, scheduler: str | None = None, client=None) -> list[GradeResult]:
-    """Grade `todo` as Dask tasks; merge every result into the gradebook here, one by one."""
-    if client is None:
-        with dask_client(scheduler, workers) as own:
-            return run_dask(course, assignment, todo, overrides, bar, workers=workers, client=own)
+def run_dask(batch: Batch, bar: BatchProgress) -> list[GradeResult]:
+    """Grade `batch` as Dask tasks on the cluster at `batch.scheduler` (or a LocalCluster of
+    `batch.workers` processes); merge every result into the gradebook here, one by one."""
+    with dask_client(batch.scheduler, batch.workers) as client:
+        return _run_on(client, batch.course, batch.assignment, list(batch.students), batch.overrides, bar)
 
+
+def _run_on(client, course: Course, assignment: str, todo: list[str], overrides: Config,
+            bar: BatchProgress) -> list[GradeResult]:
+    """run_dask on a connected `client`."""
     from distributed import TimeoutError as DaskTimeout
     from distributed import wait
     from distributed.client import FuturesCancelledError
