@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from autograder.config.course import Course, quiet_gradebook_warnings
+from autograder.student.cli import add_lab, add_validate, run_command
 
 
 def _course(args) -> Course:
@@ -90,26 +91,12 @@ def cmd_export(args) -> int:
     return 0
 
 
-def cmd_validate(args) -> int:
-    import json
-
-    from .validate import validate_notebook
-
-    report = validate_notebook(Path(args.notebook))
-    print(json.dumps(report.as_json()) if args.json else "\n".join(report.lines()))
-    return 0 if report.ok else 1
-
-
-def cmd_lab(args) -> int:
-    from .lab import run_lab
-
-    return run_lab("student", _course(args).exercises, args.jupyter_args)
-
-
 def cmd_formgrader(args) -> int:
-    from .lab import run_lab
+    from autograder.student.lab import run_lab
 
-    return run_lab("instructor", _course(args).root, args.jupyter_args)
+    course = _course(args)
+    course.ensure()   # Formgrader reads the course folder's nbgrader_config.py
+    return run_lab("instructor", course.root, args.jupyter_args)
 
 
 def cmd_package(args) -> int:
@@ -204,20 +191,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--worksheet", help="moodle: the grading worksheet (CSV) to fill for 'Upload grading worksheet'")
     p.set_defaults(run=cmd_export)
 
-    p = sub.add_parser("validate", help="student side: run a notebook with the course's limits and "
-                                        "report failing visible tests (hidden tests run only when graded)")
-    p.add_argument("notebook")
-    p.add_argument("--json", action="store_true", help="print the report as JSON (the Lab's Validate button reads it)")
-    p.set_defaults(run=cmd_validate)
+    add_validate(sub, help="student side: run a notebook with the course's limits and "
+                           "report failing visible tests (hidden tests run only when graded)")
 
     p = sub.add_parser("package", help="the student package: exercises, library, README; no solutions")
     p.add_argument("--out", help="folder to write (replaced; default: _build/student-package)")
     p.add_argument("--zip", action="store_true", help="also write OUT.zip")
     p.set_defaults(run=cmd_package)
 
-    p = sub.add_parser("lab", help="JupyterLab for students on the exercises (Validate; no exchange panels); "
-                                   "other options go to jupyter lab")
-    p.set_defaults(run=cmd_lab)
+    add_lab(sub, help="JupyterLab for students on the exercises (Validate; no exchange panels); "
+                      "other options go to jupyter lab")
 
     p = sub.add_parser("formgrader", help="nbgrader's Formgrader on the course folder (manual grading); "
                                           "other options go to jupyter lab")
@@ -230,17 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if extra and args.command not in ("lab", "formgrader"):
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    args.jupyter_args = extra  # lab, formgrader: passed on to jupyter lab
-    quiet_gradebook_warnings()
-    try:
-        return args.run(args)
-    except (FileNotFoundError, FileExistsError, ValueError, RuntimeError, PermissionError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return run_command(build_parser(), argv, ("lab", "formgrader"), before=quiet_gradebook_warnings)
 
 
 if __name__ == "__main__":

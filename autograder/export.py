@@ -13,7 +13,6 @@ writes the file that LMS imports (autograder/lms.py).
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from pathlib import Path
 
@@ -25,17 +24,12 @@ import nbformat  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from autograder.config.course import Course, check_id  # noqa: E402
+from autograder.student.validate import question_of  # noqa: E402
 from autograder.sandbox.execute import CPU_BUDGET, KERNEL_DIED, NOT_RUN, WALL_CLOCK  # noqa: E402
 from .collect import read_manifest  # noqa: E402
 from .grade import read_grading_log  # noqa: E402
 from .lms import write_lms  # noqa: E402
 from .similarity import similarity_flags  # noqa: E402
-
-
-def question_of(grade_id: str) -> str:
-    """'q4a_hidden' -> 'q4': the letters and number a grade id starts with."""
-    match = re.match(r"[A-Za-z]+\d+", grade_id)
-    return match.group(0) if match else grade_id.split("_", 1)[0]
 
 
 def failure_reasons(autograded: Path) -> dict[str, str]:

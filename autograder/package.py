@@ -3,15 +3,17 @@
 What goes in:
   exercises/          the released assignments (run `python -m autograder release --all` first)
   vitcourse/          the library modules the notebooks import, and the modules those import
-  autograder/         the student side of the tool only: `python -m autograder validate` and
-                      `python -m autograder lab` (validate.py, lab.py and lab_config/student/ as
-                      they are; a student __main__.py, course.py and export.py; validate_config.py,
-                      the settings Validate reads, written from autograder/config/nbgrader_config.py)
+  autograder/         the student side of the tool, copied as it is: autograder/student/ (Validate,
+                      the student Lab and its lab_config/, validate_config.py: the settings Validate
+                      reads, which grading loads too), autograder/__init__.py, and
+                      autograder/student/__main__.py as autograder/__main__.py (`python -m
+                      autograder validate|lab`)
   README.md, Makefile, install.py from student/: set-up (install.py checks the Python, rebuilds
                       a broken .venv, picks PyTorch's build), `make lab`, Validate, how to submit
   pyproject.toml      generated: installs the library with the repository's pins for the
                       packages students need (the library's own, JupyterLab and nbgrader)
 What never goes in: solutions/, tests/, hidden tests, instructor notes, the grading modules.
+The student side must import nothing else of `autograder` (checked before anything is written).
 Every file written is checked for nbgrader's solution and hidden-test markers.
 """
 
@@ -26,7 +28,7 @@ import zipfile
 from pathlib import Path
 
 from autograder.config.course import REPO_ROOT, Course
-from .release import FORBIDDEN_MARKERS
+from autograder.release import FORBIDDEN_MARKERS
 
 DEFAULT_OUT = REPO_ROOT / "_build" / "student-package"
 STUDENT_FILES = REPO_ROOT / "student"  # STUDENT_TEXTS of the package
@@ -36,109 +38,12 @@ LIBRARY = "vitcourse"
 # Besides what the notebooks import: the package itself and `python -m vitcourse.data fetch`.
 LIBRARY_ROOTS = ("vitcourse", "vitcourse.data.__main__")
 TOOL = "autograder"
-# The student side of the tool: Validate and the student Lab, with what they import, and
-# STUDENT_MAIN as its command line (the instructor's __main__ names every instructor command).
-TOOL_ROOTS = ("autograder", "autograder.__main__", "autograder.validate", "autograder.lab")
-# The Lab's configuration folder (lab.py's CONFIG_ROOT / "student"); never lab_config/instructor.
-LAB_CONFIG = Path(TOOL) / "lab_config" / "student"
-# What validate.py reads of the course configuration (autograder/config/nbgrader_config.py): the
-# package's VALIDATE_CONFIG holds these settings, with the course's values, and nothing else.
-VALIDATE_SETTINGS = (("Execute", "timeout"), ("GuardedExecute", "cpu_budget"), ("CourseValidator", "threads"))
-VALIDATE_CONFIG = "validate_config.py"
-STUDENT_MAIN = '''"""The student side of the course tool.
-
-  python -m autograder validate NOTEBOOK   run the notebook from a fresh kernel, top to bottom,
-                                           with the course's limits; report changed locked cells
-                                           and the visible tests that fail (hidden tests run
-                                           only when the notebook is graded)
-  python -m autograder lab                 JupyterLab on exercises/ with the Validate button
-                                           (other options go to jupyter lab)
-"""
-
-import argparse
-import json
-import sys
-from pathlib import Path
-
-
-def cmd_validate(args) -> int:
-    from autograder.validate import validate_notebook
-
-    report = validate_notebook(Path(args.notebook))
-    print(json.dumps(report.as_json()) if args.json else "\\n".join(report.lines()))
-    return 0 if report.ok else 1
-
-
-def cmd_lab(args) -> int:
-    from autograder.config.course import Course
-    from autograder.lab import run_lab
-
-    return run_lab("student", Course().exercises, args.jupyter_args)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("validate", help="run a notebook with the course's limits and report failing "
-                                        "visible tests (hidden tests run only when graded)")
-    p.add_argument("notebook")
-    p.add_argument("--json", action="store_true", help="print the report as JSON (the Lab's Validate button reads it)")
-    p.set_defaults(run=cmd_validate)
-    p = sub.add_parser("lab", help="JupyterLab on exercises/ with the Validate button; other options go to jupyter lab")
-    p.set_defaults(run=cmd_lab)
-    return parser
-
-
-def main(argv=None) -> int:
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if extra and args.command != "lab":
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    args.jupyter_args = extra  # lab: passed on to jupyter lab
-    try:
-        return args.run(args)
-    except (FileNotFoundError, FileExistsError, ValueError, RuntimeError, PermissionError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-'''
-# lab.py and validate.py import these two modules of the instructor's tool; the package gets
-# student versions: the course layout of the package, and export.py's question_of only.
-STUDENT_COURSE = f'''"""Where the student package keeps things: exercises/, and the course's settings of Validate.
-
-The course tool's own module of this name knows the instructor's folders; the package's
-Validate and Lab need only these.
-"""
-
-from __future__ import annotations
-
-from dataclasses import dataclass
-from pathlib import Path
-
-from traitlets.config.loader import PyFileConfigLoader
-
-PACKAGE_DIR = Path(__file__).resolve().parent
-REPO_ROOT = PACKAGE_DIR.parent
-CONFIG_FILE = PACKAGE_DIR / "{VALIDATE_CONFIG}"
-
-
-@dataclass(frozen=True)
-class Course:
-    """The package's folders: the assignments are in exercises/."""
-
-    exercises: Path = REPO_ROOT / "exercises"
-
-    def config(self):
-        """The settings Validate reads ({VALIDATE_CONFIG}, written from the course's configuration)."""
-        return PyFileConfigLoader(CONFIG_FILE.name, path=str(CONFIG_FILE.parent)).load_config()
-'''
-STUDENT_EXPORT_DOC = '"""The question a grade id belongs to (copied from the course tool\'s export module)."""'
-STUDENT_EXPORT_NAMES = ("question_of",)
-STUDENT_EXPORT_IMPORTS = ("import re",)
+# The student side of the tool: this folder of autograder/ is copied whole; with the package's
+# own __init__.py, and STUDENT_MAIN as the package's autograder/__main__.py.
+STUDENT_ROOM = Path(TOOL) / "student"
+STUDENT_MAIN = STUDENT_ROOM / "__main__.py"
+TOOL_FILES = {Path(TOOL) / "__init__.py": Path(TOOL) / "__init__.py", STUDENT_MAIN: Path(TOOL) / "__main__.py"}
+LAB_CONFIG = "student/lab_config"   # package data of `autograder` in the package's pyproject.toml
 # Packages a student installs besides the library's own dependencies (pins from pyproject.toml).
 STUDENT_EXTRAS = ("jupyterlab", "nbgrader")
 
@@ -170,14 +75,8 @@ def _imported_modules(tree: ast.AST, module: str, is_package: bool) -> set[str]:
     return names
 
 
-def module_closure(roots: set[str], root: Path, top: str,
-                   replaced: dict[str, str] | None = None) -> dict[str, Path]:
-    """The modules of package `top` (found under `root`) that importing `roots` can load.
-
-    `replaced` maps module names to the source the package carries instead of the file
-    (their imports are followed in that source, not in the file's).
-    """
-    replaced = replaced or {}
+def module_closure(roots: set[str], root: Path, top: str) -> dict[str, Path]:
+    """The modules of package `top` (found under `root`) that importing `roots` can load."""
     found: dict[str, Path] = {}
     todo = sorted(roots)
     while todo:
@@ -188,43 +87,35 @@ def module_closure(roots: set[str], root: Path, top: str,
         # Importing a.b.c runs a/__init__.py and a/b/__init__.py first.
         todo += [".".join(parts[:i]) for i in range(1, len(parts)) if ".".join(parts[:i]) not in found]
         path = _module_file(root, name)
-        if name in replaced and path is None:
-            path = root.joinpath(*parts).with_suffix(".py")
         if path is None or name in found:
             continue
         found[name] = path
-        source = replaced[name] if name in replaced else path.read_text(encoding="utf-8")
-        tree = ast.parse(source, filename=str(path))
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         todo += sorted(_imported_modules(tree, name, path.name == "__init__.py") - set(found))
     return found
 
 
-def student_export(export: Path = REPO_ROOT / TOOL / "export.py") -> str:
-    """The package's export.py: STUDENT_EXPORT_NAMES, their source copied from the course's export.py."""
-    text = export.read_text(encoding="utf-8")
-    defined = {node.name: ast.get_source_segment(text, node) for node in ast.parse(text).body
-               if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
-    missing = [name for name in STUDENT_EXPORT_NAMES if name not in defined]
-    if missing:
-        raise ValueError(f"{export} defines no {', '.join(missing)}: validate.py imports it from there")
-    return "\n".join([STUDENT_EXPORT_DOC, "", *STUDENT_EXPORT_IMPORTS, "", "",
-                      "\n\n\n".join(defined[name] for name in STUDENT_EXPORT_NAMES), ""])
+def _shipped(path: Path, folder: Path) -> bool:
+    """Whether a file under `folder` belongs in the package (no dotfiles, no __pycache__)."""
+    return path.is_file() and not any(part.startswith(".") or part == "__pycache__"
+                                      for part in path.relative_to(folder).parts)
 
 
-def validate_config(course: Course | None = None) -> str:
-    """The package's VALIDATE_CONFIG: the VALIDATE_SETTINGS of the course's configuration, same values."""
-    config = (course or Course()).config()
-    lines = ["# Generated by `python -m autograder package` from the course's configuration: the settings",
-             "# that Validate (`python -m autograder validate`, the Lab's Validate button) reads.",
-             "c = get_config()  # noqa: F821", ""]
-    for section, name in VALIDATE_SETTINGS:
-        if section not in config or name not in config[section]:
-            raise ValueError(f"the course's configuration sets no c.{section}.{name}: Validate reads it")
-        value = config[section][name]
-        if not isinstance(value, (bool, int, float, str)):
-            raise ValueError(f"c.{section}.{name} = {value!r}: the package's {VALIDATE_CONFIG} takes plain values")
-        lines.append(f"c.{section}.{name} = {value!r}")
-    return "\n".join(lines) + "\n"
+def student_side_files(root: Path = REPO_ROOT) -> dict[Path, Path]:
+    """{source: target}, relative to `root` and the package: the student room copied whole, plus
+    TOOL_FILES. Raises ValueError when the student room imports a module of the tool it would not
+    carry (the student side must stand alone)."""
+    room = root / STUDENT_ROOM
+    files = {path.relative_to(root): path.relative_to(root) for path in sorted(room.rglob("*")) if _shipped(path, room)}
+    files.update(TOOL_FILES)
+    modules = {".".join(path.with_suffix("").parts) for path in files if path.suffix == ".py"}
+    modules = {name.removesuffix(".__init__") for name in modules}
+    needed = module_closure(modules, root, TOOL)
+    outside = sorted(name for name in needed if name not in modules)
+    if outside:
+        raise ValueError(f"the student side imports {', '.join(outside)}, which the student package does not "
+                         f"ship: move what it needs into {STUDENT_ROOM}/")
+    return files
 
 
 def _cell_code(source: str) -> str:
@@ -268,7 +159,7 @@ def student_pyproject(repo_pyproject: Path = REPO_ROOT / "pyproject.toml") -> st
              "dependencies = [", *[f"    {json.dumps(spec)}," for spec in dependencies], "]", "",
              "[tool.setuptools.packages.find]", f'include = ["{LIBRARY}*", "{TOOL}*"]', "",
              "[tool.setuptools.package-data]",  # the student Lab's configuration folder
-             f'{TOOL} = ["{LAB_CONFIG.relative_to(TOOL).as_posix()}/*", "{LAB_CONFIG.relative_to(TOOL).as_posix()}/*/*"]', ""]
+             f'{TOOL} = ["{LAB_CONFIG}/*", "{LAB_CONFIG}/*/*"]', ""]
     return "\n".join(lines)
 
 
@@ -298,8 +189,7 @@ def _copy(source: Path, target: Path) -> Path:
 def build_package(out: Path = DEFAULT_OUT, course: Course | None = None, *, make_zip: bool = False) -> list[Path]:
     """Write the student package into `out` (replaced); returns the files written (and the zip)."""
     course = course or Course()
-    released = sorted(p for p in course.exercises.rglob("*") if p.is_file() and not any(
-        part.startswith(".") or part == "__pycache__" for part in p.relative_to(course.exercises).parts))
+    released = sorted(p for p in course.exercises.rglob("*") if _shipped(p, course.exercises))
     notebooks = [p for p in released if p.suffix == ".ipynb"]
     if not notebooks:
         raise FileNotFoundError(f"no released notebook under {course.exercises}: "
@@ -312,23 +202,13 @@ def build_package(out: Path = DEFAULT_OUT, course: Course | None = None, *, make
     if REPO_ROOT.is_relative_to(out) or any(out.is_relative_to(p) for p in sources + [course.exercises]):
         raise ValueError(f"--out {out} would overwrite the course's own files; give a folder of its own "
                          "(default: _build/student-package)")
-    _prepare_out(out)
-    written = [_copy(p, out / "exercises" / p.relative_to(course.exercises)) for p in released]
     imports = set().union(*(notebook_imports(p) for p in notebooks))
     library = module_closure(imports | set(LIBRARY_ROOTS), REPO_ROOT, LIBRARY)
-    student_modules = {f"{TOOL}.__main__": STUDENT_MAIN, f"{TOOL}.course": STUDENT_COURSE,
-                       f"{TOOL}.export": student_export()}
-    tool = module_closure(set(TOOL_ROOTS), REPO_ROOT, TOOL, student_modules)
-    for path in sorted(set(library.values()) | {p for name, p in tool.items() if name not in student_modules}):
-        written.append(_copy(path, out / path.relative_to(REPO_ROOT)))
-    generated = {tool[name].relative_to(REPO_ROOT): text for name, text in student_modules.items() if name in tool}
-    generated[Path(TOOL) / VALIDATE_CONFIG] = validate_config(course)
-    for relative, text in sorted(generated.items()):
-        (out / relative).write_text(text, encoding="utf-8")
-        written.append(out / relative)
-    written += [_copy(p, out / p.relative_to(REPO_ROOT)) for p in sorted((REPO_ROOT / LAB_CONFIG).rglob("*"))
-                if p.is_file() and not any(part.startswith(".") or part == "__pycache__"
-                                           for part in p.relative_to(REPO_ROOT / LAB_CONFIG).parts)]
+    tool = student_side_files()
+    _prepare_out(out)
+    written = [_copy(p, out / "exercises" / p.relative_to(course.exercises)) for p in released]
+    written += [_copy(path, out / path.relative_to(REPO_ROOT)) for path in sorted(library.values())]
+    written += [_copy(REPO_ROOT / source, out / target) for source, target in sorted(tool.items())]
     written += [_copy(STUDENT_FILES / name, out / name) for name in STUDENT_TEXTS]
     (out / "pyproject.toml").write_text(student_pyproject(), encoding="utf-8")
     written.append(out / "pyproject.toml")

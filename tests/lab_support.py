@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 
 from autograder.config.course import REPO_ROOT, Course
-from autograder.lab import lab_command
+from autograder.student.lab import lab_command
 from autograder.samples import build_samples, cell_by_id
 from autograder_support import TEST_LIMITS, cli, temp_course
 

@@ -28,19 +28,16 @@ c.DueDates.due_dates = {
 c.AssignLatePenalties.plugin_class = "autograder.late.PercentPerDayLate"
 c.PercentPerDayLate.percent_per_day = 10.0   # of the score, per started day late
 c.PercentPerDayLate.zero_after_days = 7.0    # from 7 days late on: no points
-# Limits count the CPU time of the kernel and its children, so a busy machine changes no grade;
-# code that waits without computing is stopped by the clock at wall_factor x these limits.
-c.Execute.timeout = 120             # CPU-seconds per cell, then the cell is interrupted (Validate: seconds)
-c.GuardedExecute.cpu_budget = 600   # CPU-seconds per notebook
+# The limits Validate shares with grading (Execute.timeout: CPU-seconds per cell; GuardedExecute.
+# cpu_budget: per notebook; CourseValidator.threads) live in the student side's own file, which the
+# student package ships as it is: one copy of them.
+load_subconfig(str(__import__("pathlib").Path(__file__).resolve().parents[1] / "student" / "validate_config.py"))  # noqa: F821
+# Code that waits without computing is stopped by the clock at wall_factor x those limits.
 c.GuardedExecute.wall_factor = 10
 c.GuardedExecute.max_output_chars = 2_000_000
 # A grading kernel is thrown away after its notebook: kill it rather than ask it to exit
 # (a polite shutdown took 0.1-0.2 s, and now and then 2.6 s, per submission here).
 c.GuardedExecute.shutdown_kernel = "immediate"
-# Validate (the student Lab's button and `python -m autograder validate` both read this file):
-# nbgrader's Validator with the per-cell limit above and, by default, as many math threads as
-# the machine has idle cores (one on a busy machine, where more threads only wait for each other).
-c.CourseValidator.threads = 0
 c.SandboxedKernelManager.sandbox = "bwrap"  # "none": documented fallback, see README
 c.SandboxedKernelManager.memory_limit_mb = 4096
 c.SandboxedKernelManager.cpu_limit_s = 900
@@ -54,7 +51,7 @@ c.GenerateFeedback.preprocessors = [
 ]
 # autograder/templates/feedback_offline extends nbgrader's feedback page, swapping the
 # CDN MathJax 2 loader for a local MathJax 3 copy placed next to each page.
-_templates = __import__("pathlib").Path(__file__).resolve().parent / "templates"
+_templates = __import__("pathlib").Path(__file__).resolve().parent.parent / "templates"
 _nbgrader_templates = (__import__("pathlib").Path(__import__("nbgrader").__file__).parent
                        / "server_extensions" / "formgrader" / "templates")
 # (nbgrader forces HTMLExporter.template_name = "feedback"; settings for the subclass win.)

@@ -1,6 +1,7 @@
 """JupyterLab for students (`make lab`) and Formgrader for instructors (`make formgrader`).
 
-Each runs `jupyter lab` with a configuration folder of this course (autograder/lab_config/):
+Each runs `jupyter lab` with a configuration folder of this course (PROFILE_CONFIG: the student's
+autograder/student/lab_config/, the instructor's autograder/config/lab_instructor/):
 
 * student: the assignments in exercises/; of nbgrader only the Validate button, answered by
   the handler below, which runs `python -m autograder validate` (the course's limits and
@@ -15,7 +16,7 @@ the copy of the course it runs from (the student package's folder, or this repos
 copies never share open tabs or checkpoints; the folder ignores itself in git (its .gitignore).
 `VITCOURSE_LAB_STATE` moves it (tests).
 
-This module is also the student Lab's server extension (`autograder.lab`).
+This module is also the student Lab's server extension (`autograder.student.lab`).
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ import os
 import sys
 from pathlib import Path
 
-from autograder.config.course import PACKAGE_DIR, REPO_ROOT, Course
+from autograder.student.settings import LAB_CONFIG, REPO_ROOT, TOOL_DIR
 
-CONFIG_ROOT = PACKAGE_DIR / "lab_config"
-PROFILES = ("student", "instructor")
+# Each profile's JUPYTER_CONFIG_DIR; the instructor's is not in the student package.
+PROFILE_CONFIG = {"student": LAB_CONFIG, "instructor": TOOL_DIR / "config" / "lab_instructor"}
+PROFILES = tuple(PROFILE_CONFIG)
 STATE_DIR = REPO_ROOT / ".lab-state"
 
 
@@ -58,7 +60,7 @@ def lab_command(profile: str, root: Path, *, port: int | None = None, browser: b
         raise FileNotFoundError(f"{root} does not exist: {hint}")
     state = state_dir(profile)
     env = {**os.environ,
-           "JUPYTER_CONFIG_DIR": str(CONFIG_ROOT / profile),
+           "JUPYTER_CONFIG_DIR": str(PROFILE_CONFIG[profile]),
            "JUPYTER_RUNTIME_DIR": str(state / "runtime"),
            "JUPYTERLAB_SETTINGS_DIR": str(state / "user-settings"),
            "JUPYTERLAB_WORKSPACES_DIR": str(state / "workspaces"),
@@ -78,18 +80,17 @@ def lab_command(profile: str, root: Path, *, port: int | None = None, browser: b
 
 
 def run_lab(profile: str, root: Path, extra: list[str] | None = None) -> int:
-    """Start JupyterLab in the foreground (Ctrl-C stops it)."""
+    """Start JupyterLab in the foreground (Ctrl-C stops it). The instructor's `formgrader` command
+    makes the course folder (with its nbgrader_config.py, which Formgrader reads) first."""
     import subprocess
 
-    if profile == "instructor":
-        Course(root=Path(root)).ensure()   # Formgrader reads the course's nbgrader_config.py
     argv, env = lab_command(profile, root, extra=extra)
     return subprocess.call(argv, env=env, cwd=str(root))
 
 
 @functools.cache
 def checkpoints_class():
-    """The Lab's checkpoints class (the configurations name it `autograder.lab.CourseCheckpoints`)."""
+    """The Lab's checkpoints class (the configurations name it `autograder.student.lab.CourseCheckpoints`)."""
     from jupyter_server.services.contents.filecheckpoints import AsyncFileCheckpoints
 
     class CourseCheckpoints(AsyncFileCheckpoints):
@@ -106,7 +107,7 @@ def checkpoints_class():
 
 
 def __getattr__(name):
-    """`autograder.lab.CourseCheckpoints`, made on first use (jupyter_server is imported only then)."""
+    """`autograder.student.lab.CourseCheckpoints`, made on first use (jupyter_server is imported only then)."""
     if name == "CourseCheckpoints":
         return checkpoints_class()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -115,7 +116,7 @@ def __getattr__(name):
 # ---- the student Lab's server extension: nbgrader's Validate, asynchronous ---------------------
 
 def _jupyter_server_extension_points():
-    return [{"module": "autograder.lab"}]
+    return [{"module": "autograder.student.lab"}]
 
 
 def _load_jupyter_server_extension(serverapp):
@@ -148,7 +149,7 @@ def _load_jupyter_server_extension(serverapp):
     base = serverapp.web_app.settings["base_url"]
     serverapp.web_app.add_handlers(".*$", [(url_path_join(base, "assignments/validate"), ValidateHandler),
                                            (url_path_join(base, "nbgrader_version"), VersionHandler)])
-    serverapp.log.info("autograder.lab: Validate runs `python -m autograder validate` with the course's limits")
+    serverapp.log.info("autograder.student.lab: Validate runs `python -m autograder validate` with the course's limits")
 
 
 async def validate_in_subprocess(notebook: Path) -> dict:

@@ -1,9 +1,10 @@
 """`validate`: the student-side check, nbgrader's Validate with the course's limits.
 
 One code path serves both `python -m autograder validate NOTEBOOK` and the Validate button
-of the student Lab (autograder/lab.py runs this command in a subprocess). Both
-read the course configuration, autograder/config/nbgrader_config.py: the per-cell time limit of
-grading (`Execute.timeout`) and the math-library threads of the kernel (`CourseValidator.threads`).
+of the student Lab (autograder/student/lab.py runs this command in a subprocess). Both read the
+course's settings of Validate, autograder/student/validate_config.py (grading loads the same file):
+the per-cell time limit of grading (`Execute.timeout`) and the math-library threads of the kernel
+(`CourseValidator.threads`).
 
 Runs the notebook top to bottom (no sandbox: it is the student's own machine) and reports
 changed cell types, edited read-only cells, or else the visible test cells that fail, with a
@@ -26,6 +27,8 @@ from pathlib import Path
 from nbgrader.validator import Validator
 from traitlets import Integer
 
+from autograder.student.settings import validate_config
+
 HIDDEN_NOTE = "Hidden tests run only when the assignment is graded."
 NOT_RUN_NOTE = "Nothing was run: Validate runs the notebook once every cell has its type back."
 # The kernel's own log (its warning that it talks to Validate over local TCP) is not the student's concern.
@@ -41,10 +44,10 @@ def _nbgrader(cell) -> dict:
     return cell.get("metadata", {}).get("nbgrader", {})
 
 
-def _question(grade_id: str) -> str:
-    from .export import question_of
-
-    return question_of(grade_id)
+def question_of(grade_id: str) -> str:
+    """'q4a_hidden' -> 'q4': the letters and number a grade id starts with (`export` counts by it too)."""
+    match = re.match(r"[A-Za-z]+\d+", grade_id)
+    return match.group(0) if match else grade_id.split("_", 1)[0]
 
 
 def busy_cores(interval: float = 0.3) -> float:
@@ -146,7 +149,7 @@ class Report:
                     "copy, so edits there do not count. Put their text back as it was (below: the start of each), "
                     "save, and validate again to see your test results.")
         if self.failing:
-            questions = list(dict.fromkeys(_question(g) for g in self.failing))
+            questions = list(dict.fromkeys(question_of(g) for g in self.failing))
             return f"{len(self.failing)} of {len(self.tests)} test cells fail: {', '.join(questions)}"
         if self.results.get("failed"):
             return f"{len(self.results['failed'])} test cell(s) fail."
@@ -283,10 +286,8 @@ def _fails(grade: tuple) -> bool:
 
 
 def course_config():
-    """The course's nbgrader configuration (the same file grading reads)."""
-    from autograder.config.course import Course
-
-    return Course().config()
+    """The course's settings of Validate (student/validate_config.py, which grading reads too)."""
+    return validate_config()
 
 
 def validate_notebook(path: Path, config=None) -> Report:
