@@ -18,7 +18,7 @@ def _course(args) -> Course:
 
 
 def cmd_release(args) -> int:
-    from .release import release
+    from autograder.commands.release import release
 
     course = _course(args)
     if args.all == bool(args.assignment):
@@ -32,7 +32,7 @@ def cmd_release(args) -> int:
 
 
 def cmd_collect(args) -> int:
-    from .collect import collect
+    from autograder.commands.collect import collect
 
     report = collect(args.assignment, Path(args.inbox), _course(args), id_pattern=args.id_pattern,
                      due_date=args.due_date, zone=args.timezone, lms=args.lms,
@@ -44,7 +44,7 @@ def cmd_collect(args) -> int:
 
 
 def cmd_grade(args) -> int:
-    from .grade import grade, grade_overrides
+    from autograder.commands.grade import grade, grade_overrides
 
     overrides = grade_overrides(cell_timeout=args.cell_timeout, budget=args.budget,
                                 memory_mb=args.memory_mb, sandbox="none" if args.no_sandbox else None)
@@ -59,7 +59,7 @@ def cmd_grade(args) -> int:
 
 
 def cmd_feedback(args) -> int:
-    from .feedback import feedback
+    from autograder.commands.feedback import feedback
 
     problems: list[str] = []
     for page in feedback(args.assignment, _course(args), students=args.student or None, problems=problems):
@@ -73,7 +73,7 @@ def cmd_feedback(args) -> int:
 
 
 def cmd_similarity(args) -> int:
-    from .similarity import similarity
+    from autograder.commands.similarity import similarity
 
     report = similarity(args.assignment, _course(args))
     print("\n".join(report.lines()))
@@ -81,7 +81,7 @@ def cmd_similarity(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .export import export
+    from autograder.commands.export import export
 
     written = export(args.assignment, _course(args), fmt=args.format, id_column=args.id_column,
                      column=args.lms_column, gradebook=Path(args.gradebook) if args.gradebook else None,
@@ -100,7 +100,7 @@ def cmd_formgrader(args) -> int:
 
 
 def cmd_package(args) -> int:
-    from .package import DEFAULT_OUT, build_package
+    from autograder.commands.package import DEFAULT_OUT, build_package
 
     out = Path(args.out) if args.out else DEFAULT_OUT
     written = build_package(out, _course(args), make_zip=args.zip)
@@ -111,7 +111,7 @@ def cmd_package(args) -> int:
 
 
 def cmd_doctor(args) -> int:
-    from .doctor import doctor
+    from autograder.commands.doctor import doctor
 
     return 0 if doctor(install_missing=args.install) else 1
 

@@ -14,7 +14,7 @@ import nbformat
 
 from autograder.config.course import REPO_ROOT, Course
 from autograder.student.lab import lab_command
-from autograder.samples import build_samples, cell_by_id
+from autograder.samples.submissions import build_samples, cell_by_id
 from autograder_support import TEST_LIMITS, cli, temp_course
 
 WRITTEN_SOLUTIONS = REPO_ROOT / "tests" / "fixtures" / "lab" / "solutions"

@@ -1,6 +1,6 @@
 """Assignment 1 (q1-q5) sample submissions, graded in one parallel batch, each score asserted.
 
-Samples come from the released notebook + the instructor solution (autograder/samples.py),
+Samples come from the released notebook + the instructor solution (autograder/samples/submissions.py),
 so they follow the assignment when it changes. Assignment 2 (q6-q10) gets the same
 treatment, with its own specific samples, once it is in solutions/.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from autograder.config.course import REPO_ROOT
-from autograder.samples import GENERIC_SAMPLES, Sample, build_samples, with_answer
+from autograder.samples.submissions import GENERIC_SAMPLES, Sample, build_samples, with_answer
 from autograder_support import TEST_LIMITS, cli, cpu_hog, gradebook_totals, temp_course, write_inbox
 
 pytestmark = pytest.mark.slow

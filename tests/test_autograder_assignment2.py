@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from autograder.config.course import REPO_ROOT
-from autograder.samples import Sample, build_samples, generic_samples, with_answer, with_answers, with_code
+from autograder.samples.submissions import Sample, build_samples, generic_samples, with_answer, with_answers, with_code
 from autograder_support import cli, cpu_hog, gradebook_totals, temp_course, write_inbox
 
 pytestmark = pytest.mark.slow

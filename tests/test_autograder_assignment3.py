@@ -13,7 +13,7 @@ import copy
 import pytest
 
 from autograder.config.course import REPO_ROOT
-from autograder.samples import Sample, build_samples, generic_samples, with_answer
+from autograder.samples.submissions import Sample, build_samples, generic_samples, with_answer
 from autograder_support import TEST_LIMITS, cli, collect_and_grade, gradebook_totals, temp_course
 
 pytestmark = pytest.mark.slow

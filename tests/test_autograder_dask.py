@@ -23,10 +23,10 @@ import pytest
 from autograder.config.course import REPO_ROOT, Course
 from autograder.runner.dask_executor import (ALLOWED_FAILURES, SCHEDULER_CONFIG, GradingJobPlugin, build_job,
                                       failure_reason, kernels_per_host, submission_task, write_files)
-from autograder.grade import grade, grade_overrides
+from autograder.commands.grade import grade, grade_overrides
 from autograder.runner.progress import BatchProgress, format_eta
-from autograder.release import read_source
-from autograder.samples import GENERIC_SAMPLES, build_samples, generic_samples, hostile_sample
+from autograder.commands.release import read_source
+from autograder.samples.submissions import GENERIC_SAMPLES, build_samples, generic_samples, hostile_sample
 from autograder_support import TEST_LIMITS, cli, gradebook_totals, temp_course, write_inbox
 from test_autograder_assignment1 import SPECIFIC_SAMPLES
 

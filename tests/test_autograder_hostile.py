@@ -28,8 +28,8 @@ from pathlib import Path
 import pytest
 
 from autograder.config.course import REPO_ROOT
-from autograder.feedback import hidden_lines, page_text
-from autograder.samples import Sample, build_samples, cell_by_id, with_answer, with_answers
+from autograder.commands.feedback import hidden_lines, page_text
+from autograder.samples.submissions import Sample, build_samples, cell_by_id, with_answer, with_answers
 from autograder_support import (FIXTURE_SOLUTIONS, TEST_LIMITS, cli, cpu_hog, gradebook_totals, temp_course,
                                 write_inbox)
 
@@ -231,8 +231,8 @@ def graded(tmp_path_factory):
     course = temp_course(tmp, FIXTURE_SOLUTIONS)
     cli(course, "release", ASSIGNMENT)
     released = nbformat.read(course.exercises / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
-    from autograder.release import read_source
-    from autograder.samples import correct_submission
+    from autograder.commands.release import read_source
+    from autograder.samples.submissions import correct_submission
 
     correct = correct_submission(released, read_source(course.solutions / ASSIGNMENT / f"{ASSIGNMENT}.md"))
     samples = {f"hijack_{name}": (_released_with(released, {"q1_answer": code}), 0.0)
@@ -474,7 +474,7 @@ def test_lookups_and_invented_answers_earn_no_accuracy_points(graded_a2):
 
 
 def test_a_model_trained_on_the_test_split_is_flagged_and_no_other(graded_a2):
-    from autograder.grade import read_grading_log
+    from autograder.commands.grade import read_grading_log
 
     course, _ = graded_a2
     log = read_grading_log(course, A2)

@@ -13,14 +13,14 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from autograder import checks
-from autograder.collect import collect, student_id
+from autograder.commands.collect import collect, student_id
 from autograder.config.course import Course, check_id
-from autograder.export import question_of
-from autograder.feedback import (REDACTED_OUTPUT, RedactHiddenTests, hidden_lines,
+from autograder.commands.export import question_of
+from autograder.commands.feedback import (REDACTED_OUTPUT, RedactHiddenTests, hidden_lines,
                                  leaked_lines)
-from autograder.grade import review_flags
-from autograder.release import leaked_markers, read_source
-from autograder.samples import answer_ids, grade_points, points_before
+from autograder.commands.grade import review_flags
+from autograder.commands.release import leaked_markers, read_source
+from autograder.samples.submissions import answer_ids, grade_points, points_before
 from autograder.sandbox.launch import ResourceLimits, bwrap_argv, kernel_env
 from autograder_support import FIXTURE_SOLUTIONS
 
@@ -325,7 +325,7 @@ def test_grade_hands_the_executor_a_batch_and_sets_no_environment(tmp_path, monk
     environment is the caller's before, during and after the run (no channel through os.environ)."""
     import types
 
-    from autograder import grade as grade_module
+    from autograder.commands import grade as grade_module
 
     seen = {}
 
@@ -356,13 +356,13 @@ def test_run_settings_reach_the_kernel_manager_and_the_tests_in_the_config(tmp_p
     read from the Config by the kernel manager and GuardedExecute; the caller's overrides are not changed."""
     from autograder import grading
     from autograder.config.course import PACKAGE_DIR
-    from autograder.grade import grade_overrides
+    from autograder.commands.grade import grade_overrides
     from autograder.runner.batch import run_settings
     from autograder.sandbox.execute import GuardedExecute
     from autograder.sandbox.launch import SandboxedKernelManager
 
     overrides = grade_overrides(memory_mb=512)
-    hidden = PACKAGE_DIR / "templates"   # inside a folder every kernel sees read-only
+    hidden = PACKAGE_DIR / "config" / "templates"   # inside a folder every kernel sees read-only
     config = run_settings(overrides, kernels_per_host=4, hidden_folders=[str(hidden)], grading_seed=4242,
                           run_dir=str(tmp_path))
     assert set(overrides.SandboxedKernelManager) == {"memory_limit_mb"} and "GuardedExecute" not in overrides

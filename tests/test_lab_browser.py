@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 
 from autograder.config.course import REPO_ROOT
-from autograder.samples import build_samples
+from autograder.samples.submissions import build_samples
 from autograder.student.validate import HIDDEN_NOTE
 from autograder_support import cli
 from lab_support import WRITTEN_ANSWER, LabServer, graded_written_course

@@ -12,8 +12,8 @@ import nbformat
 import pytest
 
 from autograder.config.course import REPO_ROOT
-from autograder.release import release
-from autograder.samples import build_samples, cell_by_id
+from autograder.commands.release import release
+from autograder.samples.submissions import build_samples, cell_by_id
 from autograder.student.validate import HIDDEN_NOTE, NOT_RUN_NOTE, auto_threads, course_config, validate_notebook
 from autograder_support import FIXTURE_SOLUTIONS, cli, temp_course
 

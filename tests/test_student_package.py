@@ -26,9 +26,9 @@ import pytest
 from traitlets.config.loader import PyFileConfigLoader
 
 from autograder import __main__ as cli
-from autograder.collect import collect, student_id
+from autograder.commands.collect import collect, student_id
 from autograder.config.course import REPO_ROOT, Course
-from autograder.package import STAMP, build_package, student_side_files, zip_path
+from autograder.commands.package import STAMP, build_package, student_side_files, zip_path
 from autograder.student import cli as student_cli
 from autograder.student.settings import VALIDATE_CONFIG
 from autograder.student.validate import Report
@@ -154,7 +154,7 @@ def test_a_student_side_that_imports_the_instructors_tool_stops_the_package(tmp_
     (tmp_path / "autograder" / "grade.py").write_text("import os\n")
     (tmp_path / "autograder" / "student" / "__init__.py").write_text("")
     (tmp_path / "autograder" / "student" / "__main__.py").write_text("from autograder.student import cli\n")
-    (tmp_path / "autograder" / "student" / "cli.py").write_text("def run():\n    from autograder import grade\n")
+    (tmp_path / "autograder" / "student" / "cli.py").write_text("def run():\n    from autograder.commands import grade\n")
     with pytest.raises(ValueError, match=r"the student side imports autograder\.grade, which the student package"):
         student_side_files(tmp_path)
     (tmp_path / "autograder" / "student" / "cli.py").write_text("from autograder.student import __main__\n")

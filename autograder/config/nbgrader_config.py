@@ -19,13 +19,13 @@ c.Autograde.autograde_preprocessors = [
     "nbgrader.preprocessors.AssignLatePenalties",
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
-# Late work (autograder/late.py): `collect` writes each submission's time to timestamp.txt and
+# Late work (autograder/commands/late.py): `collect` writes each submission's time to timestamp.txt and
 # these due dates to the gradebook; AssignLatePenalties (above) then asks this plugin for the
 # penalty, stored as the notebook's late_submission_penalty and subtracted in feedback/export.
 c.DueDates.due_dates = {
     # "assignment1": "2026-12-14 23:59:00 Europe/Zurich",
 }
-c.AssignLatePenalties.plugin_class = "autograder.late.PercentPerDayLate"
+c.AssignLatePenalties.plugin_class = "autograder.commands.late.PercentPerDayLate"
 c.PercentPerDayLate.percent_per_day = 10.0   # of the score, per started day late
 c.PercentPerDayLate.zero_after_days = 7.0    # from 7 days late on: no points
 # The limits Validate shares with grading (Execute.timeout: CPU-seconds per cell; GuardedExecute.
@@ -46,16 +46,16 @@ c.SandboxedKernelManager.file_size_limit_mb = 256
 # Feedback: hidden tests stripped, hidden-test tracebacks reduced, math rendered offline.
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
-    "autograder.feedback.RedactHiddenTests",
+    "autograder.commands.feedback.RedactHiddenTests",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
-# autograder/templates/feedback_offline extends nbgrader's feedback page, swapping the
+# autograder/config/templates/feedback_offline extends nbgrader's feedback page, swapping the
 # CDN MathJax 2 loader for a local MathJax 3 copy placed next to each page.
-_templates = __import__("pathlib").Path(__file__).resolve().parent.parent / "templates"
+_templates = __import__("pathlib").Path(__file__).resolve().parent / "templates"
 _nbgrader_templates = (__import__("pathlib").Path(__import__("nbgrader").__file__).parent
                        / "server_extensions" / "formgrader" / "templates")
 # (nbgrader forces HTMLExporter.template_name = "feedback"; settings for the subclass win.)
-c.GenerateFeedback.exporter_class = "autograder.feedback.OfflineFeedbackExporter"
+c.GenerateFeedback.exporter_class = "autograder.commands.feedback.OfflineFeedbackExporter"
 c.OfflineFeedbackExporter.template_name = "feedback_offline"
 c.OfflineFeedbackExporter.extra_template_basedirs = [str(_templates), str(_nbgrader_templates)]
 # nbgrader's templates root lets `{% extends 'feedback/index.html.j2' %}` name its page

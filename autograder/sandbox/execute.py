@@ -112,7 +112,7 @@ def is_instructor_code(cell) -> bool:
 
 
 _BUILTIN_NAMES = frozenset(dir(builtins))
-# Where the grader writes the review flags its tests raised (autograder/grade.py reads them).
+# Where the grader writes the review flags its tests raised (autograder/commands/grade.py reads them).
 REVIEW_METADATA = "autograder"
 
 

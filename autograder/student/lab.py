@@ -44,7 +44,7 @@ def state_dir(profile: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     ignore = top / ".gitignore"
     if not ignore.exists():
-        ignore.write_text("# JupyterLab's state for this copy of the course (autograder/lab.py)\n*\n")
+        ignore.write_text("# JupyterLab's state for this copy of the course (autograder/student/lab.py)\n*\n")
     return folder
 
 

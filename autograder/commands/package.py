@@ -28,7 +28,7 @@ import zipfile
 from pathlib import Path
 
 from autograder.config.course import REPO_ROOT, Course
-from autograder.release import FORBIDDEN_MARKERS
+from autograder.commands.release import FORBIDDEN_MARKERS
 
 DEFAULT_OUT = REPO_ROOT / "_build" / "student-package"
 STUDENT_FILES = REPO_ROOT / "student"  # STUDENT_TEXTS of the package

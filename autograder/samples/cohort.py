@@ -10,7 +10,7 @@ import copy
 import random
 import re
 
-from .samples import answer_ids, cell_by_id
+from autograder.samples.submissions import answer_ids, cell_by_id
 
 # A long answer of the demo's softmax question, written "by hand" (not the reference).
 ORIGINAL_SOFTMAX = '''def _row_max(values):

@@ -3,13 +3,13 @@
 The grade is nbgrader's: the sum of every grade cell's score (a manual score from formgrader
 replaces the automatic one, as in nbgrader) minus the late-submission penalty.
 
-* `canvas` (autograder/lms_canvas.py cites Canvas's importer): with `--gradebook FILE`, the
+* `canvas` (autograder/commands/lms_canvas.py cites Canvas's importer): with `--gradebook FILE`, the
   instructor's own Gradebook export with the assignment's column (found by its `Title (id)`
   header, or `--lms-column`) filled, students matched by Canvas user id; without it, the
   documented import layout (Student, ID, SIS User ID, SIS Login ID, Section, then the column
   `--lms-column` names, e.g. "Assignment 1 (4711)") with the Canvas user id in `ID` when `collect`
   read a Canvas download, else our id in `--id-column` (SIS Login ID or SIS User ID).
-* `moodle` (autograder/lms_moodle.py cites Moodle's importer): with `--worksheet FILE`, the
+* `moodle` (autograder/commands/lms_moodle.py cites Moodle's importer): with `--worksheet FILE`, the
   grading worksheet downloaded from the assignment with "Grade" (and the late note in "Feedback
   comments") filled, for "Upload grading worksheet"; without it, a CSV for the gradebook's
   "Import > CSV file" keyed on a real user field ("Email address", "ID number" or "Username",
@@ -56,7 +56,7 @@ def write_rows(rows: list[list[str]], path: Path) -> Path:
 def canvas(grades: pd.DataFrame, assignment: str, max_score: float, *, id_column: str | None,
            column: str | None, gradebook: Path | None, manifest: dict) -> list[list[str]]:
     """Rows of the Canvas file (see the module docstring); `grades` is indexed by student."""
-    from . import lms_canvas
+    from autograder.commands import lms_canvas
 
     if gradebook is not None:
         rows, missing = lms_canvas.fill_gradebook(gradebook, grades, assignment, column)
@@ -92,7 +92,7 @@ def canvas(grades: pd.DataFrame, assignment: str, max_score: float, *, id_column
 def moodle(grades: pd.DataFrame, assignment: str, max_score: float, *, id_column: str | None,
            worksheet: Path | None, manifest: dict) -> list[list[str]]:
     """Rows of the Moodle file (see the module docstring)."""
-    from . import lms_moodle
+    from autograder.commands import lms_moodle
 
     if worksheet is not None:
         rows, missing = lms_moodle.fill_worksheet(worksheet, grades, max_score)
@@ -119,7 +119,7 @@ def moodle(grades: pd.DataFrame, assignment: str, max_score: float, *, id_column
 
 def _moodle_user_field(manifest: dict, students) -> str:
     """The first user field the collected worksheet gave for every participant."""
-    from .lms_moodle import USER_FIELDS
+    from autograder.commands.lms_moodle import USER_FIELDS
 
     for field in USER_FIELDS:
         if all(manifest.get(s, {}).get(field) for s in students):

@@ -7,9 +7,9 @@ Accepted inputs (mixed freely in one folder):
   an LMS bulk download as it comes, the zip or its unpacked folder (`--lms auto`, the default,
     recognises it; `--lms canvas|moodle|none` says it):
     Canvas  "doejane_LATE_4711_9001_assignment1.ipynb": the id is the Canvas user id (4711;
-            anonymous grading: "anon_aB3dE"), the sortable name only a label (autograder/lms_canvas.py);
+            anonymous grading: "anon_aB3dE"), the sortable name only a label (autograder/commands/lms_canvas.py);
     Moodle  "Jane Doe_1234567_assignsubmission_file_/assignment1.ipynb": the id is the participant
-            id (1234567), the name a label (autograder/lms_moodle.py);
+            id (1234567), the name a label (autograder/commands/lms_moodle.py);
   other layouts through --id-pattern ('moodle', 'blackboard', or a regex).
 Files that cannot be read, whose name has no valid id, that are not the assignment's notebook
 (online text, other uploads), or that an LMS says were replaced are reported and skipped; the rest
@@ -44,9 +44,9 @@ from pathlib import Path, PurePosixPath
 
 import nbformat
 
-from . import lms_canvas, lms_moodle
+from autograder.commands import lms_canvas, lms_moodle
 from autograder.config.course import ID_PATTERN, Course, check_id
-from .late import check_zone, read_submission_times, set_due_date, submission_time, write_timestamp
+from autograder.commands.late import check_zone, read_submission_times, set_due_date, submission_time, write_timestamp
 
 ID_PATTERNS = {
     # The id is everything before the first '_' or '.': s001.ipynb, s001_a1.zip

@@ -17,7 +17,7 @@ from typing import Callable
 
 import nbformat
 
-from .release import read_source
+from autograder.commands.release import read_source
 
 SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
 

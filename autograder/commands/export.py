@@ -8,7 +8,7 @@ NotExecuted, ...), or "cell deleted" when the student removed it.
 Scores are nbgrader's (a manual score replaces the automatic one); `total` is the points
 minus nbgrader's late-submission penalty. Review flags are those `grade` logged plus
 `similar: <other id>` from the last `similarity` run. `--format canvas|moodle|csv` also
-writes the file that LMS imports (autograder/lms.py).
+writes the file that LMS imports (autograder/commands/lms.py).
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ import pandas as pd  # noqa: E402
 from autograder.config.course import Course, check_id  # noqa: E402
 from autograder.student.validate import question_of  # noqa: E402
 from autograder.sandbox.execute import CPU_BUDGET, KERNEL_DIED, NOT_RUN, WALL_CLOCK  # noqa: E402
-from .collect import read_manifest  # noqa: E402
-from .grade import read_grading_log  # noqa: E402
-from .lms import write_lms  # noqa: E402
-from .similarity import similarity_flags  # noqa: E402
+from autograder.commands.collect import read_manifest  # noqa: E402
+from autograder.commands.grade import read_grading_log  # noqa: E402
+from autograder.commands.lms import write_lms  # noqa: E402
+from autograder.commands.similarity import similarity_flags  # noqa: E402
 
 
 def failure_reasons(autograded: Path) -> dict[str, str]:
