@@ -22,29 +22,15 @@ replaces the automatic one, as in nbgrader) minus the late-submission penalty.
 from __future__ import annotations
 
 import csv
-import io
 from pathlib import Path
 
 import pandas as pd
 
+from autograder.commands import lms_canvas, lms_moodle
+from autograder.commands.lms_csv import score_text
+
 FORMATS = ("canvas", "moodle", "csv")
 CANVAS_ID_COLUMNS = ("ID", "SIS User ID", "SIS Login ID")
-
-
-def score_text(value: float) -> str:
-    """A score as the LMS exporters write it: at most two decimals, no trailing zeros."""
-    text = f"{round(float(value), 2):.2f}".rstrip("0").rstrip(".")
-    return "0" if text in ("", "-0") else text
-
-
-def read_csv(path: Path, kind: str) -> tuple[list[str], list[dict[str, str]]]:
-    """(header, rows) of a CSV file, with a clear error when it cannot be read."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as error:
-        raise ValueError(f"cannot read the {kind} {path}: {error}") from None
-    reader = csv.DictReader(io.StringIO(text))
-    return list(reader.fieldnames or []), list(reader)
 
 
 def write_rows(rows: list[list[str]], path: Path) -> Path:
@@ -56,8 +42,6 @@ def write_rows(rows: list[list[str]], path: Path) -> Path:
 def canvas(grades: pd.DataFrame, assignment: str, max_score: float, *, id_column: str | None,
            column: str | None, gradebook: Path | None, manifest: dict) -> list[list[str]]:
     """Rows of the Canvas file (see the module docstring); `grades` is indexed by student."""
-    from autograder.commands import lms_canvas
-
     if gradebook is not None:
         rows, missing = lms_canvas.fill_gradebook(gradebook, grades, assignment, column)
         if missing:
@@ -92,8 +76,6 @@ def canvas(grades: pd.DataFrame, assignment: str, max_score: float, *, id_column
 def moodle(grades: pd.DataFrame, assignment: str, max_score: float, *, id_column: str | None,
            worksheet: Path | None, manifest: dict) -> list[list[str]]:
     """Rows of the Moodle file (see the module docstring)."""
-    from autograder.commands import lms_moodle
-
     if worksheet is not None:
         rows, missing = lms_moodle.fill_worksheet(worksheet, grades, max_score)
         if missing:
@@ -119,9 +101,7 @@ def moodle(grades: pd.DataFrame, assignment: str, max_score: float, *, id_column
 
 def _moodle_user_field(manifest: dict, students) -> str:
     """The first user field the collected worksheet gave for every participant."""
-    from autograder.commands.lms_moodle import USER_FIELDS
-
-    for field in USER_FIELDS:
+    for field in lms_moodle.USER_FIELDS:
         if all(manifest.get(s, {}).get(field) for s in students):
             return field
     raise ValueError("these ids are Moodle participant ids (per assignment: Moodle's grade import cannot map them): "

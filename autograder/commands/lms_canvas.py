@@ -38,7 +38,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder.commands.lms import score_text
+from autograder.commands.lms_csv import score_text
 
 # <name>_[LATE_]<user id | anon_xxxxx>_<attachment id>_<file>; the name may be empty or missing.
 NAME = re.compile(r"^(?:(?P<name>\w*?)_)??(?P<late>LATE_)?(?P<user>anon_[A-Za-z0-9]+|\d+)_(?P<attachment>\d+)_"

@@ -34,7 +34,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from autograder.commands.late import check_zone
-from autograder.commands.lms import read_csv, score_text
+from autograder.commands.lms_csv import read_csv, score_text
 
 # <full name>_<participant id>_assignsubmission_<plugin>[_<rest>]
 NAME = re.compile(r"^(?P<name>[^_/]*)_(?P<student>\d+)_assignsubmission_(?P<plugin>[a-z0-9]+)(?:_(?P<rest>.*))?$")
