@@ -45,7 +45,8 @@ def graph() -> dict[str, set[str]]:
 
 
 def test_the_autograder_has_no_import_cycle(graph):
-    assert graph["autograder.commands.grade"] >= {"autograder.runner.local_executor", "autograder.runner.dask_executor"}
+    assert graph["autograder.commands.grade"] >= {"autograder.runner.local_executor",
+                                                  "autograder.runner.dask_executor"}
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle: " + " → ".join(cycle)
 
@@ -68,14 +69,16 @@ def test_the_walker_finds_a_cycle_through_relative_and_lazy_imports(tmp_path):
 def test_each_room_imports_only_the_rooms_it_may(graph):
     assert set(MAY_IMPORT) == {room(name) for name in graph if name != "autograder"}, "a room without a rule"
     wrong = [f"{name} imports {target}" for name, targets in sorted(graph.items()) if name != "autograder"
-             for target in sorted(targets) if room(target) != room(name) and room(target) not in MAY_IMPORT[room(name)]]
+             for target in sorted(targets)
+             if room(target) != room(name) and room(target) not in MAY_IMPORT[room(name)]]
     assert not wrong, "\n".join(wrong)
 
 
 def test_the_configured_class_paths_resolve():
     """nbgrader and the Lab name classes by dotted path in their configuration files: each must import."""
     configs = [TOOL / "config" / "nbgrader_config.py", *TOOL.glob("**/jupyter_server_config.py")]
-    paths = {match for path in configs for match in re.findall(r"[\"'](autograder(?:\.\w+)+)[\"']", path.read_text())}
+    pattern = re.compile(r"[\"'](autograder(?:\.\w+)+)[\"']")
+    paths = {match for path in configs for match in pattern.findall(path.read_text())}
     assert {"autograder.sandbox.execute.GuardedExecute", "autograder.student.lab"} <= paths
     for path in sorted(paths):
         try:
@@ -92,7 +95,7 @@ def test_the_paths_released_notebooks_and_the_command_line_use_still_work():
             "print(callable(checks.assert_close), callable(grading.secret_seed))")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.split() == ["True", "True"], done.stderr
-    helped = subprocess.run([sys.executable, "-m", "autograder", "--help"], cwd=ROOT, capture_output=True, text=True,
-                            timeout=120)
+    helped = subprocess.run([sys.executable, "-m", "autograder", "--help"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)
     assert helped.returncode == 0, helped.stderr
     assert "{" + ",".join(COMMANDS) + "}" in helped.stdout

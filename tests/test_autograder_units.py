@@ -347,7 +347,8 @@ def test_grade_hands_the_executor_a_batch_and_sets_no_environment(tmp_path, monk
     assert grade_module.grade("a1", course, workers=3, overrides=overrides, progress=lambda line: None) == []
     assert seen["environ"] == before and dict(os.environ) == before
     batch = seen["batch"]
-    assert (batch.course, batch.assignment, batch.students, batch.workers, batch.scheduler) == (course, "a1", ("s1",), 1, None)
+    assert (batch.course, batch.assignment, batch.students, batch.workers) == (course, "a1", ("s1",), 1)
+    assert batch.scheduler is None
     assert batch.overrides.Execute.timeout == 7
 
 

@@ -154,13 +154,13 @@ def test_a_student_side_that_imports_the_instructors_tool_stops_the_package(tmp_
     (tmp_path / "autograder" / "grade.py").write_text("import os\n")
     (tmp_path / "autograder" / "student" / "__init__.py").write_text("")
     (tmp_path / "autograder" / "student" / "__main__.py").write_text("from autograder.student import cli\n")
-    (tmp_path / "autograder" / "student" / "cli.py").write_text("def run():\n    from autograder.commands import grade\n")
+    (tmp_path / "autograder" / "student" / "cli.py").write_text("def run():\n    from autograder import grade\n")
     with pytest.raises(ValueError, match=r"the student side imports autograder\.grade, which the student package"):
         student_side_files(tmp_path)
     (tmp_path / "autograder" / "student" / "cli.py").write_text("from autograder.student import __main__\n")
-    assert set(student_side_files(tmp_path).values()) == {Path("autograder/__init__.py"), Path("autograder/__main__.py"),
-                                                          Path("autograder/student/__init__.py"),
-                                                          Path("autograder/student/cli.py")}
+    assert set(student_side_files(tmp_path).values()) == {
+        Path("autograder/__init__.py"), Path("autograder/__main__.py"), Path("autograder/student/__init__.py"),
+        Path("autograder/student/cli.py")}
 
 
 def test_package_refuses_to_replace_a_folder_it_did_not_write(tmp_path, capsys):

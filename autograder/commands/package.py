@@ -42,7 +42,8 @@ TOOL = "autograder"
 # own __init__.py, and STUDENT_MAIN as the package's autograder/__main__.py.
 STUDENT_ROOM = Path(TOOL) / "student"
 STUDENT_MAIN = STUDENT_ROOM / "__main__.py"
-TOOL_FILES = {Path(TOOL) / "__init__.py": Path(TOOL) / "__init__.py", STUDENT_MAIN: Path(TOOL) / "__main__.py"}
+TOOL_FILES = {Path(TOOL) / "__init__.py": Path(TOOL) / "__init__.py",
+              STUDENT_MAIN: Path(TOOL) / "__main__.py"}
 LAB_CONFIG = "student/lab_config"   # package data of `autograder` in the package's pyproject.toml
 # Packages a student installs besides the library's own dependencies (pins from pyproject.toml).
 STUDENT_EXTRAS = ("jupyterlab", "nbgrader")
@@ -106,7 +107,8 @@ def student_side_files(root: Path = REPO_ROOT) -> dict[Path, Path]:
     TOOL_FILES. Raises ValueError when the student room imports a module of the tool it would not
     carry (the student side must stand alone)."""
     room = root / STUDENT_ROOM
-    files = {path.relative_to(root): path.relative_to(root) for path in sorted(room.rglob("*")) if _shipped(path, room)}
+    files = {path.relative_to(root): path.relative_to(root)
+             for path in sorted(room.rglob("*")) if _shipped(path, room)}
     files.update(TOOL_FILES)
     modules = {".".join(path.with_suffix("").parts) for path in files if path.suffix == ".py"}
     modules = {name.removesuffix(".__init__") for name in modules}

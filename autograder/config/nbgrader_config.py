@@ -31,7 +31,8 @@ c.PercentPerDayLate.zero_after_days = 7.0    # from 7 days late on: no points
 # The limits Validate shares with grading (Execute.timeout: CPU-seconds per cell; GuardedExecute.
 # cpu_budget: per notebook; CourseValidator.threads) live in the student side's own file, which the
 # student package ships as it is: one copy of them.
-load_subconfig(str(__import__("pathlib").Path(__file__).resolve().parents[1] / "student" / "validate_config.py"))  # noqa: F821
+_validate_config = __import__("pathlib").Path(__file__).resolve().parents[1] / "student" / "validate_config.py"
+load_subconfig(str(_validate_config))  # noqa: F821
 # Code that waits without computing is stopped by the clock at wall_factor x those limits.
 c.GuardedExecute.wall_factor = 10
 c.GuardedExecute.max_output_chars = 2_000_000

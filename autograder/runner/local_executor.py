@@ -36,7 +36,8 @@ def run_local(batch: Batch, bar: BatchProgress) -> list[GradeResult]:
         settings = run_settings(batch.overrides, kernels_per_host=batch.workers,
                                 hidden_folders=[str(batch.course.root.resolve())],
                                 grading_seed=batch.course.grading_seed(), run_dir=tmp)
-        return _run_pool(batch.course, batch.assignment, list(batch.students), batch.workers, snapshot, settings, bar)
+        return _run_pool(batch.course, batch.assignment, list(batch.students), batch.workers, snapshot,
+                         settings, bar)
     finally:
         remove_run_dir(Path(tmp))
 

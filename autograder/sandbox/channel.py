@@ -363,7 +363,8 @@ class KernelChannel:
         with os.fdopen(fd, "wb") as handle:
             os.fchmod(handle.fileno(), 0o644)
             handle.write(buffer.getvalue())
-        self.run_in_kernel(f"__import__('autograder.sandbox.channel', fromlist=['serve']).serve({str(self.folder)!r}, {number})")
+        serve = "__import__('autograder.sandbox.channel', fromlist=['serve']).serve"
+        self.run_in_kernel(f"{serve}({str(self.folder)!r}, {number})")
         limit = min(max_bytes or MAX_MESSAGE_BYTES, MAX_MESSAGE_BYTES)
         header, answer_arrays = self._read_answer(number, limit)
         if "error" in header:

@@ -228,7 +228,8 @@ class GuardedExecute(Execute):
     grading_seed = Integer(
         None, allow_none=True,
         help="The course's secret grading seed, for the tests run in this process (never the kernel's); "
-             "set by `grade`; unset: read from the course folder (plain `nbgrader autograde`).").tag(config=True)
+             "set by `grade`; unset: read from the course folder (plain `nbgrader autograde`)."
+    ).tag(config=True)
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("kernel_manager_class", SandboxedKernelManager)

@@ -309,7 +309,8 @@ class SandboxedKernelManager(AsyncKernelManager):
     hidden_folders = List(Unicode(), [], help="Host folders no kernel may see: the course being graded "
                                               "(and a Dask worker's private courses).").tag(config=True)
     run_dir = Unicode("", help="The grading run's folder on the host, removed when the run ends: kernels' "
-                               "scratch and runtime folders go there ('': the system's temp folder).").tag(config=True)
+                               "scratch and runtime folders go there ('': the system's temp folder)."
+                      ).tag(config=True)
     boot_modules = List(Unicode(), [],
                         help="Imported in the kernel before any cell runs (saves time only: "
                              "tests never run in the kernel).").tag(config=True)
@@ -388,8 +389,9 @@ class SandboxedKernelManager(AsyncKernelManager):
         self._group = SubmissionGroup(self.memory_limit_mb, ResourceLimits.processes)
         joins = self._group.argv_prefix()
         if self.sandbox == "bwrap":
-            wrapped = joins + limits + bwrap_argv(self._scratch, self._runtime, env, uid=self.kernel_uid,
-                                                  tmp_mb=self.tmp_limit_mb, hidden=self.hidden_folders) + kernel_cmd
+            confined = bwrap_argv(self._scratch, self._runtime, env, uid=self.kernel_uid,
+                                  tmp_mb=self.tmp_limit_mb, hidden=self.hidden_folders)
+            wrapped = joins + limits + confined + kernel_cmd
         else:
             wrapped = joins + limits + kernel_cmd
             kw["cwd"] = str(self._scratch)

@@ -44,7 +44,8 @@ def add_validate(sub, help: str = VALIDATE_HELP) -> None:
     """The `validate` subcommand (the instructor's command line adds it too, with its own help)."""
     p = sub.add_parser("validate", help=help)
     p.add_argument("notebook")
-    p.add_argument("--json", action="store_true", help="print the report as JSON (the Lab's Validate button reads it)")
+    p.add_argument("--json", action="store_true",
+                   help="print the report as JSON (the Lab's Validate button reads it)")
     p.set_defaults(run=cmd_validate)
 
 

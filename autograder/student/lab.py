@@ -107,7 +107,7 @@ def checkpoints_class():
 
 
 def __getattr__(name):
-    """`autograder.student.lab.CourseCheckpoints`, made on first use (jupyter_server is imported only then)."""
+    """`autograder.student.lab.CourseCheckpoints`, made on first use (jupyter_server is imported then)."""
     if name == "CourseCheckpoints":
         return checkpoints_class()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -149,7 +149,8 @@ def _load_jupyter_server_extension(serverapp):
     base = serverapp.web_app.settings["base_url"]
     serverapp.web_app.add_handlers(".*$", [(url_path_join(base, "assignments/validate"), ValidateHandler),
                                            (url_path_join(base, "nbgrader_version"), VersionHandler)])
-    serverapp.log.info("autograder.student.lab: Validate runs `python -m autograder validate` with the course's limits")
+    serverapp.log.info("autograder.student.lab: Validate runs `python -m autograder validate` "
+                       "with the course's limits")
 
 
 async def validate_in_subprocess(notebook: Path) -> dict:
