@@ -1,1 +1,2 @@
-"""config: see autograder/README.md (the rooms)."""
+"""Configuration: the course layout (course.py), nbgrader's settings (nbgrader_config.py), Formgrader's
+Lab (lab_instructor/) and the offline feedback page (templates/)."""

@@ -1,1 +1,1 @@
-"""samples: see autograder/README.md (the rooms)."""
+"""Sample submissions and cohorts built from the released notebooks, for the tests and benchmarks."""
