@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .course import Course, quiet_gradebook_warnings
+from autograder.config.course import Course, quiet_gradebook_warnings
+from autograder.student.cli import add_lab, add_validate, run_command
 
 
 def _course(args) -> Course:
@@ -17,7 +18,7 @@ def _course(args) -> Course:
 
 
 def cmd_release(args) -> int:
-    from .release import release
+    from autograder.commands.release import release
 
     course = _course(args)
     if args.all == bool(args.assignment):
@@ -31,7 +32,7 @@ def cmd_release(args) -> int:
 
 
 def cmd_collect(args) -> int:
-    from .collect import collect
+    from autograder.commands.collect import collect
 
     report = collect(args.assignment, Path(args.inbox), _course(args), id_pattern=args.id_pattern,
                      due_date=args.due_date, zone=args.timezone, lms=args.lms,
@@ -43,7 +44,7 @@ def cmd_collect(args) -> int:
 
 
 def cmd_grade(args) -> int:
-    from .grade import grade, grade_overrides
+    from autograder.commands.grade import grade, grade_overrides
 
     overrides = grade_overrides(cell_timeout=args.cell_timeout, budget=args.budget,
                                 memory_mb=args.memory_mb, sandbox="none" if args.no_sandbox else None)
@@ -58,7 +59,7 @@ def cmd_grade(args) -> int:
 
 
 def cmd_feedback(args) -> int:
-    from .feedback import feedback
+    from autograder.commands.feedback import feedback
 
     problems: list[str] = []
     for page in feedback(args.assignment, _course(args), students=args.student or None, problems=problems):
@@ -72,7 +73,7 @@ def cmd_feedback(args) -> int:
 
 
 def cmd_similarity(args) -> int:
-    from .similarity import similarity
+    from autograder.commands.similarity import similarity
 
     report = similarity(args.assignment, _course(args))
     print("\n".join(report.lines()))
@@ -80,7 +81,7 @@ def cmd_similarity(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .export import export
+    from autograder.commands.export import export
 
     written = export(args.assignment, _course(args), fmt=args.format, id_column=args.id_column,
                      column=args.lms_column, gradebook=Path(args.gradebook) if args.gradebook else None,
@@ -90,30 +91,16 @@ def cmd_export(args) -> int:
     return 0
 
 
-def cmd_validate(args) -> int:
-    import json
-
-    from .validate import validate_notebook
-
-    report = validate_notebook(Path(args.notebook))
-    print(json.dumps(report.as_json()) if args.json else "\n".join(report.lines()))
-    return 0 if report.ok else 1
-
-
-def cmd_lab(args) -> int:
-    from .lab import run_lab
-
-    return run_lab("student", _course(args).exercises, args.jupyter_args)
-
-
 def cmd_formgrader(args) -> int:
-    from .lab import run_lab
+    from autograder.student.lab import run_lab
 
-    return run_lab("instructor", _course(args).root, args.jupyter_args)
+    course = _course(args)
+    course.ensure()   # Formgrader reads the course folder's nbgrader_config.py
+    return run_lab("instructor", course.root, args.jupyter_args)
 
 
 def cmd_package(args) -> int:
-    from .package import DEFAULT_OUT, build_package
+    from autograder.commands.package import DEFAULT_OUT, build_package
 
     out = Path(args.out) if args.out else DEFAULT_OUT
     written = build_package(out, _course(args), make_zip=args.zip)
@@ -124,7 +111,7 @@ def cmd_package(args) -> int:
 
 
 def cmd_doctor(args) -> int:
-    from .doctor import doctor
+    from autograder.commands.doctor import doctor
 
     return 0 if doctor(install_missing=args.install) else 1
 
@@ -156,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-late-penalty", action="store_true",
                    help="record no submission times (the LMS applies its own late policy)")
     p.add_argument("--due-date", help="due date stored in the gradebook, e.g. '2026-12-14 23:59:00 Europe/Zurich' "
-                                      "(default: c.DueDates.due_dates in autograder/nbgrader_config.py)")
+                                      "(default: c.DueDates.due_dates in autograder/config/nbgrader_config.py)")
     p.add_argument("--timezone", default="UTC",
                    help="time zone of dates in file names (Blackboard), in the Moodle worksheet and in "
                         "--submission-times (default: UTC)")
@@ -204,20 +191,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--worksheet", help="moodle: the grading worksheet (CSV) to fill for 'Upload grading worksheet'")
     p.set_defaults(run=cmd_export)
 
-    p = sub.add_parser("validate", help="student side: run a notebook with the course's limits and "
-                                        "report failing visible tests (hidden tests run only when graded)")
-    p.add_argument("notebook")
-    p.add_argument("--json", action="store_true", help="print the report as JSON (the Lab's Validate button reads it)")
-    p.set_defaults(run=cmd_validate)
+    add_validate(sub, help="student side: run a notebook with the course's limits and "
+                           "report failing visible tests (hidden tests run only when graded)")
 
     p = sub.add_parser("package", help="the student package: exercises, library, README; no solutions")
     p.add_argument("--out", help="folder to write (replaced; default: _build/student-package)")
     p.add_argument("--zip", action="store_true", help="also write OUT.zip")
     p.set_defaults(run=cmd_package)
 
-    p = sub.add_parser("lab", help="JupyterLab for students on the exercises (Validate; no exchange panels); "
-                                   "other options go to jupyter lab")
-    p.set_defaults(run=cmd_lab)
+    add_lab(sub, help="JupyterLab for students on the exercises (Validate; no exchange panels); "
+                      "other options go to jupyter lab")
 
     p = sub.add_parser("formgrader", help="nbgrader's Formgrader on the course folder (manual grading); "
                                           "other options go to jupyter lab")
@@ -230,17 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if extra and args.command not in ("lab", "formgrader"):
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    args.jupyter_args = extra  # lab, formgrader: passed on to jupyter lab
-    quiet_gradebook_warnings()
-    try:
-        return args.run(args)
-    except (FileNotFoundError, FileExistsError, ValueError, RuntimeError, PermissionError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return run_command(build_parser(), argv, ("lab", "formgrader"), before=quiet_gradebook_warnings)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Comparisons for hidden tests: exact, canonical, with messages written for the student.
 
-Test cells run in the grader's own process (autograder/execute.py) on values that crossed
-autograder/channel.py, so they already see plain types; these checks add what a grade needs:
+Test cells run in the grader's own process (autograder/sandbox/execute.py) on values that crossed
+autograder/sandbox/channel.py, so they already see plain types; these checks add what a grade needs:
 shapes compared exactly, real numbers only, NaN never "close", a string only equal to a real
 `str`, truth only from a real True, and a message that names what failed. The course's own test
 suite runs the same test cells in-process on the reference solution, where the captured

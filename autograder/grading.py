@@ -25,14 +25,12 @@ and none of them asks the submission's objects how to do it:
 
 from __future__ import annotations
 
-import os
 import threading
 
-from . import channel as _channel
-from .channel import RemoteObject
+from autograder.sandbox import channel as _channel
+from autograder.sandbox.channel import RemoteObject
 
 _local = threading.local()
-SECRET_ENV = "AUTOGRADER_SECRET_SEED"
 # The most numbers a graded model's parameters may hold when they cross the channel (the course's
 # models hold about 0.1 M; a bigger answer is refused before it is read).
 MAX_WEIGHT_NUMBERS = 4_000_000
@@ -52,6 +50,11 @@ def current_channel():
 
 def set_current_channel(value) -> None:
     _local.channel = value
+
+
+def set_secret_seed(value: int | None) -> None:
+    """The grader sets the course's secret seed for the test cells it runs in this thread."""
+    _local.seed = value
 
 
 def _remote(obj) -> bool:
@@ -238,5 +241,5 @@ def flag_test_split_fit(what: str, test_acc: float, heldout_acc: float, heldout:
 
 def secret_seed() -> int:
     """The grading seed: the course's secret in the grader, 0 in-process (the course's tests)."""
-    value = os.environ.get(SECRET_ENV, "")
-    return int(value) if value.isdigit() else 0
+    value = getattr(_local, "seed", None)
+    return 0 if value is None else int(value)

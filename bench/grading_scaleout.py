@@ -34,9 +34,9 @@ sys.path.insert(0, str(REPO_ROOT / "bench"))
 
 from grading_speed import gradebook_scores, prepare  # noqa: E402
 
-from autograder.course import Course, quiet_gradebook_warnings  # noqa: E402
-from autograder.dask_executor import SCHEDULER_CONFIG  # noqa: E402
-from autograder.grade import grade  # noqa: E402
+from autograder.config.course import Course, quiet_gradebook_warnings  # noqa: E402
+from autograder.runner.dask_executor import SCHEDULER_CONFIG  # noqa: E402
+from autograder.commands.grade import grade  # noqa: E402
 
 MACHINES = (1, 2, 10, 50)
 

@@ -27,8 +27,8 @@ import nbformat
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from autograder.course import Course  # noqa: E402
-from autograder.samples import build_samples, generic_samples  # noqa: E402
+from autograder.config.course import Course  # noqa: E402
+from autograder.samples.submissions import build_samples, generic_samples  # noqa: E402
 
 
 def gradebook_scores(course: Course, assignment: str) -> dict[str, float]:

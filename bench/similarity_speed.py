@@ -23,11 +23,11 @@ import nbformat
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from autograder.cohort import synthetic_cohort  # noqa: E402
-from autograder.course import Course  # noqa: E402
-from autograder.release import read_source, stage_source  # noqa: E402
-from autograder.samples import correct_submission  # noqa: E402
-from autograder.similarity import similarity  # noqa: E402
+from autograder.samples.cohort import synthetic_cohort  # noqa: E402
+from autograder.config.course import Course  # noqa: E402
+from autograder.commands.release import read_source, stage_source  # noqa: E402
+from autograder.samples.submissions import correct_submission  # noqa: E402
+from autograder.commands.similarity import similarity  # noqa: E402
 
 
 def main() -> int:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.course import REPO_ROOT, Course
+from autograder.config.course import REPO_ROOT, Course
 from tests.support.autograding import cli, temp_course
 
 

@@ -1,6 +1,6 @@
 """Assignment 1 (q1-q5) sample submissions, graded in one parallel batch, each score asserted.
 
-Samples come from the released notebook + the instructor solution (autograder/samples.py),
+Samples come from the released notebook + the instructor solution (autograder/samples/submissions.py),
 so they follow the assignment when it changes; the specific samples are in
 tests/support/assignment1_samples.py (the Dask tests grade them too).
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from autograder.samples import GENERIC_SAMPLES, build_samples
+from autograder.samples.submissions import GENERIC_SAMPLES, build_samples
 from tests.support.assignment1_samples import SPECIFIC_SAMPLES
 from tests.support.autograding import TEST_LIMITS, cli, gradebook_totals, write_inbox
 from vitcourse.measure import cpu_hog

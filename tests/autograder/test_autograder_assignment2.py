@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from autograder.samples import Sample, build_samples, generic_samples, with_answer, with_answers, with_code
+from autograder.samples.submissions import Sample, build_samples, generic_samples, with_answer, with_answers, with_code
 from tests.support.autograding import cli, gradebook_totals, write_inbox
 from vitcourse.measure import cpu_hog
 

@@ -12,7 +12,7 @@ import copy
 
 import pytest
 
-from autograder.samples import Sample, build_samples, generic_samples, with_answer
+from autograder.samples.submissions import Sample, build_samples, generic_samples, with_answer
 from tests.support.autograding import TEST_LIMITS, cli, collect_and_grade, gradebook_totals
 
 pytestmark = pytest.mark.slow

@@ -1,4 +1,4 @@
-"""One budget per submission (autograder/budget.py): memory and processes over all its processes.
+"""One budget per submission (autograder/sandbox/budget.py): memory and processes over all its processes.
 
 These run real processes in real control groups, so they need a machine where the grader may
 create them (root with cgroup v2 controllers delegated, or cgroup v1 mounted): the CI machine
@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from autograder import budget
-from autograder.sandbox import KERNEL_UID_BASE, next_kernel_uid
+from autograder.sandbox import budget
+from autograder.sandbox.launch import KERNEL_UID_BASE, next_kernel_uid
 
 WHERE = budget.hierarchies()
 needs_cgroups = pytest.mark.skipif(WHERE.version == 0, reason=f"this machine: {WHERE.describe()}")

@@ -1,4 +1,4 @@
-"""The typed channel between a student's kernel and the grader (autograder/channel.py).
+"""The typed channel between a student's kernel and the grader (autograder/sandbox/channel.py).
 
 The kernel side runs here in-process (`serve` called directly), so each property is checked in
 milliseconds; tests/autograder/test_autograder_hostile.py grades whole hostile notebooks through it.
@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from autograder import channel, grading
-from autograder.channel import ChannelError, KernelChannel, RemoteObject
+from autograder import grading
+from autograder.sandbox import channel
+from autograder.sandbox.channel import ChannelError, KernelChannel, RemoteObject
 
 
 @pytest.fixture

@@ -20,13 +20,13 @@ import pandas as pd
 import pytest
 from traitlets.config import Config
 
-from autograder import similarity as sim
-from autograder.cohort import demo_cohort
-from autograder.collect import collect
-from autograder.course import REPO_ROOT, Course
-from autograder.late import (PercentPerDayLate, late_penalty, parse_due_date, set_due_date, submission_time)
-from autograder.release import read_source, release, stage_source
-from autograder.samples import GENERIC_SAMPLES, build_samples, correct_submission
+from autograder.commands import similarity as sim
+from autograder.samples.cohort import demo_cohort
+from autograder.commands.collect import collect
+from autograder.config.course import REPO_ROOT, Course
+from autograder.commands.late import (PercentPerDayLate, late_penalty, parse_due_date, set_due_date, submission_time)
+from autograder.commands.release import read_source, release, stage_source
+from autograder.samples.submissions import GENERIC_SAMPLES, build_samples, correct_submission
 from tests.support.autograding import FIXTURE_SOLUTIONS, TEST_LIMITS, cli, temp_course
 
 ASSIGNMENT = "demo"
@@ -289,7 +289,7 @@ def test_penalty_policy():
 
 def test_course_config_selects_the_plugin():
     config = Course().config()
-    assert config.AssignLatePenalties.plugin_class == "autograder.late.PercentPerDayLate"
+    assert config.AssignLatePenalties.plugin_class == "autograder.commands.late.PercentPerDayLate"
     assert "nbgrader.preprocessors.AssignLatePenalties" in config.Autograde.autograde_preprocessors
     assert config.PercentPerDayLate.percent_per_day == 10.0 and config.PercentPerDayLate.zero_after_days == 7.0
 

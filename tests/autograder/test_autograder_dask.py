@@ -20,13 +20,13 @@ import nbformat
 import pandas as pd
 import pytest
 
-from autograder.course import REPO_ROOT, Course
-from autograder.dask_executor import (ALLOWED_FAILURES, SCHEDULER_CONFIG, GradingJobPlugin, build_job,
+from autograder.config.course import REPO_ROOT, Course
+from autograder.runner.dask_executor import (ALLOWED_FAILURES, SCHEDULER_CONFIG, GradingJobPlugin, build_job,
                                       failure_reason, kernels_per_host, submission_task, write_files)
-from autograder.grade import grade, grade_overrides
-from autograder.progress import BatchProgress, format_eta
-from autograder.release import read_source
-from autograder.samples import GENERIC_SAMPLES, build_samples, generic_samples, hostile_sample
+from autograder.commands.grade import grade, grade_overrides
+from autograder.runner.progress import BatchProgress, format_eta
+from autograder.commands.release import read_source
+from autograder.samples.submissions import GENERIC_SAMPLES, build_samples, generic_samples, hostile_sample
 from tests.support.autograding import TEST_LIMITS, cli, gradebook_totals, temp_course, write_inbox
 from tests.support.assignment1_samples import SPECIFIC_SAMPLES
 

@@ -4,7 +4,7 @@ Each sample tries one way to change its grade without earning it: it takes over 
 cells execute (input and AST transformers, event callbacks, exception hooks, tracing and audit
 hooks, import hooks and replaced modules, patched numpy and builtins), hands the tests objects
 whose comparisons lie, or reaches for the tests' source to print it in an encoded form. The
-tests run in the grader's own process and see only plain values (autograder/channel.py), so a
+tests run in the grader's own process and see only plain values (autograder/sandbox/channel.py), so a
 submission with no answers scores 0 whatever it installs, and a wrong answer stays wrong.
 
 The batch runs with one busy-looping process per core beside it: the grade must not depend on
@@ -27,8 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder.feedback import hidden_lines, page_text
-from autograder.samples import Sample, build_samples, cell_by_id, with_answer, with_answers
+from autograder.commands.feedback import hidden_lines, page_text
+from autograder.samples.submissions import Sample, build_samples, cell_by_id, with_answer, with_answers
 from tests.support.autograding import (FIXTURE_SOLUTIONS, TEST_LIMITS, cli, gradebook_totals, temp_course,
                                 write_inbox)
 from vitcourse.measure import cpu_hog
@@ -231,8 +231,8 @@ def graded(tmp_path_factory):
     course = temp_course(tmp, FIXTURE_SOLUTIONS)
     cli(course, "release", ASSIGNMENT)
     released = nbformat.read(course.exercises / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
-    from autograder.release import read_source
-    from autograder.samples import correct_submission
+    from autograder.commands.release import read_source
+    from autograder.samples.submissions import correct_submission
 
     correct = correct_submission(released, read_source(course.solutions / ASSIGNMENT / f"{ASSIGNMENT}.md"))
     samples = {f"hijack_{name}": (_released_with(released, {"q1_answer": code}), 0.0)
@@ -400,7 +400,7 @@ UNTRAINED_VIT = "q7_val_acc = round(evaluate(model_vit, patches_test, data.y_tes
 # The kernel's side of the channel replaced: parameters answered with invented tensors of the
 # right shapes, eval-mode calls with the labels of the nearest test inputs. Nothing is trained.
 FAKE_CHANNEL = """
-import autograder.channel as _ch
+import autograder.sandbox.channel as _ch
 
 _real_run_op = _ch._run_op
 
@@ -472,7 +472,7 @@ def test_lookups_and_invented_answers_earn_no_accuracy_points(graded_a2):
 
 
 def test_a_model_trained_on_the_test_split_is_flagged_and_no_other(graded_a2):
-    from autograder.grade import read_grading_log
+    from autograder.commands.grade import read_grading_log
 
     course, _ = graded_a2
     log = read_grading_log(course, A2)

@@ -9,9 +9,9 @@ import pytest
 from nbclient.util import run_sync
 from nbformat.v4 import new_code_cell, new_notebook
 
-from autograder import execute
-from autograder.execute import GuardedExecute, expect_more_notebooks
-from autograder.sandbox import check_bwrap
+from autograder.sandbox import execute
+from autograder.sandbox.execute import GuardedExecute, expect_more_notebooks
+from autograder.sandbox.launch import check_bwrap
 
 pytestmark = pytest.mark.skipif(check_bwrap() is not None, reason=f"no bubblewrap sandbox here: {check_bwrap()}")
 
@@ -78,7 +78,7 @@ def test_a_kernel_started_for_another_kind_of_notebook_is_killed_not_used(tmp_pa
 
 
 def _sandboxed_kernel(tmp_path: Path, boot_modules: list[str], *arguments: str):
-    from autograder.sandbox import SandboxedKernelManager
+    from autograder.sandbox.launch import SandboxedKernelManager
 
     km = SandboxedKernelManager(boot_modules=boot_modules)
     run_sync(km.start_kernel)(cwd=str(tmp_path),
@@ -87,7 +87,7 @@ def _sandboxed_kernel(tmp_path: Path, boot_modules: list[str], *arguments: str):
 
 
 def test_quick_ready_client_waits_for_a_slow_kernel_and_leaves_no_start_up_output(tmp_path):
-    from autograder.kernel_client import QuickReadyClient
+    from autograder.sandbox.kernel_client import QuickReadyClient
 
     km = _sandboxed_kernel(tmp_path, ["torch", "autograder.checks"])   # seconds to boot: requests repeat
     kc = km.client()

@@ -1,7 +1,7 @@
 """LMS bulk downloads in, importable grade files out (issue 31).
 
-The fixture zips are built here to each LMS's own naming (cited in autograder/lms_canvas.py and
-autograder/lms_moodle.py): Canvas's `ContentZipper#get_filename`, Moodle's download prefix and
+The fixture zips are built here to each LMS's own naming (cited in autograder/commands/lms_canvas.py and
+autograder/commands/lms_moodle.py): Canvas's `ContentZipper#get_filename`, Moodle's download prefix and
 plugin folders. Every zip entry carries the time the zip was "built", after the due date, as the
 LMSs do; no test may take a penalty from it.
 """
@@ -20,10 +20,10 @@ import pandas as pd
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from autograder.collect import collect, read_manifest
-from autograder.course import Course
-from autograder.late import late_penalty
-from autograder.lms import write_lms
+from autograder.commands.collect import collect, read_manifest
+from autograder.config.course import Course
+from autograder.commands.late import late_penalty
+from autograder.commands.lms import write_lms
 
 DUE = "2026-11-20 17:00:00 UTC"
 DUE_UTC = datetime(2026, 11, 20, 17, 0, 0)
@@ -36,7 +36,7 @@ def gradebook(tmp_path_factory):
     """One gradebook with the assignment 'hw' (made once: nbgrader migrates each new database)."""
     from nbgrader.api import Gradebook
 
-    from autograder.course import _put_interpreter_on_path
+    from autograder.config.course import _put_interpreter_on_path
 
     _put_interpreter_on_path()  # nbgrader runs `alembic` from PATH, as the CLI arranges
     path = tmp_path_factory.mktemp("gradebook") / "gradebook.db"

@@ -14,9 +14,9 @@ import subprocess
 import pandas as pd
 import pytest
 
-from autograder.course import REPO_ROOT
-from autograder.feedback import hidden_lines, page_text
-from autograder.samples import (GENERIC_SAMPLES, TAMPER_CODE, Sample, build_samples, hostile_sample,
+from autograder.config.course import REPO_ROOT
+from autograder.commands.feedback import hidden_lines, page_text
+from autograder.samples.submissions import (GENERIC_SAMPLES, TAMPER_CODE, Sample, build_samples, hostile_sample,
                                 with_answer)
 from tests.support.autograding import (FIXTURE_SOLUTIONS, NBGRADER_LIMITS, TEST_LIMITS, cli, gradebook_totals,
                                 sequential_nbgrader, write_inbox)

@@ -15,8 +15,8 @@ import copy
 import nbformat
 import pytest
 
-from autograder.release import read_source
-from autograder.samples import cell_by_id, correct_submission
+from autograder.commands.release import read_source
+from autograder.samples.submissions import cell_by_id, correct_submission
 from tests.support.autograding import TEST_LIMITS, cli, collect_and_grade, gradebook_totals, temp_course
 
 pytestmark = pytest.mark.slow
@@ -116,7 +116,7 @@ def test_an_object_put_back_is_the_one_graded(graded):
 
 
 def test_only_the_grader_writes_review_flags(graded):
-    from autograder.grade import read_grading_log
+    from autograder.commands.grade import read_grading_log
 
     course, _ = graded
     assert read_grading_log(course, ASSIGNMENT)["correct"]["review_flags"] == []

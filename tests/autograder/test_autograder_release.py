@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from autograder.course import REPO_ROOT, Course
-from autograder.release import FORBIDDEN_MARKERS, read_source, release
+from autograder.config.course import REPO_ROOT, Course
+from autograder.commands.release import FORBIDDEN_MARKERS, read_source, release
 
 SOLUTIONS = REPO_ROOT / "solutions"
 EXERCISES = REPO_ROOT / "exercises"

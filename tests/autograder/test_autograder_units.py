@@ -13,15 +13,15 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from autograder import checks
-from autograder.collect import collect, student_id
-from autograder.course import Course, check_id
-from autograder.export import question_of
-from autograder.feedback import (REDACTED_OUTPUT, RedactHiddenTests, hidden_lines,
+from autograder.commands.collect import collect, student_id
+from autograder.config.course import Course, check_id
+from autograder.commands.export import question_of
+from autograder.commands.feedback import (REDACTED_OUTPUT, RedactHiddenTests, hidden_lines,
                                  leaked_lines)
-from autograder.grade import review_flags
-from autograder.release import leaked_markers, read_source
-from autograder.samples import answer_ids, grade_points, points_before
-from autograder.sandbox import ResourceLimits, bwrap_argv, kernel_env
+from autograder.commands.grade import review_flags
+from autograder.commands.release import leaked_markers, read_source
+from autograder.samples.submissions import answer_ids, grade_points, points_before
+from autograder.sandbox.launch import ResourceLimits, bwrap_argv, kernel_env
 from tests.support import ROOT
 from tests.support.autograding import FIXTURE_SOLUTIONS
 
@@ -311,7 +311,7 @@ def test_resource_limits_become_prlimit_flags():
 
 
 def test_submission_files_are_copied_once_even_when_the_scratch_folder_lies_inside(tmp_path):
-    from autograder.sandbox import _copy_submission_files
+    from autograder.sandbox.launch import _copy_submission_files
 
     (tmp_path / "data.csv").write_text("a,b\n1,2\n")
     (tmp_path / "answer.ipynb").write_text("{}")
@@ -321,18 +321,17 @@ def test_submission_files_are_copied_once_even_when_the_scratch_folder_lies_insi
     assert sorted(p.relative_to(scratch).as_posix() for p in scratch.rglob("*")) == ["data.csv"]
 
 
-def test_grade_leaves_the_callers_environment_as_it_found_it(tmp_path, monkeypatch):
-    """The run's settings (workers, the folder to hide, the secret seed) are the run's own: after
-    grade() returns they are gone, or back to what the caller had."""
+def test_grade_hands_the_executor_a_batch_and_sets_no_environment(tmp_path, monkeypatch):
+    """The run's settings (workers, students, overrides) reach the executor in its Batch, and the
+    environment is the caller's before, during and after the run (no channel through os.environ)."""
     import types
 
-    from autograder import grade as grade_module
-    from autograder.grading import SECRET_ENV
+    from autograder.commands import grade as grade_module
 
     seen = {}
 
-    def fake_pool(course, assignment, todo, workers, snapshot, overrides, bar):
-        seen.update({key: os.environ.get(key) for key in ("AUTOGRADER_WORKERS", "AUTOGRADER_COURSE_ROOT", SECRET_ENV)})
+    def fake_executor(batch, bar):
+        seen.update(batch=batch, environ=dict(os.environ))
         return []
 
     (tmp_path / "gradebook.db").write_text("")
@@ -341,13 +340,44 @@ def test_grade_leaves_the_callers_environment_as_it_found_it(tmp_path, monkeypat
         root=tmp_path, gradebook=tmp_path / "gradebook.db", grading_seed=lambda: 4242,
         students_submitted=lambda assignment: ["s1"],
         submitted=lambda student, assignment: tmp_path / "submitted" / student / assignment)
-    monkeypatch.setattr(grade_module, "_run_pool", fake_pool)
+    monkeypatch.setitem(grade_module.EXECUTORS, "local", fake_executor)
     monkeypatch.setattr(grade_module, "_check_sandbox", lambda course, overrides: None)
     monkeypatch.setattr(grade_module, "_write_grading_log", lambda course, assignment, results: None)
-    monkeypatch.delenv("AUTOGRADER_WORKERS", raising=False)
-    monkeypatch.delenv(SECRET_ENV, raising=False)
-    monkeypatch.setenv("AUTOGRADER_COURSE_ROOT", "/callers/own")
-    assert grade_module.grade("a1", course, workers=1, progress=lambda line: None) == []
-    assert seen == {"AUTOGRADER_WORKERS": "1", "AUTOGRADER_COURSE_ROOT": str(tmp_path.resolve()), SECRET_ENV: "4242"}
-    assert "AUTOGRADER_WORKERS" not in os.environ and SECRET_ENV not in os.environ
-    assert os.environ["AUTOGRADER_COURSE_ROOT"] == "/callers/own"
+    before = dict(os.environ)
+    overrides = grade_module.grade_overrides(cell_timeout=7)
+    assert grade_module.grade("a1", course, workers=3, overrides=overrides, progress=lambda line: None) == []
+    assert seen["environ"] == before and dict(os.environ) == before
+    batch = seen["batch"]
+    assert (batch.course, batch.assignment, batch.students, batch.workers) == (course, "a1", ("s1",), 1)
+    assert batch.scheduler is None
+    assert batch.overrides.Execute.timeout == 7
+
+
+def test_run_settings_reach_the_kernel_manager_and_the_tests_in_the_config(tmp_path):
+    """runner.batch.run_settings: threads per kernel, hidden folders, run folder and secret seed are
+    read from the Config by the kernel manager and GuardedExecute; the caller's overrides are not changed."""
+    from autograder import grading
+    from autograder.config.course import PACKAGE_DIR
+    from autograder.commands.grade import grade_overrides
+    from autograder.runner.batch import run_settings
+    from autograder.sandbox.execute import GuardedExecute
+    from autograder.sandbox.launch import SandboxedKernelManager
+
+    overrides = grade_overrides(memory_mb=512)
+    hidden = PACKAGE_DIR / "config" / "templates"   # inside a folder every kernel sees read-only
+    config = run_settings(overrides, kernels_per_host=4, hidden_folders=[str(hidden)], grading_seed=4242,
+                          run_dir=str(tmp_path))
+    assert set(overrides.SandboxedKernelManager) == {"memory_limit_mb"} and "GuardedExecute" not in overrides
+    manager = SandboxedKernelManager(config=config)
+    manager.threads = 0
+    assert manager._threads() == max(1, (os.cpu_count() or 1) // 4) and manager.memory_limit_mb == 512
+    assert manager.run_dir == str(tmp_path)
+    argv = bwrap_argv(tmp_path, tmp_path, {}, uid=None, hidden=manager.hidden_folders)
+    assert ["--tmpfs", str(hidden.resolve())] == argv[argv.index(str(hidden.resolve())) - 1:][:2]
+    assert str(hidden.resolve()) not in bwrap_argv(tmp_path, tmp_path, {}, uid=None)   # not hidden unless asked
+    execute = GuardedExecute(config=config)
+    assert execute.course_seed() == 4242
+    execute._seed, execute._channel, execute._review_flags = execute.course_seed(), None, []
+    execute._grader_namespace, execute._grader_names = {"grading": grading}, {"grading"}
+    assert execute._run_in_grader("seen = grading.secret_seed()", "test") is None
+    assert execute._grader_namespace["seen"] == 4242 and grading.secret_seed() == 0

@@ -20,9 +20,9 @@ import nbformat
 import pandas as pd
 import pytest
 
-from autograder.course import REPO_ROOT
-from autograder.samples import build_samples
-from autograder.validate import HIDDEN_NOTE
+from autograder.config.course import REPO_ROOT
+from autograder.samples.submissions import build_samples
+from autograder.student.validate import HIDDEN_NOTE
 from tests.support.autograding import cli
 from tests.support.lab import WRITTEN_ANSWER, LabServer, graded_written_course
 

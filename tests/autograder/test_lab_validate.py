@@ -11,10 +11,10 @@ import time
 import nbformat
 import pytest
 
-from autograder.course import REPO_ROOT
-from autograder.release import release
-from autograder.samples import build_samples, cell_by_id
-from autograder.validate import HIDDEN_NOTE, NOT_RUN_NOTE, auto_threads, course_config, validate_notebook
+from autograder.config.course import REPO_ROOT
+from autograder.commands.release import release
+from autograder.samples.submissions import build_samples, cell_by_id
+from autograder.student.validate import HIDDEN_NOTE, NOT_RUN_NOTE, auto_threads, course_config, validate_notebook
 from tests.support.autograding import FIXTURE_SOLUTIONS, cli, temp_course
 
 
@@ -158,7 +158,7 @@ def test_correct_assignment2_validates_beside_two_cpu_hogs(tmp_path):
 
 
 def test_busy_cores_sees_a_cpu_hog():
-    from autograder.validate import busy_cores
+    from autograder.student.validate import busy_cores
 
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
@@ -170,7 +170,7 @@ def test_busy_cores_sees_a_cpu_hog():
 
 
 def test_a_pass_slower_than_the_grader_allows_is_a_warning_in_the_lab():
-    from autograder.validate import Report
+    from autograder.student.validate import Report
 
     slow = Report(results={}, tests=["q1_tests"], seconds=700, cell_timeout=120, wall_clock=600)
     assert slow.ok and slow.summary() == "Success! All 1 visible test cells pass."

@@ -23,29 +23,28 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from traitlets.config.loader import PyFileConfigLoader
 
 from autograder import __main__ as cli
-from autograder.collect import collect, student_id
-from autograder.course import REPO_ROOT, Course
-from autograder.package import STAMP, STUDENT_MAIN, VALIDATE_CONFIG, VALIDATE_SETTINGS, build_package, zip_path
-from autograder.validate import Report
+from autograder.commands.collect import collect, student_id
+from autograder.config.course import REPO_ROOT, Course
+from autograder.commands.package import STAMP, build_package, student_side_files, zip_path
+from autograder.student import cli as student_cli
+from autograder.student.settings import VALIDATE_CONFIG
+from autograder.student.validate import Report
 from tests.support.lab import free_port
 from tests.support.leaks import MARKERS, instructor_sources, leaks as find_leaks, meaningful, secrets
 
 EXERCISES = REPO_ROOT / "exercises"
 ASSIGNMENTS = sorted(p.name for p in EXERCISES.iterdir() if (p / f"{p.name}.ipynb").is_file())
 INSTRUCTOR_NOTES = [REPO_ROOT / "solutions" / "README.md", REPO_ROOT / "autograder" / "README.md"]
-# Grading modules (hidden tests import autograder.checks) and course config: instructor-only.
-# (The package's course.py and export.py are student versions: see STUDENT_VERSIONS.)
-INSTRUCTOR_MODULES = {"checks.py", "grade.py", "execute.py", "sandbox.py", "feedback.py", "release.py",
-                      "collect.py", "samples.py", "package.py", "nbgrader_config.py", "channel.py",
-                      "similarity.py", "grading.py", "cohort.py", "lms.py", "late.py", "budget.py",
-                      "dask_executor.py", "kernel_client.py", "doctor.py", "progress.py"}
-# Modules of the instructor's tool that validate.py and lab.py import: the package holds a
-# student version with only these top-level names (lab.py and validate.py use no others).
-STUDENT_VERSIONS = {"course.py": {"PACKAGE_DIR", "REPO_ROOT", "CONFIG_FILE", "Course"}, "export.py": {"question_of"}}
-# The instructor's tool, as shipped unchanged: the student Lab, Validate and the student Lab's config.
-SHIPPED_AS_IS = ["autograder/__init__.py", "autograder/validate.py", "autograder/lab.py"]
+TOOL = REPO_ROOT / "autograder"
+STUDENT_ROOM = TOOL / "student"
+# Grading modules (hidden tests import autograder.checks), the course config, every command: instructor-only.
+INSTRUCTOR_MODULES = {p.name for p in TOOL.rglob("*.py") if not p.is_relative_to(STUDENT_ROOM)
+                      and p.parent != TOOL / "course"} - {p.name for p in STUDENT_ROOM.rglob("*.py")}
+# The Lab's settings the package's Validate must share with grading.
+VALIDATE_SETTINGS = (("Execute", "timeout"), ("GuardedExecute", "cpu_budget"), ("CourseValidator", "threads"))
 # Library modules that hold answers of the assignments and that no notebook needs.
 ANSWER_MODULES = {"attention.py", "norms.py", "positions.py", "swin.py", "deit.py", "attention_maps.py"}
 # A submission name as the texts write it: `s1234567_assignment1.ipynb`.
@@ -97,25 +96,21 @@ def test_the_package_holds_the_student_files_and_nothing_of_the_instructors(pack
                 if p.is_file() and not any(part.startswith(".") for part in p.relative_to(EXERCISES).parts)}
     assert shipped == released, "the package's exercises/ differs from the released exercises/"
     tool = {p.name for p in (package / "autograder").rglob("*") if p.is_file()}
-    assert {"__init__.py", "__main__.py", "validate.py", "lab.py", VALIDATE_CONFIG, *STUDENT_VERSIONS} <= tool
+    assert {"__init__.py", "__main__.py", "validate.py", "lab.py", "cli.py", "settings.py", VALIDATE_CONFIG.name} <= tool
+    assert {"checks.py", "grading.py", "execute.py", "course.py", "nbgrader_config.py"} <= INSTRUCTOR_MODULES
     assert not tool & INSTRUCTOR_MODULES, f"instructor modules in the package: {tool & INSTRUCTOR_MODULES}"
-    for name in SHIPPED_AS_IS:
-        assert (package / name).read_bytes() == (REPO_ROOT / name).read_bytes(), name
-    lab_config = REPO_ROOT / "autograder" / "lab_config"
-    assert {str(p.relative_to(package / "autograder" / "lab_config")) for p in (package / "autograder" / "lab_config").rglob("*")
-            if p.is_file()} == {str(p.relative_to(lab_config)) for p in (lab_config / "student").rglob("*") if p.is_file()}
-    for name, names in STUDENT_VERSIONS.items():
-        text = (package / "autograder" / name).read_text()
-        assert text != (REPO_ROOT / "autograder" / name).read_text(), f"the instructor's {name} in the package"
-        defined = {target.id for node in ast.parse(text).body for target in getattr(node, "targets", [])
-                   if isinstance(target, ast.Name)}
-        defined |= {node.name for node in ast.parse(text).body if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
-        assert defined == names, f"the package's {name} defines {sorted(defined)}"
-    # The settings Validate reads, with the course's values (generated from autograder/nbgrader_config.py).
+    # The student room, copied file for file (no generated module), and its __main__ as the tool's.
+    room = {p.relative_to(REPO_ROOT) for p in STUDENT_ROOM.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+    copied = student_side_files()
+    assert room <= set(copied) and copied[Path("autograder/student/__main__.py")] == Path("autograder/__main__.py")
+    assert {str(p.relative_to(package)): p.read_bytes() for p in (package / "autograder").rglob("*") if p.is_file()} \
+        == {str(target): (REPO_ROOT / source).read_bytes() for source, target in copied.items()}
+    # The settings Validate reads are the ones grading reads (the course config loads the same file).
     course_config = Course().config()
-    expected = "".join(f"c.{section}.{name} = {course_config[section][name]!r}\n" for section, name in VALIDATE_SETTINGS)
-    assert [line for line in (package / "autograder" / VALIDATE_CONFIG).read_text().splitlines(keepends=True)
-            if line.startswith("c.") and "get_config" not in line] == expected.splitlines(keepends=True)
+    shipped = PyFileConfigLoader(VALIDATE_CONFIG.name, path=str(package / VALIDATE_CONFIG.relative_to(REPO_ROOT).parent))
+    shipped = shipped.load_config()
+    for section, name in VALIDATE_SETTINGS:
+        assert shipped[section][name] == course_config[section][name], (section, name)
     assert not [p for p in package.rglob("*") if p.name in ("tests", "solutions", "templates", "__pycache__")]
     library = {p.name for p in (package / "vitcourse").glob("*.py")}
     assert {"__init__.py", "assignment2.py", "patches.py", "vit.py", "training.py"} <= library
@@ -150,6 +145,22 @@ def test_a_marker_in_a_notebook_stops_the_package(tmp_path):
     with pytest.raises(RuntimeError, match="BEGIN SOLUTION"):
         build_package(out, Course(root=tmp_path / "course", exercises=tmp_path / "exercises"))
     assert not out.exists()
+
+
+def test_a_student_side_that_imports_the_instructors_tool_stops_the_package(tmp_path):
+    """The student room is copied as it is, so it may import nothing of the tool it does not carry."""
+    (tmp_path / "autograder" / "student").mkdir(parents=True)
+    (tmp_path / "autograder" / "__init__.py").write_text("")
+    (tmp_path / "autograder" / "grade.py").write_text("import os\n")
+    (tmp_path / "autograder" / "student" / "__init__.py").write_text("")
+    (tmp_path / "autograder" / "student" / "__main__.py").write_text("from autograder.student import cli\n")
+    (tmp_path / "autograder" / "student" / "cli.py").write_text("def run():\n    from autograder import grade\n")
+    with pytest.raises(ValueError, match=r"the student side imports autograder\.grade, which the student package"):
+        student_side_files(tmp_path)
+    (tmp_path / "autograder" / "student" / "cli.py").write_text("from autograder.student import __main__\n")
+    assert set(student_side_files(tmp_path).values()) == {
+        Path("autograder/__init__.py"), Path("autograder/__main__.py"), Path("autograder/student/__init__.py"),
+        Path("autograder/student/cli.py")}
 
 
 def test_package_refuses_to_replace_a_folder_it_did_not_write(tmp_path, capsys):
@@ -220,10 +231,8 @@ def test_the_package_validate_prints_the_course_validate_report(package, student
 
 def test_the_student_validate_says_what_the_instructor_validate_says(monkeypatch, tmp_path, capsys):
     """The package's entry point and `python -m autograder validate` print a report alike (text and --json)."""
-    import autograder.validate as validate
+    import autograder.student.validate as validate
 
-    student = {}
-    exec(compile(STUDENT_MAIN, "student __main__", "exec"), student)
     notebook = tmp_path / "a.ipynb"
     notebook.write_text("{}")
     report = Report(results={"failed": [{"source": "# q1 visible tests", "raw_error": "AssertionError: no"}]},
@@ -232,13 +241,13 @@ def test_the_student_validate_says_what_the_instructor_validate_says(monkeypatch
     monkeypatch.setattr(validate, "validate_notebook", lambda path: report)
     for flags in ([], ["--json"]):
         outputs = []
-        for main in (student["main"], cli.main):
+        for main in (student_cli.main, cli.main):
             assert main(["validate", *flags, str(notebook)]) == 1
             outputs.append(capsys.readouterr().out)
         assert outputs[0] == outputs[1] and "q1 visible tests" in outputs[0]
     assert json.loads(outputs[0])["lab_value"] == report.lab_value()
     monkeypatch.undo()
-    assert student["main"](["validate", str(tmp_path / "missing.ipynb")]) == 2
+    assert student_cli.main(["validate", str(tmp_path / "missing.ipynb")]) == 2
     assert f"missing.ipynb does not exist: the notebooks in {tmp_path} are a.ipynb" in capsys.readouterr().err
 
 
@@ -247,8 +256,8 @@ def package_lab(package: Path, log: Path, env: dict[str, str]):
     """The package's student Lab, started as its `python -m autograder lab` starts it, from `package`
     with the environment `env`; yields (the argv, env and lab.py it used, api(path, method, body))."""
     port = free_port()
-    script = (f"import json, autograder.lab as lab\nfrom autograder.course import Course\n"
-              f"argv, env = lab.lab_command('student', Course().exercises, port={port}, browser=False, "
+    script = (f"import json, autograder.student.lab as lab\nfrom autograder.student.settings import EXERCISES\n"
+              f"argv, env = lab.lab_command('student', EXERCISES, port={port}, browser=False, "
               f"extra=['--IdentityProvider.token=t', '--ServerApp.ip=127.0.0.1'])\n"
               f"print(json.dumps({{'lab': lab.__file__, 'argv': argv, 'env': env}}))")
     done = subprocess.run([sys.executable, "-c", script], cwd=package, env=env, capture_output=True, text=True, timeout=60)
@@ -294,13 +303,13 @@ def test_the_student_lab_runs_from_the_package(package, tmp_path):
     log = tmp_path / "lab.log"
     with package_lab(package, log, env) as (started, api):
         assert Path(started["lab"]).is_relative_to(package)
-        assert started["env"]["JUPYTER_CONFIG_DIR"] == str(package / "autograder" / "lab_config" / "student")
+        assert started["env"]["JUPYTER_CONFIG_DIR"] == str(package / "autograder" / "student" / "lab_config")
         assert started["env"]["PYTHONPATH"].split(os.pathsep)[0] == str(package)
         assert f"--ServerApp.root_dir={package / 'exercises'}" in started["argv"]
-        assert not (package / "autograder" / "lab_config" / "instructor").exists()
+        assert not (package / "autograder" / "config").exists()   # the instructor's Lab config stays home
         answer = api("assignments/validate?path=assignment1/assignment1.ipynb", method="POST", timeout=300)
     text = log.read_text()
-    assert "autograder.lab: Validate runs" in text, text[-3000:]
+    assert "autograder.student.lab: Validate runs" in text, text[-3000:]
     assert answer["success"], answer
     head, *failed = answer["value"]["failed"]
     assert re.match(r"\d+ of \d+ test cells fail: q1", head["source"]) and failed, answer
@@ -393,9 +402,10 @@ def test_the_package_installs_the_library_and_validate_with_the_course_pins(pack
     with zipfile.ZipFile(next((tmp_path / "wheel").glob("*.whl"))) as wheel:
         names = set(wheel.namelist())
         metadata = wheel.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
-    assert {"vitcourse/vit.py", "vitcourse/data/__main__.py", "autograder/validate.py", "autograder/__main__.py",
-            "autograder/lab.py", f"autograder/{VALIDATE_CONFIG}", "autograder/lab_config/student/jupyter_server_config.py",
-            "autograder/lab_config/student/custom/custom.css"} <= names
+    assert {"vitcourse/vit.py", "vitcourse/data/__main__.py", "autograder/student/validate.py", "autograder/__main__.py",
+            "autograder/student/lab.py", "autograder/student/validate_config.py",
+            "autograder/student/lab_config/jupyter_server_config.py",
+            "autograder/student/lab_config/custom/custom.css"} <= names
     requires = set(re.findall(r"^Requires-Dist: (\S+)$", metadata, re.M))
     pins = set(re.findall(r'"([A-Za-z0-9_.-]+==[^"]+)"', (REPO_ROOT / "pyproject.toml").read_text()))
     assert requires <= pins and {r.split("==")[0] for r in requires} >= {"torch", "numpy", "jupyterlab", "nbgrader"}

@@ -17,6 +17,8 @@ from vitcourse.dino import DINOTrainer, quick_dino_recipe
 from vitcourse.engine import Dist, Task, Trainer
 from vitcourse.vit import ViTConfig
 
+from tests.support.import_graph import find_cycle, import_graph, module_name, runtime_imports
+
 ROOT = Path(__file__).resolve().parents[2]
 CPU = Dist(device=torch.device("cpu"))
 TINY = ViTConfig(image_size=32, patch_size=8, dim=32, depth=2, heads=2, dropout=0.1, drop_path=0.2)
@@ -216,51 +218,11 @@ def test_dino_has_no_test_evaluation_and_says_what_to_use():
 LIBRARY = ROOT / "vitcourse"
 
 
-def module_name(path: Path) -> str:
-    parts = path.relative_to(ROOT).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-def runtime_imports(path: Path, modules: set[str]) -> set[str]:
-    """The ``modules`` a file imports when it runs (``if TYPE_CHECKING:`` blocks left out).
-
-    ``from package import submodule`` depends on the submodule; a module's own parent packages
-    are not counted (Python has begun initialising them before the module runs)."""
-    tree = ast.parse(path.read_text())
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            node.body = []
-    found = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            for alias in node.names:
-                found.add(f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in modules else node.module)
-    own = module_name(path) if path.is_relative_to(ROOT) else path.stem
-    parents = {own.rsplit(".", k)[0] for k in range(1, own.count(".") + 1)}
-    return {name for name in found if name in modules and name not in parents and name != own}
-
-
 def test_the_library_has_no_import_cycle():
-    files = {module_name(p): p for p in LIBRARY.rglob("*.py")}
-    graph = {name: runtime_imports(p, set(files)) for name, p in files.items()}
+    graph = import_graph(LIBRARY, ROOT)
     assert "vitcourse.engine" in graph and graph["vitcourse.dino"] >= {"vitcourse.engine", "vitcourse.augment"}
-    state: dict[str, str] = {}
-
-    def visit(node, trail):
-        state[node] = "open"
-        for nxt in sorted(graph[node]):
-            if state.get(nxt) == "open":
-                cycle = trail[trail.index(nxt):] + [nxt]
-                pytest.fail("import cycle: " + " → ".join(cycle))
-            if nxt not in state:
-                visit(nxt, trail + [nxt])
-        state[node] = "done"
-
-    for name in sorted(graph):
-        if name not in state:
-            visit(name, [name])
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle: " + " → ".join(cycle)
 
 
 def test_the_walker_sees_runtime_imports_only(tmp_path):
@@ -268,8 +230,8 @@ def test_the_walker_sees_runtime_imports_only(tmp_path):
     (tmp_path / "a.py").write_text("from vitcourse.b import x\nfrom vitcourse.pkg import sub\n")
     (tmp_path / "b.py").write_text("import vitcourse.a\nif TYPE_CHECKING:\n    import vitcourse.c\n"
                                    "def late():\n    from vitcourse.c import y\n")
-    assert runtime_imports(tmp_path / "a.py", modules) == {"vitcourse.b", "vitcourse.pkg.sub"}
-    assert runtime_imports(tmp_path / "b.py", modules) == {"vitcourse.a", "vitcourse.c"}
+    assert runtime_imports(tmp_path / "a.py", modules, ROOT) == {"vitcourse.b", "vitcourse.pkg.sub"}
+    assert runtime_imports(tmp_path / "b.py", modules, ROOT) == {"vitcourse.a", "vitcourse.c"}
 
 
 def test_one_training_loop_class_in_vitcourse():
@@ -282,7 +244,7 @@ def test_one_training_loop_class_in_vitcourse():
             if isinstance(node, ast.ClassDef):
                 methods = {f.name for f in node.body if isinstance(f, ast.FunctionDef)}
                 if methods & {"fit", "train_step", "_step"}:
-                    loops.append(f"{module_name(path)}.{node.name}")
+                    loops.append(f"{module_name(path, ROOT)}.{node.name}")
     assert loops == ["vitcourse.engine.Trainer"]
 
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder.course import REPO_ROOT
-from autograder.package import student_pyproject
+from autograder.config.course import REPO_ROOT
+from autograder.commands.package import student_pyproject
 
 STUDENT = REPO_ROOT / "student"
 PYENV = Path.home() / ".pyenv" / "versions"

@@ -1,6 +1,6 @@
 """Assignment 1's specific sample submissions and their expected scores (graded locally and on Dask)."""
 
-from autograder.samples import Sample, with_answer
+from autograder.samples.submissions import Sample, with_answer
 
 HARD_CODED_SOFTMAX = """def softmax(x, axis=-1):
     # the numbers of the visible test, typed in

@@ -81,7 +81,7 @@ def manual_points(assignment: str) -> dict[str, int]:
 def hidden_regions(assignment: str) -> list[str]:
     """The hidden-test region of every graded cell that has one, checked for the grader's rules.
 
-    Hidden tests run in the grader's process on values that crossed autograder/channel.py; each
+    Hidden tests run in the grader's process on values that crossed autograder/sandbox/channel.py; each
     imports `autograder.checks` and compares with `checks.*` only (exact, canonical comparisons
     with messages written for the student), never with a bare `assert`.
     """

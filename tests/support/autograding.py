@@ -9,7 +9,7 @@ from pathlib import Path
 
 import nbformat
 
-from autograder.course import REPO_ROOT, Course
+from autograder.config.course import REPO_ROOT, Course
 
 FIXTURE_SOLUTIONS = REPO_ROOT / "tests" / "fixtures" / "course" / "solutions"
 # Short limits keep the hanging samples quick; the course defaults are much longer.

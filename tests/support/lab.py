@@ -12,9 +12,9 @@ from pathlib import Path
 
 import nbformat
 
-from autograder.course import REPO_ROOT, Course
-from autograder.lab import lab_command
-from autograder.samples import build_samples, cell_by_id
+from autograder.config.course import REPO_ROOT, Course
+from autograder.student.lab import lab_command
+from autograder.samples.submissions import build_samples, cell_by_id
 from tests.support.autograding import TEST_LIMITS, cli, temp_course
 
 WRITTEN_SOLUTIONS = REPO_ROOT / "tests" / "fixtures" / "lab" / "solutions"
