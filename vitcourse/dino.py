@@ -346,20 +346,19 @@ def full_dino_recipe(**overrides) -> DINORecipe:
 
 
 def quick_dino_recipe(**overrides) -> DINORecipe:
-    """A small fixed budget for a 2-core CPU: a width-32 ViT with patch 4 (an 8 × 8 grid), 8 epochs
-    on 4,096 images in batches of 32 (1,024 steps), 2 global and 2 local crops.
+    """A small fixed budget for a 2-core CPU: a width-32 ViT with patch 4 (an 8 × 8 grid), 12 epochs
+    on 4,096 images in batches of 32 (1,536 steps), 2 global and 2 local crops.
 
     Many small steps rather than few large ones: what a few hundred CPU-seconds buy is updates.
     With so few steps the student learns faster (lr 2e-3), the teacher follows it faster
     (momentum from 0.98 rather than 0.996) and stays sharp (a constant teacher temperature of
-    0.04, no warm-up to 0.07). The colour jitter is mild (0.1, no greyscale): on the stand-in an
-    object's colour is part of what tells the kinds apart, and strong jitter teaches the network
-    to ignore it.
+    0.04, no warm-up to 0.07). Measured on the stand-in (chapter 7): k-NN gain +8.4 points over
+    the untrained network, teacher attention on the object 2.4 × its area.
     """
-    quick = DINORecipe(model=QUICK_DINO_VIT, out_dim=256, hidden_dim=256, bottleneck_dim=64, epochs=8,
+    quick = DINORecipe(model=QUICK_DINO_VIT, out_dim=256, hidden_dim=256, bottleneck_dim=64, epochs=12,
                        batch_size=32, lr=2e-3, min_lr_ratio=0.1, warmup_epochs=0.5, n_local=2,
-                       jitter=0.1, grayscale_p=0.0, teacher_temp=0.04, teacher_temp_warmup_epochs=0.0,
-                       momentum=0.98, freeze_last_layer_epochs=0.0, train_subset=4_096)
+                       teacher_temp=0.04, teacher_temp_warmup_epochs=0.0, momentum=0.98,
+                       freeze_last_layer_epochs=0.0, train_subset=4_096)
     return replace(quick, **overrides)
 
 
