@@ -40,7 +40,7 @@ from torch import nn
 
 from vitcourse._moved import forward_moved_names
 from vitcourse.augment import multi_crop, to_unit_float
-from vitcourse.cifar import CIFAR_VIT, QUICK_VIT, normalize
+from vitcourse.cifar import CIFAR_VIT, QUICK_VIT, Recipe, normalize, quick_vit_recipe
 from vitcourse.device import get_device
 from vitcourse.engine import (Dist, Task, Trainer, check_replicas_agree, images_to_device, init_distributed,
                               mean_over_processes, warmup_cosine)
@@ -324,9 +324,20 @@ class DINORecipe:
 
 
 # The quick profile's model: chapter 6's quick ViT with patch 4, so that its attention maps have
-# an 8 × 8 grid (patch 8 leaves 4 × 4: too coarse to outline anything); 16 × 16 local crops are
-# 4 × 4 patches.
-QUICK_DINO_VIT = replace(QUICK_VIT, patch_size=4)
+# an 8 × 8 grid (patch 8 leaves 4 × 4: too coarse to outline anything), at half its width (32):
+# a step costs 0.6 of the width-64 one, so the CPU budget buys more of them. 16 × 16 local crops
+# are 4 × 4 patches.
+QUICK_DINO_VIT = replace(QUICK_VIT, patch_size=4, dim=32)
+
+
+def quick_attention_vit_recipe(**overrides) -> Recipe:
+    """Chapter 7's supervised model in the quick profile: chapter 6's quick ViT with patch 4 (an
+    8 × 8 grid), trained with labels on 5,000 images for 5 epochs in batches of 32 — long enough
+    to learn its task (small batches: many updates for the CPU-seconds).
+    """
+    quick = quick_vit_recipe(model=replace(QUICK_VIT, patch_size=4), epochs=5, batch_size=32,
+                             lr=1e-3, warmup_epochs=0.5, train_subset=5_000, test_subset=1_000)
+    return replace(quick, **overrides)
 
 
 def full_dino_recipe(**overrides) -> DINORecipe:
@@ -335,16 +346,18 @@ def full_dino_recipe(**overrides) -> DINORecipe:
 
 
 def quick_dino_recipe(**overrides) -> DINORecipe:
-    """A small fixed budget for a 2-core CPU: a 0.2 M-parameter ViT with patch 4 (an 8 × 8 grid),
-    24 epochs on 4,096 images in batches of 32 (3,072 steps), 2 global and 2 local crops.
+    """A small fixed budget for a 2-core CPU: a width-32 ViT with patch 4 (an 8 × 8 grid), 12 epochs
+    on 4,096 images in batches of 32 (1,536 steps), 2 global and 2 local crops.
 
     Many small steps rather than few large ones: what a few hundred CPU-seconds buy is updates.
-    With so few steps the teacher follows the student faster (momentum from 0.99 rather than
-    0.996) and stays sharp (a constant teacher temperature of 0.04, no warm-up to 0.07).
+    With so few steps the student learns faster (lr 2e-3), the teacher follows it faster
+    (momentum from 0.98 rather than 0.996) and stays sharp (a constant teacher temperature of
+    0.04, no warm-up to 0.07). Measured on the stand-in (chapter 7): k-NN gain +8.4 points over
+    the untrained network, teacher attention on the object 2.4 × its area.
     """
-    quick = DINORecipe(model=QUICK_DINO_VIT, out_dim=256, hidden_dim=256, bottleneck_dim=64, epochs=24,
-                       batch_size=32, lr=1e-3, min_lr_ratio=0.1, warmup_epochs=0.5, n_local=2,
-                       teacher_temp=0.04, teacher_temp_warmup_epochs=0.0, momentum=0.99,
+    quick = DINORecipe(model=QUICK_DINO_VIT, out_dim=256, hidden_dim=256, bottleneck_dim=64, epochs=12,
+                       batch_size=32, lr=2e-3, min_lr_ratio=0.1, warmup_epochs=0.5, n_local=2,
+                       teacher_temp=0.04, teacher_temp_warmup_epochs=0.0, momentum=0.98,
                        freeze_last_layer_epochs=0.0, train_subset=4_096)
     return replace(quick, **overrides)
 

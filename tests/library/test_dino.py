@@ -369,7 +369,22 @@ def test_quick_recipe_draws_maps_on_an_eight_by_eight_grid():
     assert recipe.model.image_size // recipe.model.patch_size == 8
     assert recipe.local_size % recipe.model.patch_size == 0
     steps = recipe.train_subset // recipe.batch_size * recipe.epochs
-    assert steps == 3_072
+    assert steps == 1_536
+    # the budget is spent on steps of a narrow model, not on a few steps of a wide one
+    assert (recipe.model.dim, recipe.batch_size) == (32, 32)
+
+
+def test_chapter7_supervised_model_learns_on_the_dino_grid():
+    """The supervised ViT the chapter compares with DINO draws its maps on the same 8 × 8 grid,
+    and its quick budget is many small steps (5 epochs of 5,000 images in batches of 32)."""
+    supervised, backbone = dino.quick_attention_vit_recipe(), dino.QUICK_DINO_VIT
+    assert supervised.model.patch_size == backbone.patch_size == 4
+    assert supervised.model.image_size == backbone.image_size == 32
+    assert supervised.model.pool == "cls" and supervised.model.num_classes == 10
+    assert supervised.train_subset // supervised.batch_size * supervised.epochs == 780
+    assert dino.quick_attention_vit_recipe(epochs=2).epochs == 2       # overrides reach the recipe
+    with pytest.raises(TypeError):
+        dino.quick_attention_vit_recipe(no_such_knob=1)
 
 
 def test_view_matching_finds_an_image_whose_views_are_the_image_itself():
