@@ -29,7 +29,6 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from vitcourse._moved import forward_moved_names
 from vitcourse.classification import ClassificationTask, ClassifierConfig, per_class_table
 from vitcourse.engine import (Dist, Trainer, check_replicas_agree, images_to_device, init_distributed,
                               labels_to_device, param_checksum)
@@ -312,16 +311,6 @@ def timed_fit(trainer: Trainer) -> float:
     return float(trainer.history()["seconds"].sum())
 
 
-# Names that moved out of this module with the training engine; old imports keep working.
-__getattr__ = forward_moved_names(__name__, {
-    **{name: "vitcourse.augment" for name in ("BatchAugment", "cutmix", "cutmix_box", "mixup", "random_crop",
-                                              "random_flip", "to_unit_float")},
-    **{name: "vitcourse.engine" for name in ("RESUMABLE_CHANGES", "load_checkpoint", "make_adamw",
-                                             "save_checkpoint", "shard", "warmup_cosine")},
-    **{name: "vitcourse.classification" for name in ("smooth_targets", "soft_cross_entropy")},
-    "full_recipe": "vitcourse.cifar:full_vit_recipe", "quick_recipe": "vitcourse.cifar:quick_vit_recipe",
-    "recipe_for": "vitcourse.cifar:vit_recipe_for",
-})
 
 
 # ----------------------------------------------------------------------------------------------

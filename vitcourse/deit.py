@@ -19,7 +19,6 @@ the classification task with another model and another loss. :class:`Distillatio
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from typing import Callable
 
@@ -28,7 +27,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vitcourse._moved import forward_moved_names
 from vitcourse.cifar import CifarTrainer, Recipe, full_vit_recipe, normalize, quick_vit_recipe
 from vitcourse.classification import ClassificationTask, soft_cross_entropy
 from vitcourse.costs import param_count
@@ -397,26 +395,7 @@ def freeze(model: nn.Module) -> nn.Module:
 # Training: the classification task with another model and another loss
 # ----------------------------------------------------------------------------------------------
 
-class LabelTask(ClassificationTask):
-    """The classification task, tested on the test images after every epoch, or after the last one only.
-
-    ``test_every_epoch=False`` leaves ``test_loss`` and ``test_acc`` empty (NaN) in every row of the
-    history but the last: on a CPU, scoring 2,000 test images after each of many short epochs costs
-    a quarter of a small ViT's training and half of a CNN's, for a curve nobody reads.
-    """
-
-    def __init__(self, build_model: Callable[[], nn.Module],
-                 normalize: Callable[[torch.Tensor], torch.Tensor], *, test_every_epoch: bool = True):
-        super().__init__(build_model, normalize)
-        self.test_every_epoch = test_every_epoch
-
-    def epoch_row(self, trainer: Trainer, sums: dict[str, torch.Tensor], steps: int) -> dict:
-        if self.test_every_epoch or trainer.step >= trainer.total_steps:
-            return super().epoch_row(trainer, sums, steps)
-        return {"train_loss": float(sums["loss"] / steps), "test_loss": math.nan, "test_acc": math.nan}
-
-
-class DistillationTask(LabelTask):
+class DistillationTask(ClassificationTask):
     """Train a student against a frozen ``teacher``: classification with another loss.
 
     Each step the teacher sees the same augmented batch as the student (under ``no_grad``), and
@@ -510,12 +489,12 @@ class ModelTrainer(CifarTrainer):
     ``build_model()`` must return a module mapping normalised images (B, 3, 32, 32) to logits
     (B, K); it is called after ``torch.manual_seed(recipe.seed + rank)``, just as the plain
     trainer builds its ViT, so the same seed gives the same initial weights.
-    ``test_every_epoch``: as in :class:`LabelTask`.
+    ``test_every_epoch``: as in :class:`~vitcourse.classification.ClassificationTask`.
     """
 
     def __init__(self, recipe: Recipe, build_model: Callable[[], nn.Module], x_train, y_train, x_test, y_test,
                  dist_info: Dist | None = None, *, test_every_epoch: bool = True):
-        task = LabelTask(build_model, normalize, test_every_epoch=test_every_epoch)
+        task = ClassificationTask(build_model, normalize, test_every_epoch=test_every_epoch)
         super().__init__(recipe, x_train, y_train, x_test, y_test, dist_info, task=task)
 
 
@@ -525,7 +504,7 @@ class DistillationTrainer(CifarTrainer):
 
     ``token=True``: the student is a :class:`DistilledViT`, its distillation head learns the
     teacher. ``token=False``: a plain :class:`~vitcourse.vit.VisionTransformer`, the same loss with
-    both terms on its one CLS head. ``test_every_epoch``: as in :class:`LabelTask`.
+    both terms on its one CLS head. ``test_every_epoch``: as in :class:`~vitcourse.classification.ClassificationTask`.
     """
 
     def __init__(self, recipe: Recipe, teacher: nn.Module, x_train, y_train, x_test, y_test, *,
@@ -731,11 +710,9 @@ def size_table() -> pd.DataFrame:
 
 
 __all__ = ["ABLATION", "DISTILLATION_MODES", "CifarCNN", "DistillationTask", "DistillationTrainer",
-           "DistilledViT", "LabelTask", "ModelTrainer", "REFERENCE", "ablation_figure", "ablation_table", "deit_config",
+           "DistilledViT", "ModelTrainer", "REFERENCE", "ablation_figure", "ablation_table", "deit_config",
            "distillation_loss", "distillation_runs", "distilled_param_count", "evaluate_heads", "freeze",
            "head_logits", "learned_token_similarity", "locality_ratio", "paired_gain", "reference_table",
            "size_table", "student_recipe_for", "teacher_for", "teacher_recipe_for", "token_similarity",
            "train_ablation"]
 
-# The students' recipe factory had another spelling before; old imports keep working.
-__getattr__ = forward_moved_names(__name__, {"recipe_for": "vitcourse.deit:student_recipe_for"})

@@ -38,7 +38,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vitcourse._moved import forward_moved_names
 from vitcourse.augment import multi_crop, to_unit_float
 from vitcourse.cifar import CIFAR_VIT, QUICK_VIT, Recipe, normalize, quick_vit_recipe
 from vitcourse.device import get_device
@@ -515,9 +514,6 @@ class DINOTrainer(Trainer):
         return self.task.steps()
 
 
-# The multi-crop pieces moved to vitcourse.augment with the training engine; old imports keep working.
-__getattr__ = forward_moved_names(__name__, {name: "vitcourse.augment" for name in ("color_jitter",
-                                                                                   "random_resized_crop")})
 
 
 def _no_drop_path(module: nn.Module) -> None:

@@ -25,7 +25,6 @@ Layout and names follow the official code, so ``swin_config("T")`` has exactly i
 
 from __future__ import annotations
 
-import time  # noqa: F401 — tests still patch swin.time.perf_counter; the clock is read in vitcourse.measure
 from dataclasses import dataclass, replace
 
 import pandas as pd

@@ -16,9 +16,10 @@ import torch.nn.functional as F
 from torch.utils.data import DistributedSampler
 
 from vitcourse import cifar
-from vitcourse.cifar import (BatchAugment, CifarTrainer, Recipe, cutmix, cutmix_box, load_checkpoint,
-                             make_adamw, mixup, per_class_table, quick_recipe, random_cifar_like, random_crop,
-                             random_flip, save_checkpoint, shard, smooth_targets, soft_cross_entropy, warmup_cosine)
+from vitcourse.augment import BatchAugment, cutmix, cutmix_box, mixup, random_crop, random_flip
+from vitcourse.cifar import CifarTrainer, Recipe, per_class_table, quick_vit_recipe, random_cifar_like
+from vitcourse.classification import smooth_targets, soft_cross_entropy
+from vitcourse.engine import load_checkpoint, make_adamw, save_checkpoint, shard, warmup_cosine
 from vitcourse.costs import param_count
 from vitcourse.device import autocast_dtype
 from vitcourse.vit import ViTConfig, VisionTransformer
@@ -271,7 +272,7 @@ def test_per_class_table_from_a_confusion_matrix():
 
 
 def test_quick_recipe_is_small_and_the_full_one_is_the_real_recipe():
-    quick, full = quick_recipe(), cifar.full_recipe()
+    quick, full = quick_vit_recipe(), cifar.full_vit_recipe()
     assert quick.train_subset and quick.model.dim < full.model.dim
     assert full.train_subset is None and full.model.patch_size == 4
     assert 2_500_000 < param_count(full.model) < 6_000_000

@@ -30,7 +30,7 @@ import tests.support.data_files as fx
 from tests.support.assignments import ROOT, run_assignment
 from vitcourse.attention_maps import (cls_attention_map, cls_attention_maps, cls_rollout_map,
                                       keep_top_mass, object_share)
-from vitcourse.cifar import QUICK_VIT, CifarTrainer, normalize, per_class_table, quick_recipe
+from vitcourse.cifar import QUICK_VIT, CifarTrainer, normalize, per_class_table, quick_vit_recipe
 from vitcourse.data import SyntheticDataWarning, load_cifar10
 from vitcourse.data.synthetic import synthetic_object_masks
 from vitcourse.profile import Profile, run_label
@@ -145,7 +145,7 @@ def test_dino_measurements_work_on_the_real_data(real):
 
 
 def test_chapter6_training_and_tables_run_on_the_real_data(real):
-    trainer = CifarTrainer(quick_recipe(**TINY), *real.arrays())
+    trainer = CifarTrainer(quick_vit_recipe(**TINY), *real.arrays())
     history = trainer.fit(progress=False)
     assert len(history) == 1 and 0.0 <= history["test_acc"].iloc[-1] <= 1.0
     _, accuracy, confusion = trainer.evaluate()
@@ -163,7 +163,7 @@ def test_chapter6_ablation_and_chapter9_comparison_run_on_the_real_data(real):
     said = ablation_findings(runs)
     assert set(said) == {"gap", "test"} and "the one seed" in said["gap"] + said["test"]
     swin = SwinTrainer(quick_swin_recipe(**TINY), *real.arrays())
-    vit = CifarTrainer(quick_recipe(**TINY), *real.arrays())
+    vit = CifarTrainer(quick_vit_recipe(**TINY), *real.arrays())
     table = compare_models({"ViT": (vit, timed_fit(vit)), "Swin": (swin, timed_fit(swin))})
     said = comparison_findings(table, "ViT", "Swin", n_test=100)
     assert said["cost"].startswith("Swin has ") and "100 test images" in said["accuracy"]
@@ -171,16 +171,16 @@ def test_chapter6_ablation_and_chapter9_comparison_run_on_the_real_data(real):
 
 def test_deit_measurements_run_on_the_real_data(real):
     from vitcourse.deit import (DistillationTrainer, ModelTrainer, freeze, learned_token_similarity,
-                                locality_ratio, paired_gain, recipe_for, teacher_for,
+                                locality_ratio, paired_gain, student_recipe_for, teacher_for,
                                 token_similarity)
     from vitcourse.training import predict
 
     quick = Profile("quick", "test")
     arrays = real.arrays()
-    teacher_trainer = ModelTrainer(recipe_for(quick, **TINY), lambda: teacher_for(quick), *arrays)
+    teacher_trainer = ModelTrainer(student_recipe_for(quick, **TINY), lambda: teacher_for(quick), *arrays)
     teacher_trainer.fit(progress=False)
     teacher = freeze(teacher_trainer.model)
-    student = DistillationTrainer(recipe_for(quick, **TINY), teacher, *arrays, mode="soft", tau=2.0, alpha=0.7)
+    student = DistillationTrainer(student_recipe_for(quick, **TINY), teacher, *arrays, mode="soft", tau=2.0, alpha=0.7)
     student.fit(progress=False)
     heads = student.evaluate_heads()
     assert list(heads.index) == ["CLS head", "distillation head", "average of both", "teacher"]

@@ -10,13 +10,15 @@ import torch
 import torch.nn.functional as F
 
 from vitcourse import cifar
-from vitcourse.cifar import Recipe, normalize, random_cifar_like, smooth_targets, to_unit_float
+from vitcourse.augment import to_unit_float
+from vitcourse.cifar import Recipe, normalize, random_cifar_like
+from vitcourse.classification import smooth_targets
 from vitcourse.costs import param_count
 from vitcourse.deit import (ABLATION, QUICK_BATCH, QUICK_TRAIN_IMAGES, CifarCNN, DistillationTask,
                             DistillationTrainer, DistilledViT, ModelTrainer, ablation_figure, ablation_table,
                             deit_config, distillation_loss, distillation_runs, distilled_param_count,
                             evaluate_heads, head_logits, learned_token_similarity, locality_ratio, paired_gain,
-                            recipe_for, reference_table, size_table, teacher_for, teacher_recipe_for,
+                            student_recipe_for, reference_table, size_table, teacher_for, teacher_recipe_for,
                             token_similarity, train_ablation)
 from vitcourse.profile import Profile
 from vitcourse.first_vit import count_parameters
@@ -402,20 +404,20 @@ QUICK, FULL = Profile("quick", "test"), Profile("full", "test")
 
 
 def test_quick_students_are_data_limited_and_the_teacher_trains_longer_on_the_same_images():
-    student, teacher = recipe_for(QUICK), teacher_recipe_for(QUICK)
-    assert student.train_subset == teacher.train_subset == QUICK_TRAIN_IMAGES < cifar.quick_recipe().train_subset
-    assert teacher.epochs > student.epochs > cifar.quick_recipe().epochs
-    assert student.batch_size == QUICK_BATCH < cifar.quick_recipe().batch_size      # more steps per image
+    student, teacher = student_recipe_for(QUICK), teacher_recipe_for(QUICK)
+    assert student.train_subset == teacher.train_subset == QUICK_TRAIN_IMAGES < cifar.quick_vit_recipe().train_subset
+    assert teacher.epochs > student.epochs > cifar.quick_vit_recipe().epochs
+    assert student.batch_size == QUICK_BATCH < cifar.quick_vit_recipe().batch_size      # more steps per image
     # everything else is chapter 6's quick recipe
-    assert replace(student, epochs=3, train_subset=10_000, batch_size=128) == cifar.quick_recipe()
+    assert replace(student, epochs=3, train_subset=10_000, batch_size=128) == cifar.quick_vit_recipe()
     assert replace(teacher, epochs=student.epochs, batch_size=QUICK_BATCH) == student
-    assert recipe_for(QUICK, seed=4).seed == 4 and teacher_recipe_for(QUICK, epochs=2).epochs == 2
+    assert student_recipe_for(QUICK, seed=4).seed == 4 and teacher_recipe_for(QUICK, epochs=2).epochs == 2
     assert isinstance(teacher_for(QUICK), CifarCNN)
 
 
 def test_full_recipes_are_chapter_6s_run_and_a_60_epoch_teacher():
-    assert recipe_for(FULL) == cifar.full_recipe()
-    assert teacher_recipe_for(FULL) == cifar.full_recipe(epochs=60, warmup_epochs=3.0)
+    assert student_recipe_for(FULL) == cifar.full_vit_recipe()
+    assert teacher_recipe_for(FULL) == cifar.full_vit_recipe(epochs=60, warmup_epochs=3.0)
 
 
 def test_distillation_runs_are_soft_in_quick_and_hard_in_full():

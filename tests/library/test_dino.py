@@ -9,10 +9,11 @@ import torch
 import torch.nn.functional as F
 
 from vitcourse import dino
+from vitcourse.augment import random_resized_crop
 from vitcourse.dino import (DINOHead, DINOLoss, DINONetwork, DINOTrainer, backbone_tokens, dino_loss, ema_momentum,
                             ema_update, from_official_state_dict, knn_accuracy, knn_predict,
                             load_official_dino, make_backbone, multi_crop, official_dino_config,
-                            quick_dino_recipe, random_official_state_dict, random_resized_crop, teacher_temperature,
+                            quick_dino_recipe, random_official_state_dict, teacher_temperature,
                             update_center)
 from vitcourse.vit import ViTConfig
 

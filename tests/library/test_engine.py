@@ -253,13 +253,3 @@ def test_import_vitcourse_in_a_fresh_interpreter():
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == vitcourse.__version__
-
-
-def test_moved_names_still_import_from_their_old_homes():
-    from vitcourse import augment, cifar, classification, deit, engine
-    assert cifar.BatchAugment is augment.BatchAugment and cifar.warmup_cosine is engine.warmup_cosine
-    assert cifar.smooth_targets is classification.smooth_targets
-    assert cifar.recipe_for is cifar.vit_recipe_for and cifar.quick_recipe is cifar.quick_vit_recipe
-    assert deit.recipe_for is deit.student_recipe_for
-    with pytest.raises(AttributeError, match="module 'vitcourse.cifar' has no attribute 'nothing_here'"):
-        cifar.nothing_here

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from vitcourse.cifar import quick_recipe, random_cifar_like
+from vitcourse.cifar import quick_vit_recipe, random_cifar_like
 from vitcourse.first_vit import count_parameters
 from vitcourse.swin import (PatchMerging, SwinBlock, SwinConfig, SwinTrainer, SwinTransformer, WindowAttention,
                             attention_scaling, counted_macs, global_attention_macs, median_seconds, peak_tensor_bytes, quick_swin_recipe, relative_position_index,
@@ -278,12 +278,12 @@ def test_the_papers_cost_formulas_match_the_flop_counter(side, dim, window):
 
 
 def test_median_seconds_skips_the_warm_up_and_takes_the_median(monkeypatch):
-    import vitcourse.swin as swin
+    import vitcourse.measure as measure
 
     # A fake clock: each call of fn advances it by the next duration in the list.
     durations = iter([5.0, 5.0] + [1.0, 9.0, 2.0, 3.0, 100.0])
     now = [0.0]
-    monkeypatch.setattr(swin.time, "perf_counter", lambda: now[0])
+    monkeypatch.setattr(measure.time, "perf_counter", lambda: now[0])
 
     def fn():
         now[0] += next(durations)
@@ -329,7 +329,7 @@ def test_swin_trainer_trains_checkpoints_and_refuses_a_vit_recipe(tmp_path):
     fresh.load(tmp_path / "swin.pt")
     assert fresh.evaluate()[1] == trainer.evaluate()[1] and fresh.step == 2
     with pytest.raises(ValueError, match="wants recipe.model to be a SwinConfig, got ViTConfig"):
-        SwinTrainer(quick_recipe(), *arrays)
+        SwinTrainer(quick_vit_recipe(), *arrays)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -355,7 +355,7 @@ def test_compare_models_on_the_same_data_and_budget():
     arrays = random_cifar_like(64, 32)
     recipe = quick_swin_recipe(epochs=1, batch_size=32, warmup_epochs=0.5, train_subset=64, test_subset=32)
     swin = SwinTrainer(recipe, *arrays)
-    vit = CifarTrainer(quick_recipe(**{k: getattr(recipe, k) for k in
+    vit = CifarTrainer(quick_vit_recipe(**{k: getattr(recipe, k) for k in
                                       ("epochs", "batch_size", "warmup_epochs", "train_subset", "test_subset")}),
                        *arrays)
     with pytest.raises(ValueError, match="'ViT' has not finished an epoch"):
