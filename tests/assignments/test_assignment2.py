@@ -107,7 +107,7 @@ def test_release_blanks_every_answer():
 
 
 def test_every_hidden_region_checks_with_the_canonical_helpers():
-    from assignment_runner import hidden_regions
+    from tests.support.assignments import hidden_regions
 
     assert len(hidden_regions("assignment2")) == 5
 
@@ -153,7 +153,7 @@ def test_grading_images_cost_the_reference_models_little_and_defeat_a_lookup(ref
 def test_a_nearest_neighbour_lookup_of_the_test_split_earns_no_accuracy_points():
     """Untrained ViT and CNN, each wrapped in a lookup of the public test split: their forward
     scores 1.0 on it, but the grader measures their weights in its own copy of the architecture."""
-    from test_autograder_hostile import LOOKUP_CNN, LOOKUP_VIT
+    from tests.support.assignment2_samples import LOOKUP_CNN, LOOKUP_VIT
 
     from autograder import grading
 

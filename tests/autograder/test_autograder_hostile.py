@@ -31,6 +31,7 @@ from autograder.commands.feedback import hidden_lines, page_text
 from autograder.samples.submissions import Sample, build_samples, cell_by_id, with_answer, with_answers
 from tests.support.autograding import (FIXTURE_SOLUTIONS, TEST_LIMITS, cli, gradebook_totals, temp_course,
                                 write_inbox)
+from tests.support.assignment2_samples import CNN_LAYERS, LOOKUP_CNN, LOOKUP_VIT
 from vitcourse.measure import cpu_hog
 
 pytestmark = pytest.mark.slow
@@ -354,40 +355,6 @@ def test_one_students_broken_page_never_stops_anothers(graded):
 A2 = "assignment2"
 A2_LIMITS = ["--cell-timeout", "60", "--budget", "600", "--memory-mb", "4096"]
 
-# Each image is answered with the label of the nearest image of the public test split (kept in a
-# buffer; torch.cdist + argmin): the grader's faint noise does not stop it. No training at all.
-NEAREST = """
-
-class NearestTestImage(nn.Module):
-    \"\"\"An untrained model, answering each input with the label of the nearest test input.\"\"\"
-
-    def __init__(self, inner, inputs, labels):
-        super().__init__()
-        self.inner = inner
-        self.register_buffer("known", inputs.flatten(1).clone())
-        self.register_buffer("labels", labels.clone())
-
-    def forward(self, x, return_attention=False):
-        if return_attention:
-            return self.inner(x, return_attention=True)
-        nearest = torch.cdist(x.flatten(1), self.known).argmin(dim=1)
-        return torch.nn.functional.one_hot(self.labels[nearest], 10).float() * 100
-
-"""
-LOOKUP_VIT = NEAREST + """
-model_vit = NearestTestImage(model_vit, patches_test, data.y_test)
-q7_val_acc = round(evaluate(model_vit, patches_test, data.y_test)[1], 3)
-print(q7_val_acc)
-"""
-CNN_LAYERS = """nn.Sequential(
-    nn.Conv2d(1, 32, kernel_size=3), nn.ReLU(), nn.MaxPool2d(2),
-    nn.Conv2d(32, 64, kernel_size=3), nn.ReLU(), nn.MaxPool2d(2),
-    nn.Flatten(), nn.Linear(64 * 5 * 5, 64), nn.ReLU(), nn.Linear(64, 10))"""
-LOOKUP_CNN = NEAREST + f"""
-model_cnn = NearestTestImage({CNN_LAYERS}, data.x_test.unsqueeze(1), data.y_test)
-q8_val_acc = round(evaluate(model_cnn, data.x_test.unsqueeze(1), data.y_test)[1], 3)
-print(q8_val_acc)
-"""
 # Trained on the public test split until it has learnt it (30 epochs of its 2,000 images): it
 # scores far better there than on held-out images (flagged for review); its scores stand. (After
 # 8 epochs, on the real Fashion-MNIST, it had not yet learnt them: a gap under 0.05, unflagged.)

@@ -276,7 +276,7 @@ def test_no_cell_shows_a_stray_return_value_in_its_stored_outputs(file):
     """test_book_built's stray-value check, on the outputs the build stored: in a cache-mode build
     ``_build/jupyter_execute`` holds most chapters without outputs, so that check sees nothing there.
     A glue call, ``ax.axis("off")`` or ``fig.colorbar(...)`` ending a cell must show no value."""
-    from test_book_built import STRAY_VALUE
+    from tests.support.pages import STRAY_VALUE
 
     stray = []
     for cell in executed(file)["cells"]:
@@ -338,7 +338,7 @@ def test_term_pattern_matches_plurals_and_hyphenation_but_not_longer_words():
 
 
 def test_stray_value_pattern_sees_glue_values_and_reprs():
-    from test_book_built import STRAY_VALUE
+    from tests.support.pages import STRAY_VALUE
 
     for shown in ["'786'", "'2,000'", "<matplotlib.colorbar.Colorbar at 0x7f3a>", "(-0.5, 27.5, 27.5, -0.5)"]:
         assert STRAY_VALUE.search(shown), shown

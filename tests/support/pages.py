@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
@@ -113,3 +114,8 @@ def glossary_definitions() -> dict[str, str]:
         elif term:
             definitions[term] += " " + line.strip()
     return definitions
+
+
+# A value a cell shows by accident: the return value of a glue call (a quoted number), of
+# `ax.axis("off")` (axis limits), of `fig.colorbar(...)` or a Text (a matplotlib repr).
+STRAY_VALUE = re.compile(r"^(?:<matplotlib\.[\w.]+ (?:object )?at 0x|\[?<matplotlib\.|Text\(-?\d|'[^'\n]*'$|\(-?\d+\.\d+, -?\d+\.\d+, )")
