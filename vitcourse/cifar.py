@@ -20,7 +20,6 @@ import json
 import sys
 import time
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -30,8 +29,8 @@ import torch.distributed as dist
 from torch import nn
 
 from vitcourse.classification import ClassificationTask, ClassifierConfig, per_class_table
-from vitcourse.engine import (Dist, Trainer, check_replicas_agree, images_to_device, init_distributed,
-                              labels_to_device, param_checksum)
+from vitcourse.engine import (Dist, Trainer, add_run_arguments, check_replicas_agree, images_to_device,
+                              init_distributed, labels_to_device, param_checksum)
 from vitcourse.profile import Profile, get_profile
 from vitcourse.vit import ViTConfig, VisionTransformer
 
@@ -340,12 +339,7 @@ def _parse_args(argv):
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None)
     parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None)
     parser.add_argument("--seed", type=int)
-    parser.add_argument("--device", help="cpu or cuda (default: the best available)")
-    parser.add_argument("--max-steps", type=int, help="stop after this many steps (smoke tests)")
-    parser.add_argument("--checkpoint", type=Path, help="save here after every epoch")
-    parser.add_argument("--resume", action="store_true", help="continue from --checkpoint if it exists")
-    parser.add_argument("--summary", type=Path, help="write the final metrics here as JSON")
-    parser.add_argument("--no-progress", action="store_true")
+    add_run_arguments(parser)
     return parser.parse_args(argv)
 
 

@@ -41,8 +41,8 @@ from torch import nn
 from vitcourse.augment import multi_crop, to_unit_float
 from vitcourse.cifar import CIFAR_VIT, QUICK_VIT, Recipe, normalize, quick_vit_recipe
 from vitcourse.device import get_device
-from vitcourse.engine import (Dist, Task, Trainer, check_replicas_agree, images_to_device, init_distributed,
-                              mean_over_processes, warmup_cosine)
+from vitcourse.engine import (Dist, Task, Trainer, add_run_arguments, check_replicas_agree, images_to_device,
+                              init_distributed, mean_over_processes, warmup_cosine)
 from vitcourse.profile import Profile, get_profile
 from vitcourse.vit import ViTConfig, VisionTransformer, vit_config
 
@@ -819,11 +819,7 @@ def _parse_args(argv):
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--batch-size", type=int, help="global batch, split over the processes")
     parser.add_argument("--train-subset", type=int)
-    parser.add_argument("--device")
-    parser.add_argument("--checkpoint", type=Path, help="save here after every epoch")
-    parser.add_argument("--resume", action="store_true", help="continue from --checkpoint if it exists")
-    parser.add_argument("--summary", type=Path, help="write the final metrics here as JSON")
-    parser.add_argument("--no-progress", action="store_true")
+    add_run_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -850,7 +846,7 @@ def _run(args, info: Dist) -> dict:
     if args.resume and args.checkpoint and args.checkpoint.exists():
         trainer.load(args.checkpoint)
     start = time.perf_counter()
-    history = trainer.fit(progress=not args.no_progress, checkpoint=args.checkpoint)
+    history = trainer.fit(until_step=args.max_steps, progress=not args.no_progress, checkpoint=args.checkpoint)
     seconds = time.perf_counter() - start
     check_replicas_agree(trainer.model, info)
     summary = {"profile": profile.name, "device": trainer.device.type, "processes": info.world, "data": data.name,

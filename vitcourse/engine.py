@@ -151,6 +151,18 @@ class Dist:
         return self.rank == 0
 
 
+
+def add_run_arguments(parser) -> None:
+    """The command-line options every training CLI shares (``python -m vitcourse.cifar``, ``…dino``):
+    the device, a step limit, checkpoint and resume, a JSON summary, and quiet runs."""
+    parser.add_argument("--device", help="cpu or cuda (default: the best available)")
+    parser.add_argument("--max-steps", type=int, help="stop after this many steps (smoke tests)")
+    parser.add_argument("--checkpoint", type=Path, help="save here after every epoch")
+    parser.add_argument("--resume", action="store_true", help="continue from --checkpoint if it exists")
+    parser.add_argument("--summary", type=Path, help="write the final metrics here as JSON")
+    parser.add_argument("--no-progress", action="store_true")
+
+
 def init_distributed(prefer_device: str | None = None) -> Dist:
     """Join the torchrun job if there is one (NCCL on GPUs, gloo on CPUs), else run alone.
 

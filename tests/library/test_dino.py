@@ -400,3 +400,36 @@ def test_view_matching_finds_an_image_whose_views_are_the_image_itself():
     hard = tiny_recipe(global_scale=(0.3, 0.3), jitter=0.4, grayscale_p=0.0)
     assert view_matching_accuracy(backbone, random_images(40, seed=4), hard) < 0.9
     assert backbone.training                                   # mode restored
+
+
+def test_command_line_trains_saves_and_resumes(tmp_path):
+    """``python -m vitcourse.dino``: stopped after 3 of its 4 steps with a checkpoint, then run with
+    ``--resume`` it goes on from step 3 and ends where an uninterrupted run ends; every summary
+    carries the k-NN scores of the teacher and of the untrained network."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.support import ROOT
+
+    def run(*extra):
+        command = [sys.executable, "-m", "vitcourse.dino", "--profile", "quick", "--epochs", "2",
+                   "--train-subset", "64", "--batch-size", "32", "--device", "cpu", "--no-progress",
+                   "--checkpoint", str(tmp_path / "dino.pt"), "--summary", str(tmp_path / "s.json"), *extra]
+        done = subprocess.run(command, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return json.loads((tmp_path / "s.json").read_text())
+
+    stopped = run("--max-steps", "3")
+    assert stopped["steps"] == 3 and (tmp_path / "dino.pt").exists()
+    assert set(stopped["knn_accuracy"]) == {"dino teacher", "same network before training"}
+    resumed = run("--resume")
+    (tmp_path / "dino.pt").unlink()
+    whole = run()
+    assert resumed["steps"] == whole["steps"] == 4
+    assert resumed["final_loss"] == whole["final_loss"]
+    assert resumed["knn_accuracy"] == whole["knn_accuracy"]
+    assert resumed["knn_accuracy"]["dino teacher"] != stopped["knn_accuracy"]["dino teacher"] or \
+        resumed["final_loss"] != stopped["final_loss"]
