@@ -12,8 +12,8 @@ Kinds (``FORMATS``): ``acc`` (a fraction to 3 places), ``pct`` (a percentage to 
 ``points`` (a signed difference in percentage points, 1 place), ``ratio`` (2 places),
 ``count`` (thousands separators), ``loss`` (3 places), ``ms`` (milliseconds, 1 place),
 ``seconds`` (whole seconds), ``x`` (a speed or size ratio like "2.4×"), and ``dec1`` /
-``dec2`` / ``dec4`` for other quantities shown to 1, 2 or 4 places (entropies in nats, a
-hand-worked loss).
+``dec2`` / ``dec3`` / ``dec4`` for other quantities shown to 1, 2, 3 or 4 places (entropies in
+nats, a hand-worked loss, a momentum like 0.996).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ FORMATS: dict[str, str] = {
     "x": "{:.1f}×",
     "dec1": "{:.1f}",
     "dec2": "{:.2f}",
+    "dec3": "{:.3f}",
     "dec4": "{:.4f}",
 }
 

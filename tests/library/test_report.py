@@ -16,6 +16,7 @@ def test_formats_each_kind():
     assert fmt(12345, "count") == "12,345"
     assert fmt(np.int64(7), "count") == "7"
     assert fmt(2.449, "x") == "2.4×"
+    assert fmt(0.996, "dec3") == "0.996" and fmt(0.07, "dec2") == "0.07"
     assert fmt(float("nan"), "acc") == "–"
 
 
