@@ -28,17 +28,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vitcourse.attention_maps import cls_attention_maps, object_share  # noqa: E402
+from vitcourse.attention_maps import object_share, patch_shares  # noqa: E402
 from vitcourse.cifar import normalize  # noqa: E402
 from vitcourse.data import load_cifar10  # noqa: E402
 from vitcourse.data.synthetic import synthetic_object_masks  # noqa: E402
 from vitcourse.dino import (DINOTrainer, extract_features, knn_accuracy, make_backbone,  # noqa: E402
                             quick_dino_recipe)
-
-
-def patch_shares(network, images):
-    maps = cls_attention_maps(network, images).mean(1)
-    return maps / maps.sum((1, 2), keepdim=True)
 
 
 def measure(epochs: int, data) -> dict:
@@ -86,8 +81,10 @@ def main(argv=None) -> None:
               f"k-NN {r['knn_gain_points']:+5.1f} pts ({r['knn_gain_in_se']:4.1f} SE)  "
               f"object {r['object_over_area']:.2f}× area, {r['object_minus_mean_map_points']:+5.1f} pts "
               f"over mean map  margins {'hold' if r['margins_hold'] else 'MISSED'}", flush=True)
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=1))
+    if args.json:  # the layout of bench/results/dino_budget_cpu.json
+        record = {"recorded": f"{time.strftime('%Y-%m-%d')}, torch {torch.__version__}, one torch thread",
+                  "command": "python bench/dino_budget.py " + " ".join(sys.argv[1:]), "rows": rows}
+        args.json.write_text(json.dumps(record, indent=1))
 
 
 if __name__ == "__main__":

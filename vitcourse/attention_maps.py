@@ -102,6 +102,13 @@ def cls_attention_maps(model: VisionTransformer, images: torch.Tensor, batch_siz
     return maps.reshape(len(maps), -1, side, side)
 
 
+def patch_shares(model: VisionTransformer, images: torch.Tensor) -> torch.Tensor:
+    """The last block's CLS attention, averaged over the heads, as shares of the patch grid:
+    images (B, C, H, W) → (B, H/P, W/P), each map summing to 1 (the CLS token's own share left out)."""
+    maps = cls_attention_maps(model, images).mean(1)
+    return maps / maps.sum((1, 2), keepdim=True)
+
+
 def object_share(maps: torch.Tensor, masks) -> torch.Tensor:
     """How much of each map's mass lies on the object: (..., h, w) maps and
     (..., H, W) object masks → (...,) shares in [0, 1].

@@ -30,7 +30,7 @@ from torch import nn
 
 from vitcourse.classification import ClassificationTask, ClassifierConfig, per_class_table
 from vitcourse.engine import (Dist, Trainer, add_run_arguments, check_replicas_agree, images_to_device,
-                              init_distributed, labels_to_device, param_checksum)
+                              init_distributed, labels_to_device, param_checksum, resume_if_asked)
 from vitcourse.profile import Profile, get_profile
 from vitcourse.vit import ViTConfig, VisionTransformer
 
@@ -364,14 +364,14 @@ def main(argv=None) -> dict:
             data = load_cifar10()
             arrays, class_names, data_name = data.arrays(), data.class_names, data.name
         trainer = CifarTrainer(recipe, *arrays, dist_info=info)
-        if args.resume and args.checkpoint and args.checkpoint.exists():
-            trainer.load(args.checkpoint)
+        resumed_from = resume_if_asked(trainer, args)
         start = time.perf_counter()
         history = trainer.fit(until_step=args.max_steps, progress=not args.no_progress, checkpoint=args.checkpoint)
         test_loss, test_acc, confusion = trainer.evaluate()
         check_replicas_agree(trainer.model, info)
         summary = {"profile": profile.name, "device": info.device.type, "processes": info.world, "data": data_name,
-                   "steps": trainer.step, "seconds": time.perf_counter() - start, "test_loss": test_loss,
+                   "steps": trainer.step, "resumed_from_step": resumed_from,
+                   "seconds": time.perf_counter() - start, "test_loss": test_loss,
                    "test_acc": test_acc, "compiled": trainer.use_compile, "bf16": trainer.amp_dtype is not None,
                    "param_checksum": param_checksum(trainer.model)}
         if info.main:

@@ -42,7 +42,7 @@ from vitcourse.augment import multi_crop, to_unit_float
 from vitcourse.cifar import CIFAR_VIT, QUICK_VIT, Recipe, normalize, quick_vit_recipe
 from vitcourse.device import get_device
 from vitcourse.engine import (Dist, Task, Trainer, add_run_arguments, check_replicas_agree, images_to_device,
-                              init_distributed, mean_over_processes, warmup_cosine)
+                              init_distributed, mean_over_processes, resume_if_asked, warmup_cosine)
 from vitcourse.profile import Profile, get_profile
 from vitcourse.vit import ViTConfig, VisionTransformer, vit_config
 
@@ -843,14 +843,14 @@ def _run(args, info: Dist) -> dict:
     data = load_cifar10()
     x_train, y_train, x_test, y_test = data.arrays()
     trainer = DINOTrainer(recipe, x_train, dist_info=info)
-    if args.resume and args.checkpoint and args.checkpoint.exists():
-        trainer.load(args.checkpoint)
+    resumed_from = resume_if_asked(trainer, args)
     start = time.perf_counter()
     history = trainer.fit(until_step=args.max_steps, progress=not args.no_progress, checkpoint=args.checkpoint)
     seconds = time.perf_counter() - start
     check_replicas_agree(trainer.model, info)
     summary = {"profile": profile.name, "device": trainer.device.type, "processes": info.world, "data": data.name,
-               "steps": trainer.step, "seconds": seconds, "final_loss": float(history["loss"].iloc[-1]),
+               "steps": trainer.step, "resumed_from_step": resumed_from, "seconds": seconds,
+               "final_loss": float(history["loss"].iloc[-1]),
                "recipe": {k: (str(v) if isinstance(v, ViTConfig) else v) for k, v in asdict(recipe).items()}}
     if not info.main:
         return summary

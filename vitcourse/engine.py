@@ -151,7 +151,6 @@ class Dist:
         return self.rank == 0
 
 
-
 def add_run_arguments(parser) -> None:
     """The command-line options every training CLI shares (``python -m vitcourse.cifar``, ``…dino``):
     the device, a step limit, checkpoint and resume, a JSON summary, and quiet runs."""
@@ -161,6 +160,14 @@ def add_run_arguments(parser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue from --checkpoint if it exists")
     parser.add_argument("--summary", type=Path, help="write the final metrics here as JSON")
     parser.add_argument("--no-progress", action="store_true")
+
+
+def resume_if_asked(trainer, args) -> int:
+    """Load ``args.checkpoint`` into ``trainer`` when ``--resume`` asks and the file exists (the
+    options of :func:`add_run_arguments`); return the step the run goes on from (0: a fresh run)."""
+    if args.resume and args.checkpoint and args.checkpoint.exists():
+        trainer.load(args.checkpoint)
+    return trainer.step
 
 
 def init_distributed(prefer_device: str | None = None) -> Dist:
@@ -444,7 +451,8 @@ class Trainer:
         """Train from the current step to ``until_step`` (default: the end); returns :meth:`history`.
 
         After every full epoch the task adds a row to the history (classification evaluates on
-        the test images first) and, if ``checkpoint`` is given, a checkpoint is saved there.
+        the test images first) and, if ``checkpoint`` is given, a checkpoint is saved there; a run
+        stopped mid-epoch by ``until_step`` saves one at its last step too, so it resumes there.
         """
         end = self.total_steps if until_step is None else min(until_step, self.total_steps)
         bar = progress_bar(end, self.task.progress_label, initial=self.step, enabled=progress and self.dist.main)
@@ -462,6 +470,8 @@ class Trainer:
                 metric = self.task.progress_metric
                 bar.set_postfix(**{metric: f"{self.rows[-1][metric]:.3f}"})
         bar.close()
+        if checkpoint is not None and self.step % self.steps_per_epoch:
+            self.save(checkpoint)                                # stopped mid-epoch
         return self.history()
 
     def _end_epoch(self, epoch: int, checkpoint) -> None:

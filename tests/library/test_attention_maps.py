@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from vitcourse.attention_maps import (attention_rollout, cls_attention_map, cls_attention_maps, cls_rollout_map,
-                                      keep_top_mass, object_share, overlay, show_maps, upsample_map)
+                                      keep_top_mass, object_share, overlay, patch_shares, show_maps,
+                                      upsample_map)
 from vitcourse.vit import ViTConfig, VisionTransformer
 
 SMALL = ViTConfig(image_size=16, patch_size=4, dim=32, depth=2, heads=4, num_classes=5)
@@ -189,6 +190,18 @@ def test_cls_attention_maps_is_cls_attention_map_image_by_image():
     assert model.training                                            # mode restored
     with pytest.raises(ValueError, match="B, C, H, W"):
         cls_attention_maps(model, images[0])
+
+
+def test_patch_shares_are_the_head_mean_of_the_cls_row_renormalised_over_the_patches():
+    model = small()
+    images = torch.rand(3, 3, 16, 16)
+    shares = patch_shares(model, images)
+    assert shares.shape == (3, 4, 4)
+    weights = model.eval().attention_maps(images)[-1]               # (B, heads, T, T), T = 1 + 16
+    row = weights[:, :, 0, 1:].mean(1)                              # the CLS row, heads averaged
+    expected = (row / row.sum(-1, keepdim=True)).reshape(3, 4, 4)
+    assert torch.allclose(shares, expected, atol=1e-6)
+    assert torch.allclose(shares.sum((1, 2)), torch.ones(3))
 
 
 def test_object_share_by_hand():

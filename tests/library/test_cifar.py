@@ -302,6 +302,12 @@ def test_command_line_single_process(tmp_path):
     assert run.returncode == 0, run.stderr
     summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["steps"] == 2 and summary["processes"] == 1 and summary["data"] == "random"
+    assert summary["resumed_from_step"] == 0
+    again = _run_cli(["--max-steps", "4", "--resume", "--summary", str(tmp_path / "s.json"),
+                      "--checkpoint", str(tmp_path / "c.pt")])
+    assert again.returncode == 0, again.stderr
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["resumed_from_step"] == 2 and summary["steps"] == 4
 
 
 def test_ddp_two_processes_on_gloo(tmp_path):

@@ -70,6 +70,16 @@ def test_resume_gives_the_history_and_weights_of_an_uninterrupted_run(tmp_path, 
     assert_same_weights(resumed.model, whole.model)
 
 
+@pytest.mark.parametrize("stop", [4, 5])          # at an epoch's end, and one step into the next
+def test_fit_leaves_a_checkpoint_at_the_step_it_stops(tmp_path, stop):
+    first = vit_trainer()
+    first.fit(until_step=stop, progress=False, checkpoint=tmp_path / "vit.pt")
+    resumed = vit_trainer()
+    resumed.load(tmp_path / "vit.pt")
+    assert resumed.step == stop
+    assert_same_weights(resumed.model, first.model)
+
+
 def test_dino_resumes_mid_epoch_to_the_uninterrupted_run(tmp_path):
     whole = dino_trainer()
     whole.fit(progress=False)
