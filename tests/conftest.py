@@ -18,7 +18,7 @@ HERE = Path(__file__).resolve().parent
 # file (under tests/) -> None (the whole file: its module fixture does the loaded work) or the tests that need it.
 SERIAL: dict[str, tuple[str, ...] | None] = {
     "autograder/test_autograder_assignment1.py": None,  # grades beside a CPU hog per core
-    "autograder/test_autograder_assignment2.py": None,  # grades (and trains) beside a CPU hog per core
+    "autograder/test_autograder_assignment2.py": None,  # grades (and trains) on both cores, with 60 s cell timeouts
     "autograder/test_autograder_hostile.py": None,      # one parallel batch beside a CPU hog per core
     "autograder/test_autograder_budget.py": None,       # memory and process budgets of real control groups
     "autograder/test_lab_validate.py": ("test_correct_assignment2_validates_beside_two_cpu_hogs",

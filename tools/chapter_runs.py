@@ -14,9 +14,10 @@ import functools
 import json
 import os
 import re
+import resource
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path, PurePosixPath
 
@@ -36,6 +37,8 @@ class Run:
     execution exclude patterns), "not a notebook" (plain Markdown, nothing to execute), or
     "left to Sphinx (<mode> mode)" when the book's execution mode is not "cache".
     seconds: execution time of this run ("ran", "failed") or of the cached run ("cached").
+    cpu_seconds: CPU seconds the chapter's kernel used in this run (user + system, read when the
+    kernel has exited); None when it did not run now.
     cell_line / error_line: 1-based lines in the chapter's source of the failing cell and of the
     line that raised (0 when unknown); error: the last line of the error ("Error: message");
     traceback: the failing cell and its traceback, as myst-nb reports them.
@@ -48,6 +51,13 @@ class Run:
     error_line: int = 0
     error: str = ""
     traceback: str = ""
+    cpu_seconds: float | None = None
+
+
+def _children_cpu() -> float:
+    """CPU seconds of this process's exited children (its chapters' kernels), user + system."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 @dataclass(frozen=True)
@@ -172,7 +182,7 @@ def execute_chapter(root: str, source: str) -> Run:
     path = Path(source)
     notebook, nb_config, read_fmt = read_chapter(config, path)
     name = path.relative_to(config.root).as_posix()
-    start = time.perf_counter()
+    start, cpu_before = time.perf_counter(), _children_cpu()
     try:
         with NotebookClientCache(notebook, path, nb_config, _Log(), read_fmt=read_fmt) as client:
             result = client.exec_metadata
@@ -180,9 +190,10 @@ def execute_chapter(root: str, source: str) -> Run:
         cause = exc.__cause__
         result = {"succeeded": False, "runtime": time.perf_counter() - start,
                   "error": type(cause).__name__, "traceback": str(cause)}
+    cpu = _children_cpu() - cpu_before  # the kernel has exited and been reaped by now
     if result["succeeded"]:
-        return Run(name, "ran", result["runtime"])
-    return failure(name, notebook, result)
+        return Run(name, "ran", result["runtime"], cpu_seconds=cpu)
+    return replace(failure(name, notebook, result), cpu_seconds=cpu)
 
 
 def failure(name: str, notebook, result: dict) -> Run:
@@ -315,15 +326,20 @@ def save_times(build: Path, runs: list[Run], times: dict[str, float]) -> None:
 def table(runs: list[Run], wall: float | None = None) -> str:
     """The per-chapter table: seconds and what happened, with the executed total (and wall time)."""
     width = max([len(run.chapter) for run in runs] + [len("executed now")])
-    lines = [f"{'chapter':<{width}}  {'seconds':>8}  status", f"{'-' * width}  {'-' * 8}  ------"]
+    lines = [f"{'chapter':<{width}}  {'seconds':>8}  {'CPU s':>8}  status",
+             f"{'-' * width}  {'-' * 8}  {'-' * 8}  ------"]
+
+    def cell(value):
+        return f"{value:8.1f}" if value is not None else f"{'':8}"
+
     for run in runs:
-        seconds = f"{run.seconds:8.1f}" if run.seconds is not None else f"{'':8}"
-        lines.append(f"{run.chapter:<{width}}  {seconds}  {run.status}")
-    ran = sum(run.seconds or 0.0 for run in runs if run.status in ("ran", "failed"))
-    lines.append(f"{'executed now':<{width}}  {ran:8.1f}  "
-                 f"{sum(run.status in ('ran', 'failed') for run in runs)} chapter(s)")
+        lines.append(f"{run.chapter:<{width}}  {cell(run.seconds)}  {cell(run.cpu_seconds)}  {run.status}")
+    now = [run for run in runs if run.status in ("ran", "failed")]
+    cpu = sum(run.cpu_seconds or 0.0 for run in now)
+    lines.append(f"{'executed now':<{width}}  {sum(run.seconds or 0.0 for run in now):8.1f}  "
+                 f"{cpu:8.1f}  {len(now)} chapter(s)")
     if wall is not None:
-        lines.append(f"{'wall time':<{width}}  {wall:8.1f}  (chapters side by side)")
+        lines.append(f"{'wall time':<{width}}  {wall:8.1f}  {'':8}  (chapters side by side)")
     return "\n".join(lines)
 
 

@@ -14,15 +14,18 @@ The ``{run-this-chapter}`` directive puts the same link in the page, says that t
 outputs (running it makes them; the page shows the build's), and gives the course repository
 (``course_repository_url`` in _config.yml), the set-up steps, the profile switch, and how long the
 chapter took when this book was built. ``{course-repository}`` says where the repository is on any
-page (how_to_use). Left empty, the setting makes both say plainly that this build names no
-repository and where to ask, rather than link nowhere.
+page (how_to_use). Left empty, the setting makes both ask the reader to get the repository from
+whoever gave them the book, rather than link nowhere; the hint to set it is for whoever builds
+the book, so it goes to the build log, not onto the page.
 
 Stand-in banners: a chapter whose executed outputs name the offline stand-in data
 (``synthetic-fashion`` / ``synthetic-cifar`` / ``synthetic-cifar-clutter``, as every run label
 and data note does) gets a
 warning box under its title saying that its numbers and figures come from the stand-in, not the
-real data set; and while any page of the build used it, every page carries the same news in the
-theme's announcement bar. The decision is made from what each page's own run printed.
+real data set. While any page of the build used it, the theme's announcement bar says so on every
+page, and says it truthfully for the page it is on: a page that ran on a stand-in is told that it
+did; any other page is told that some pages of the build did, that each says so at its top, and
+that this page is not one of them. The decision is made from what each page's own run printed.
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ import textwrap
 from docutils import nodes
 from docutils.parsers.rst import Directive
 from sphinx.directives.code import LiteralInclude
+from sphinx.util import logging
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_MODE_JS = 'document.documentElement.dataset.mode = document.documentElement.dataset.mode || "auto";'
 
@@ -154,28 +160,56 @@ def add_standin_banner(app, doctree, docname):
     title.parent.insert(title.parent.index(title) + 1, box)
 
 
-def standin_announcement(app, pagename, templatename, context, doctree):
-    used = sorted({name for names in _standin_store(app.env).values() for name in names})
+def announcement_text(store: dict, pagename: str, link: str) -> str | None:
+    """The announcement bar's HTML for ``pagename``, given which pages ran on which stand-ins
+    (``store``: docname → stand-in names); None when no page of the build used one.
+
+    True on every page: a page that ran on a stand-in says that *this page* did; any other page
+    says that some pages of the build did (each says so under its title) and that it is not one
+    of them, so a chapter that ran on the real data never reads that it ran on synthetic images.
+    """
+    used = sorted({name for names in store.values() for name in names})
     if not used:
-        return
+        return None
+    how = f'<a href="{link}">How to use the real data</a>.'
+    own = store.get(pagename)
+    if own:
+        _, real = _standin_words(own)
+        return (f"This page ran on the course's offline stand-in data, not the real {real}: its "
+                f"numbers and figures are from synthetic images. {how}")
     _, real = _standin_words(used)
-    link = context["pathto"](SETUP_PAGE)
-    context["theme_announcement"] = (
-        f"This build ran on the course's offline stand-in data, not the real {real}: "
-        f"numbers and figures are from synthetic images. <a href=\"{link}\">How to use the "
-        f"real data</a>.")
+    return (f"Some pages of this build ran on the course's offline stand-in data instead of the "
+            f"real {real}; each says so at its top, and this page is not one of them. {how}")
 
 
-NO_REPOSITORY = ("This build of the book names no repository (its course_repository_url setting is "
-                 "empty): ask whoever gave you the book (your instructor, for a course) for the "
+def standin_announcement(app, pagename, templatename, context, doctree):
+    text = announcement_text(_standin_store(app.env), pagename, context["pathto"](SETUP_PAGE))
+    if text is not None:
+        context["theme_announcement"] = text
+
+
+NO_REPOSITORY = ("Ask whoever gave you the book (your instructor, for a course) for the "
                  "repository it was built from.")
+REPOSITORY_HINT = ("course_repository_url is empty (sphinx: config: in _config.yml): the pages ask "
+                   "readers to get the course's repository from whoever gave them the book. Set it "
+                   "to the repository's URL to link it from every chapter.")
+
+
+def log_repository_hint(app) -> None:
+    """Tell whoever builds the book (in the build log, not on the page) when no repository is set.
+
+    An info line rather than a warning: the book builds with -W, and an empty setting is a
+    legitimate build (the pages then say where to ask).
+    """
+    if not app.config.course_repository_url:
+        logger.info(REPOSITORY_HINT)
 
 
 def repository_reference(url: str) -> nodes.Node:
-    """The course repository as a link, or, with no URL configured, a sentence saying so."""
+    """The course repository as a link, or, with no URL configured, where to ask for it."""
     if url:
         return nodes.reference(url, url, refuri=url)
-    return nodes.emphasis(NO_REPOSITORY, NO_REPOSITORY)
+    return nodes.Text(NO_REPOSITORY)
 
 
 def repository_paragraph(url: str) -> nodes.paragraph:
@@ -342,6 +376,7 @@ def setup(app):
     app.add_js_file(None, body=DEFAULT_MODE_JS, priority=100)
     app.connect("html-page-context", clean_page_scripts, priority=900)
     app.add_config_value("course_repository_url", "", "html")
+    app.connect("builder-inited", log_repository_hint)
     app.add_node(run_note)
     app.add_directive("run-this-chapter", RunThisChapter)
     app.add_directive("course-repository", CourseRepository)

@@ -3,16 +3,16 @@
 ``use_book_style()`` sets matplotlib's defaults once per notebook: type large enough to read
 when a figure is scaled to the book's column (672 px at a 1280 px window), a default size
 that fits that column, and a resolution that stays sharp. Text size as rendered is
-``points × column px / (72 × figure inches)``, so 10-point type on a figure up to 9 inches wide
-shows at more than 10 px, whatever the dpi.
+``points × column px / (72 × figure inches)``, so 10-point type on a figure up to 7.5 inches wide
+shows at more than 12 px, whatever the dpi.
 
 One layout mechanism, in the style, lays out every figure; a chapter never calls ``tight_layout``:
 
 * constrained layout is on in the rcParams (``figure.constrained_layout.use``), so titles, labels,
   colour bars and legends placed outside the axes get their room when the figure is drawn;
 * a figure hook (``figure.hooks``) makes each pyplot figure raise any text that would show below
-  ``MIN_TEXT_PX`` (10 px) at the column width to that size just before it is drawn, before the
-  layout runs. A wide grid of small panels therefore never ships 6-pixel labels; its author sees
+  ``MIN_TEXT_PX`` (12 px) at the column width to that size just before it is drawn, before the
+  layout runs. A wide grid of small panels therefore never ships 7-pixel labels; its author sees
   the larger type and can shorten them. ``tight_layout`` on such a figure does nothing: the
   constrained layout already ran, and mixing the two engines warns or fails.
 
@@ -64,7 +64,7 @@ COLOURS = {"input": "#dbe9f6", "embed": "#fde0c5", "block": "#d9f0d3", "norm": "
 
 
 COLUMN_PX = 672     # the book's text column at a 1280 px browser window (measured by tests/book/test_browser.py)
-MIN_TEXT_PX = 10.0  # the smallest type (font size in CSS px) a figure may show at that width
+MIN_TEXT_PX = 12.0  # the smallest type (font size in CSS px) a figure may show at that width
 
 
 def rendered_px(points: float, figure_inches: float, dpi: float) -> float:

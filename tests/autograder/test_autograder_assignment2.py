@@ -1,5 +1,8 @@
 """Assignment 2 (q6-q10) sample submissions, graded in one parallel batch, each score asserted.
 
+The batch runs alone on the machine (tests/conftest.py marks it serial) but without a CPU hog:
+the busy-machine case of assignment 2 is graded by test_autograder_hostile's batch.
+
 A correct notebook trains two models (~30 s in the quick profile on 2 cores), so the generic
 breaking samples hit the *first* answer cell (nothing trained yet: cheap, and 0 points is
 then the right score); assignment 1 and the demo show points kept before a late failure.
@@ -11,7 +14,6 @@ import pytest
 
 from autograder.samples.submissions import Sample, build_samples, generic_samples, with_answer, with_answers, with_code
 from tests.support.autograding import cli, gradebook_totals, write_inbox
-from vitcourse.measure import cpu_hog
 
 pytestmark = pytest.mark.slow
 ASSIGNMENT = "assignment2"
@@ -189,8 +191,10 @@ def graded(released_course):
     built = build_samples(course.exercises, course.solutions, ASSIGNMENT, assignment2_samples())
     write_inbox(tmp / "inbox", ASSIGNMENT, built)
     cli(course, "collect", ASSIGNMENT, str(tmp / "inbox"))
-    with cpu_hog():   # a busy machine: the same scores (limits count CPU-seconds)
-        cli(course, "grade", ASSIGNMENT, "--workers", "2", *LIMITS)
+    # Both cores, nothing beside: assignment 2 graded on a busy machine is test_autograder_hostile's
+    # batch (its trained and tricked samples beside a CPU hog per core, the same limits) and
+    # test_lab_validate's correct notebook beside two hogs; the same scores hold there.
+    cli(course, "grade", ASSIGNMENT, "--workers", "2", *LIMITS)
     expected = {name.replace("_", "-"): score for name, (_nb, score) in built.items()}
     return course, expected
 

@@ -175,6 +175,8 @@ def test_cold_build_runs_each_chapter_once_side_by_side(builds):
     _, [(run, chapters, log, pages), *_] = builds
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     # Once each: the pre-pass ran them and the Sphinx build found them in the cache.
+    # Each kernel's CPU seconds are read once it has exited: some, and no more than it could use.
+    assert all(0 < chapters[c]["cpu_seconds"] < chapters[c]["seconds"] + 5 for c in ("a.md", "b.md"))
     assert sorted((name, what) for name, what, _ in log) == [
         ("a", "end"), ("a", "start"), ("b", "end"), ("b", "start")]
     times = {(name, what): at for name, what, at in log}
@@ -190,9 +192,9 @@ def test_cold_build_runs_each_chapter_once_side_by_side(builds):
 def test_the_per_chapter_table_ends_the_log(builds):
     _, [(run, *_), *_] = builds
     table = run.stdout[run.stdout.index("[build_book] chapters (seconds"):]
-    assert re.search(r"^a\.md +\d+\.\d  ran$", table, re.M)
+    assert re.search(r"^a\.md +\d+\.\d +\d+\.\d  ran$", table, re.M)  # wall and CPU seconds
     assert re.search(r"^c\.md +not a notebook$", table, re.M)
-    assert re.search(r"^executed now +\d+\.\d  2 chapter\(s\)$", table, re.M)
+    assert re.search(r"^executed now +\d+\.\d +\d+\.\d  2 chapter\(s\)$", table, re.M)
     assert re.search(r"set-up [\d.]+ s, chapters [\d.]+ s, Sphinx [\d.]+ s, total [\d.]+ s", table)
 
 
@@ -334,6 +336,18 @@ def test_books_not_in_cache_mode_are_left_to_sphinx(tmp_path):
     (tmp_path / "_config.yml").write_text("title: t\nexecute:\n  execute_notebooks: force\n")
     done, todo = chapter_runs.plan(chapter_runs.book_config(tmp_path))
     assert todo == [] and [(r.chapter, r.status) for r in done] == [("a.md", "left to Sphinx (force mode)")]
+
+
+def test_the_bench_says_which_chapter_costs_too_much_cpu():
+    runs = [chapter_runs.Run("book/07_attention_maps_dino.md", "ran", 260.0, cpu_seconds=230.0),
+            chapter_runs.Run("book/08_deit.md", "ran", 250.0, cpu_seconds=245.5)]
+    rows = {"idle": (runs, {"setup": 5, "chapters": 300.0, "sphinx": 60, "total": 365.0}, 0)}
+    lines = book_build.verdicts(rows)
+    assert [line.split()[-1] for line in lines] == ["met", "met", "met", "MISSED"]
+    assert "08_deit.md   245.5 CPU-s" in lines[-1]
+    table = book_build.comparison(rows)
+    assert re.search(r"^book/07_attention_maps_dino\.md +230\.0$", table, re.M)  # the CPU block
+    assert len({len(line) for line in table.splitlines()}) == 1
 
 
 def test_the_bench_says_which_targets_are_missed():

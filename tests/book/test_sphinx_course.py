@@ -46,11 +46,40 @@ def test_a_configured_repository_is_a_link():
     assert "book/*.md" in paragraph.astext() and "is at " + url in paragraph.astext()
 
 
-def test_an_empty_setting_says_so_instead_of_linking_nowhere():
+def test_an_empty_setting_tells_readers_where_to_ask_and_shows_no_setting():
     paragraph = sphinx_course.repository_paragraph("")
     text = paragraph.astext()
     assert not list(paragraph.findall(nodes.reference))
-    assert "names no repository" in text and "course_repository_url" in text and "ask" in text
+    assert "Ask whoever gave you the book (your instructor, for a course) for the repository" in text
+    # the build setting is for whoever builds the book: not on the reader's page
+    assert "course_repository_url" not in text and "_config.yml" not in text
+    assert "setting" not in text and "names no repository" not in text
+
+
+class _Log:
+    def __init__(self):
+        self.infos, self.warnings = [], []
+
+    def info(self, message, *args, **kwargs):
+        self.infos.append(message)
+
+    def warning(self, message, *args, **kwargs):
+        self.warnings.append(message)
+
+
+@pytest.mark.parametrize("url", ["", "https://example.org/vit"])
+def test_the_hint_to_set_the_repository_goes_to_the_build_log(monkeypatch, url):
+    from types import SimpleNamespace
+
+    log = _Log()
+    monkeypatch.setattr(sphinx_course, "logger", log)
+    sphinx_course.log_repository_hint(SimpleNamespace(config=SimpleNamespace(course_repository_url=url)))
+    assert not log.warnings                    # the book builds with -W: a warning would fail it
+    if url:
+        assert log.infos == []
+    else:
+        assert len(log.infos) == 1
+        assert "course_repository_url" in log.infos[0] and "_config.yml" in log.infos[0]
 
 
 def test_the_notebook_note_says_the_download_has_no_outputs():
@@ -72,7 +101,7 @@ def test_the_setting_exists_and_is_documented():
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     assert "course_repository_url" in config["sphinx"]["config"]
     comment = (ROOT / "_config.yml").read_text().split("course_repository_url:")[0].rsplit("\n\n", 1)[-1]
-    assert "names no repository" in comment or "no repository" in comment
+    assert "whoever gave them the book" in comment and "build log" in comment
 
 
 def test_the_run_note_promises_no_cost_a_chapter_does_not_state():
@@ -105,7 +134,7 @@ def _chapter(with_full_profile: bool):
     return document
 
 
-def _box_text(with_full_profile: bool) -> tuple[str, list]:
+def _box_text(with_full_profile: bool, url: str = "https://example.org/vit") -> tuple[str, list]:
     from types import SimpleNamespace
 
     from docutils import nodes
@@ -114,7 +143,7 @@ def _box_text(with_full_profile: bool) -> tuple[str, list]:
 
     page = _chapter(with_full_profile)
     env = SimpleNamespace(nb_metadata={"book/06_full_vit_cifar": {"exec_data": {"runtime": 125.0}}})
-    app = SimpleNamespace(env=env, config=SimpleNamespace(course_repository_url="https://example.org/vit"))
+    app = SimpleNamespace(env=env, config=SimpleNamespace(course_repository_url=url))
     fill_run_notes(app, page, "book/06_full_vit_cifar")
     box = next(n for n in page.findall(nodes.admonition) if "run-this-chapter" in n["classes"])
     return box.astext(), [r["refuri"] for r in box.findall(nodes.reference)]
@@ -133,3 +162,86 @@ def test_a_page_without_a_full_profile_section_is_promised_none():
     text, links = _box_text(with_full_profile=False)
     assert "full profile runs here" not in text and "last section" not in text
     assert not any(link.startswith("#") for link in links)
+
+
+def test_the_box_without_a_repository_asks_and_names_no_setting():
+    text, links = _box_text(with_full_profile=False, url="")
+    assert "Or clone the course's repository" in text
+    assert "Ask whoever gave you the book (your instructor, for a course)" in text
+    assert "course_repository_url" not in text and "setting" not in text
+    assert not any(link.startswith("http") for link in links)
+
+
+# ---------------------------------------------------------------------------------------------
+# The announcement bar is true on the page it is on
+# ---------------------------------------------------------------------------------------------
+
+def _page_with_outputs(outputs: list[str]):
+    from docutils.frontend import get_default_settings
+    from docutils.parsers.rst import Parser
+    from docutils.utils import new_document
+
+    document = new_document("chapter", get_default_settings(Parser))
+    section = nodes.section(ids=["chapter"])
+    section += nodes.title("", "A chapter")
+    for text in outputs:
+        output = nodes.container(classes=["cell_output"])
+        output += nodes.literal_block(text, text)
+        section += output
+    document += section
+    return document
+
+
+def _announcements(pages: dict[str, list[str]]) -> dict[str, str | None]:
+    """Record every page's outputs as a build does, then the announcement bar of each page."""
+    from types import SimpleNamespace
+
+    env = SimpleNamespace(docname="")
+    app = SimpleNamespace(env=env)
+    for docname, outputs in pages.items():
+        env.docname = docname
+        sphinx_course.record_standin(app, _page_with_outputs(outputs))
+    bars = {}
+    for docname in pages:
+        context = {"pathto": lambda name: f"{name}.html"}
+        sphinx_course.standin_announcement(app, docname, "page.html", context, None)
+        bars[docname] = context.get("theme_announcement")
+    return bars
+
+
+REAL_FASHION = "profile=quick · device=cpu · data=fashion-mnist"
+STANDIN_CIFAR = "profile=quick · device=cpu · data=synthetic-cifar"
+
+
+def test_a_page_that_ran_real_data_is_not_told_it_ran_a_stand_in():
+    bars = _announcements({"book/05_first_vit": [REAL_FASHION],
+                           "book/06_full_vit_cifar": [STANDIN_CIFAR],
+                           "book/glossary": []})
+    for page in ("book/05_first_vit", "book/glossary"):
+        text = bars[page]
+        assert text is not None and "offline stand-in data" in text    # the build's news, still
+        assert "This page ran" not in text and "This build ran" not in text
+        assert "Some pages of this build ran" in text and "this page is not one of them" in text
+        assert "each says so at its top" in text and "CIFAR-10" in text
+        assert "Fashion-MNIST" not in text                 # no page ran Fashion-MNIST's stand-in
+    own = bars["book/06_full_vit_cifar"]
+    assert own.startswith("This page ran on the course's offline stand-in data, not the real CIFAR-10")
+    assert "Some pages" not in own
+    for text in bars.values():
+        assert 'href="book/setup_check.html"' in text
+
+
+def test_a_stand_in_page_names_only_its_own_real_data_set():
+    bars = _announcements({"book/05_first_vit": ["data=synthetic-fashion"],
+                           "book/06_full_vit_cifar": [STANDIN_CIFAR],
+                           "book/intro": []})
+    assert "not the real Fashion-MNIST:" in bars["book/05_first_vit"]
+    assert "CIFAR-10" not in bars["book/05_first_vit"]
+    assert "not the real CIFAR-10:" in bars["book/06_full_vit_cifar"]
+    assert "instead of the real" in bars["book/intro"]
+    assert "Fashion-MNIST" in bars["book/intro"] and "CIFAR-10" in bars["book/intro"]
+
+
+def test_a_build_without_stand_ins_has_no_announcement():
+    bars = _announcements({"book/05_first_vit": [REAL_FASHION], "book/intro": []})
+    assert bars == {"book/05_first_vit": None, "book/intro": None}

@@ -375,19 +375,19 @@ def test_quick_recipe_draws_maps_on_an_eight_by_eight_grid():
     assert recipe.model.image_size // recipe.model.patch_size == 8
     assert recipe.local_size % recipe.model.patch_size == 0
     steps = recipe.train_subset // recipe.batch_size * recipe.epochs
-    assert steps == 1_536
+    assert steps == 1_408
     # the budget is spent on steps of a narrow model, not on a few steps of a wide one
-    assert (recipe.model.dim, recipe.batch_size) == (32, 32)
+    assert (recipe.model.dim, recipe.model.heads, recipe.batch_size) == (32, 2, 32)
 
 
 def test_chapter7_supervised_model_learns_on_the_dino_grid():
     """The supervised ViT the chapter compares with DINO draws its maps on the same 8 × 8 grid,
-    and its quick budget is many small steps (5 epochs of 5,000 images in batches of 32)."""
+    and its quick budget is 5 epochs of 5,000 images in batches of 64."""
     supervised, backbone = dino.quick_attention_vit_recipe(), dino.QUICK_DINO_VIT
     assert supervised.model.patch_size == backbone.patch_size == 4
     assert supervised.model.image_size == backbone.image_size == 32
     assert supervised.model.pool == "cls" and supervised.model.num_classes == 10
-    assert supervised.train_subset // supervised.batch_size * supervised.epochs == 780
+    assert supervised.train_subset // supervised.batch_size * supervised.epochs == 390
     assert dino.quick_attention_vit_recipe(epochs=2).epochs == 2       # overrides reach the recipe
     with pytest.raises(TypeError):
         dino.quick_attention_vit_recipe(no_such_knob=1)
@@ -432,3 +432,12 @@ def test_command_line_trains_saves_and_resumes(tmp_path):
     assert resumed["steps"] == whole["steps"] == 4
     assert resumed["final_loss"] == whole["final_loss"]
     assert resumed["knn_accuracy"] == whole["knn_accuracy"]
+
+
+def test_chapter7_claims_need_their_margins():
+    from vitcourse.dino import attention_follows_objects, knn_gain_margin
+    assert knn_gain_margin(0.01) == pytest.approx(0.05)        # 5 points beat 3 × 1 point
+    assert knn_gain_margin(0.02) == pytest.approx(0.06)        # 3 standard errors beat 5 points
+    assert attention_follows_objects(0.45, area=0.2, mean_map=0.3)
+    assert not attention_follows_objects(0.39, area=0.2, mean_map=0.2)   # under twice the area
+    assert not attention_follows_objects(0.45, area=0.2, mean_map=0.36)  # 9 points over its mean map

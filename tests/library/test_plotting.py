@@ -57,14 +57,14 @@ def test_book_style_raises_small_text_on_a_wide_figure_to_the_legible_minimum():
             ax.set_title("a long panel title", fontsize=7)
             ax.plot([0, 1], [0, 1])
         narrow, ax = plt.subplots(figsize=(5, 3))          # 5 in at 110 dpi: shown at its own size
-        ax.set_title("small but legible", fontsize=7)
+        ax.set_title("small but legible", fontsize=9)
         for fig in (wide, narrow):
             fig.canvas.draw()
         sizes = [t.get_fontsize() for t in wide.findobj(mpl.text.Text) if t.get_text().strip()]
         assert min(rendered_px(s, 14, wide.dpi) for s in sizes) >= MIN_TEXT_PX - 1e-6
         assert axes[0].title.get_fontsize() > 7
-        assert ax.title.get_fontsize() == 7                 # 7 pt at 110 dpi is 10.7 px: untouched
-        assert rendered_px(7, 5, narrow.dpi) > MIN_TEXT_PX
+        assert ax.title.get_fontsize() == 9                 # 9 pt at 110 dpi is 13.75 px: untouched
+        assert rendered_px(9, 5, narrow.dpi) > MIN_TEXT_PX
         plt.close("all")
 
 
