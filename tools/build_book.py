@@ -133,10 +133,17 @@ def other_problems(log: str) -> list[str]:
 QUIET_WARNINGS = ("ignore:Fashion-MNIST is not available", "ignore:CIFAR-10 is not available")
 
 
-def kernel_environment() -> dict[str, str]:
-    """The build's environment, inherited by the chapters' kernels."""
+def kernel_environment(book: Path) -> dict[str, str]:
+    """The build's environment, inherited by the chapters' kernels.
+
+    Matplotlib keeps its font list in the build folder (unless MPLCONFIGDIR is set): a list in the
+    user's shared cache, written by another matplotlib install (a system one, or a deleted
+    checkout's), can lack the fonts this one ships, and every mathtext label then prints
+    "findfont: Font family ... not found" into the chapter.
+    """
     env = dict(os.environ)
     env["PYTHONWARNINGS"] = ",".join(filter(None, [env.get("PYTHONWARNINGS", ""), *QUIET_WARNINGS]))
+    env.setdefault("MPLCONFIGDIR", str(book / "_build" / ".matplotlib"))
     return env
 
 
@@ -167,7 +174,7 @@ def sphinx_build(book: Path, options: list[str]) -> tuple[int, str]:
     cmd = [str(jupyter_book), "build", str(book), "-W", "--keep-going", *options]
     print("[build_book]", " ".join(cmd), flush=True)
     proc = subprocess.Popen(cmd, cwd=book, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=kernel_environment())
+                            env=kernel_environment(book))
     lines = []
     for line in proc.stdout:
         sys.stdout.write(line)
@@ -198,7 +205,7 @@ def main(argv: list[str]) -> int:
     book, build, start = args.book, args.book / "_build", time.perf_counter()
     refresh_cache(book)
     timings = {"setup": time.perf_counter() - start}
-    runs = chapter_runs.run_chapters(book, build, args.jobs, kernel_environment())
+    runs = chapter_runs.run_chapters(book, build, args.jobs, kernel_environment(book))
     timings["chapters"] = time.perf_counter() - start - timings["setup"]
     failed = [run for run in runs if run.status == "failed"]
     code, log = 1, ""

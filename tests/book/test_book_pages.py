@@ -288,6 +288,18 @@ def test_no_cell_shows_a_stray_return_value_in_its_stored_outputs(file):
 
 
 @pytest.mark.parametrize("file", CHAPTERS)
+def test_no_cell_prints_library_log_noise(file):
+    """A log line from a library is not for the reader: matplotlib's "findfont: Font family ...
+    not found" (a font list written by another matplotlib install; tools/build_book.py gives the
+    kernels their own) once printed twenty lines above a figure."""
+    noisy = [f"{text.strip()[:80]!r} in: {_source(cell).splitlines()[0][:50]!r}"
+             for cell in executed(file)["cells"] for output in cell.get("outputs", [])
+             if output.get("output_type") == "stream"
+             and "findfont:" in (text := "".join(output.get("text", "")))]
+    assert not noisy, f"{file}: library log lines in the outputs:\n" + "\n".join(noisy)
+
+
+@pytest.mark.parametrize("file", CHAPTERS)
 def test_numbers_in_prose_are_glued_cited_or_maths(file):
     found = unglued_numbers(list(prose_blocks(page(file))), glued_markdown_numbers(executed(file)))
     assert not found, (f"{file}: numbers in prose must be glued ({{glue:text}}), cited, or written as "

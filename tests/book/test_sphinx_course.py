@@ -9,6 +9,7 @@ from docutils import nodes
 
 from sphinx_course import hide_argument_checks
 from tests.support import ROOT
+from tests.support.pages import doctree_with_outputs
 
 LISTING = '''\
 def scale(x, factor):
@@ -176,22 +177,6 @@ def test_the_box_without_a_repository_asks_and_names_no_setting():
 # The announcement bar is true on the page it is on
 # ---------------------------------------------------------------------------------------------
 
-def _page_with_outputs(outputs: list[str]):
-    from docutils.frontend import get_default_settings
-    from docutils.parsers.rst import Parser
-    from docutils.utils import new_document
-
-    document = new_document("chapter", get_default_settings(Parser))
-    section = nodes.section(ids=["chapter"])
-    section += nodes.title("", "A chapter")
-    for text in outputs:
-        output = nodes.container(classes=["cell_output"])
-        output += nodes.literal_block(text, text)
-        section += output
-    document += section
-    return document
-
-
 def _announcements(pages: dict[str, list[str]]) -> dict[str, str | None]:
     """Record every page's outputs as a build does, then the announcement bar of each page."""
     from types import SimpleNamespace
@@ -200,7 +185,7 @@ def _announcements(pages: dict[str, list[str]]) -> dict[str, str | None]:
     app = SimpleNamespace(env=env)
     for docname, outputs in pages.items():
         env.docname = docname
-        sphinx_course.record_standin(app, _page_with_outputs(outputs))
+        sphinx_course.record_standin(app, doctree_with_outputs(outputs))
     bars = {}
     for docname in pages:
         context = {"pathto": lambda name: f"{name}.html"}

@@ -22,12 +22,10 @@ import pytest
 import sphinx_course  # tools/, on the tests' path (pyproject.toml)
 import torch
 from docutils import nodes
-from docutils.frontend import get_default_settings
-from docutils.parsers.rst import Parser
-from docutils.utils import new_document
 
 import tests.support.data_files as fx
 from tests.support.assignments import ROOT, run_assignment
+from tests.support.pages import doctree_with_outputs
 from vitcourse.attention_maps import (cls_attention_map, cls_attention_maps, cls_rollout_map,
                                       keep_top_mass, object_share)
 from vitcourse.cifar import QUICK_VIT, CifarTrainer, normalize, per_class_table, quick_vit_recipe
@@ -210,19 +208,6 @@ def test_swin_trains_on_the_real_data(real):
 # The book: no stand-in banner on a page that ran on the real data
 # ---------------------------------------------------------------------------------------------
 
-def _page(outputs: list[str]) -> nodes.document:
-    """A doctree like myst-nb's: a titled section with one cell_output container per output."""
-    document = new_document("chapter", get_default_settings(Parser))
-    section = nodes.section(ids=["chapter"])
-    section += nodes.title("", "A chapter")
-    for text in outputs:
-        output = nodes.container(classes=["cell_output"])
-        output += nodes.literal_block(text, text)
-        section += output
-    document += section
-    return document
-
-
 def _build(page: nodes.document):
     """Run the extension's stand-in steps on ``page``: (banners on it, the announcement bar)."""
     env = SimpleNamespace(docname="book/06_full_vit_cifar")
@@ -238,7 +223,7 @@ def _build(page: nodes.document):
 def test_a_page_run_on_the_real_data_gets_no_stand_in_banner(real):
     outputs = [real.summary(), run_label(real.name, "cpu"),
                "cifar10 has no object masks: this measurement needs the stand-in"]
-    banners, announcement = _build(_page(outputs))
+    banners, announcement = _build(doctree_with_outputs(outputs))
     assert banners == [] and announcement is None
 
 
@@ -246,7 +231,7 @@ def test_the_same_page_run_on_the_stand_in_gets_the_banner():
     from vitcourse.data import load_standin
 
     standin = load_standin("synthetic-cifar-clutter", "quick")
-    banners, announcement = _build(_page([standin.summary(), run_label(standin.name, "cpu")]))
+    banners, announcement = _build(doctree_with_outputs([standin.summary(), run_label(standin.name, "cpu")]))
     assert len(banners) == 1 and "synthetic-cifar-clutter" in banners[0].astext()
     assert "not the real CIFAR-10" in announcement
 
@@ -378,7 +363,7 @@ def _measured(data) -> dict:
 
     return dict(
         data=data, profile=Profile("quick", "test"), n_masked=1_000, area=0.2, before=0.2,
-        after=0.5, fixed=0.3, n_views=1_000,
+        after=0.5, fixed=0.3, n_views=1_000, self_share=torch.tensor([0.001, 0.003]),
         shares={"supervised ViT (labels)": torch.tensor([0.3, 0.4]), "DINO teacher": torch.tensor([0.5, 0.5])},
         matched_margin=0.03, standard_error=0.01, knn_margin=0.05, dino_acc=0.41, random_acc=0.33,
         trainer=SimpleNamespace(step=3_072), seeds=[0, 1], seed_gains=[0.021, -0.004],

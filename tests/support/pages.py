@@ -119,3 +119,22 @@ def glossary_definitions() -> dict[str, str]:
 # A value a cell shows by accident: the return value of a glue call (a quoted number), of
 # `ax.axis("off")` (axis limits), of `fig.colorbar(...)` or a Text (a matplotlib repr).
 STRAY_VALUE = re.compile(r"^(?:<matplotlib\.[\w.]+ (?:object )?at 0x|\[?<matplotlib\.|Text\(-?\d|'[^'\n]*'$|\(-?\d+\.\d+, -?\d+\.\d+, )")
+
+
+def doctree_with_outputs(outputs: list[str]):
+    """A doctree like myst-nb's for a chapter: a titled section with one ``cell_output``
+    container per output text (what tools/sphinx_course.py reads to see which data a page ran)."""
+    from docutils import nodes
+    from docutils.frontend import get_default_settings
+    from docutils.parsers.rst import Parser
+    from docutils.utils import new_document
+
+    document = new_document("chapter", get_default_settings(Parser))
+    section = nodes.section(ids=["chapter"])
+    section += nodes.title("", "A chapter")
+    for text in outputs:
+        output = nodes.container(classes=["cell_output"])
+        output += nodes.literal_block(text, text)
+        section += output
+    document += section
+    return document
