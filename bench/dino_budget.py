@@ -13,7 +13,7 @@ here, on those images; the chapter then reports its test images once.
 Prints one row per budget: CPU seconds of the training, the two measurements, and whether both
 margins hold. Run alone on the machine, one torch thread (as the book build runs a chapter):
 
-    python bench/dino_budget.py [--epochs 8 10 12] [--heads 4] [--json OUT]
+    python bench/dino_budget.py [--epochs 8 10 12] [--heads 2 4] [--json OUT]
 
 ``--heads`` changes the quick DINO ViT's number of heads (same width: wider heads, fewer of them),
 the other lever on a step's cost besides the number of steps.
@@ -61,7 +61,7 @@ def measure(epochs: int, heads: int, data) -> dict:
         bank, queries = extract_features(net, x_train[:5000]), extract_features(net, x_val)
         acc[name] = knn_accuracy(bank, y_train[:5000], queries, y_val, k=20,
                                  num_classes=len(data.class_names))
-    se = float(np.sqrt(acc["untrained"] * (1 - acc["untrained"]) / 2000))
+    se = float(np.sqrt(acc["untrained"] * (1 - acc["untrained"]) / len(y_val)))
     gain = acc["teacher"] - acc["untrained"]
     masks = synthetic_object_masks("train", len(x_train), data.name)[-1000:]
     images = normalize(torch.from_numpy(x_train[-1000:]).permute(0, 3, 1, 2).float() / 255)
