@@ -19,6 +19,7 @@ import pytest
 import book_build  # bench/, on the tests' path (pyproject.toml)
 import build_book  # tools/, on the tests' path
 import chapter_runs
+import ci_time  # bench/
 
 from tests.support import ROOT
 
@@ -359,3 +360,15 @@ def test_the_bench_says_which_targets_are_missed():
     assert re.search(r"^a\.md +300\.0 +300\.0$", table, re.M)
     assert re.search(r"^cold build +565\.0 +1009\.0$", table, re.M)
     assert len({len(line) for line in table.splitlines()}) == 1  # columns line up
+
+
+def test_the_ci_bench_reads_cis_own_last_line_and_says_which_targets_are_missed():
+    ci_script = (ROOT / ".ci" / "run").read_text()
+    assert 'echo "CI: finished in $(( (SECONDS - start) / 60 )) min' in ci_script
+    match = ci_time.FINISHED.search("tests...\nCI: finished in 25 min 7 s (exit code 0)\n")
+    assert match and (int(match[1]), int(match[2]), int(match[3])) == (25, 7, 0)
+    rows = {"idle": {"seconds": 1507.0, "exit_code": 0}, "hog": {"seconds": 2900.0, "exit_code": 2}}
+    lines = ci_time.verdicts(rows)
+    assert [line.split()[-1] for line in lines] == ["MISSED", "MISSED"]  # 25.1 min; a failed run
+    assert lines[0].startswith("idle:  25.1 min, exit 0; target <= 25 min")
+    assert ci_time.verdicts({"hog": {"seconds": 2900.0, "exit_code": 0}})[0].endswith("met")
