@@ -32,6 +32,7 @@ from vitcourse.classification import ClassificationTask, soft_cross_entropy
 from vitcourse.costs import param_count
 from vitcourse.engine import Dist, Trainer
 from vitcourse.profile import Profile, get_profile
+from vitcourse.stats import binomial_se, is_clear, standard_errors
 from vitcourse.vit import ViTConfig, VisionTransformer, vit_config
 
 DISTILLATION_MODES = ("hard", "soft")
@@ -357,28 +358,6 @@ def distillation_runs(profile: Profile | None = None) -> dict[str, dict]:
         full={"hard": {"mode": "hard"}})
 
 
-def paired_gain(right_a, right_b) -> tuple[float, float]:
-    """How much more often model B is right than model A on the same test images,
-    with its standard error.
-
-    right_a, right_b: per-image correctness (N,) of the two models (bool or 0/1, or
-    the share of several runs that got image i right), image i the same in both.
-    Returns ``(gain, standard_error)`` as fractions
-    (0.03 = 3 points): the mean of d_i = b_i - a_i and sd(d) / √N. Pairing removes
-    what both models get right or wrong together, so this is tighter than comparing
-    two independent accuracies.
-    """
-    a = torch.as_tensor(right_a).flatten().float()
-    b = torch.as_tensor(right_b).flatten().float()
-    if a.shape != b.shape or len(a) < 2:
-        raise ValueError(
-            "need two per-image correctness vectors of one length ≥ 2, got "
-            f"{tuple(a.shape)} and {tuple(b.shape)}"
-        )
-    d = (b - a).double()
-    return float(d.mean()), float(d.std(unbiased=True) / len(d) ** 0.5)
-
-
 def freeze(model: nn.Module) -> nn.Module:
     """Eval mode (BatchNorm uses its running statistics) and no gradients: a fixed teacher.
 
@@ -536,6 +515,44 @@ ABLATION = {
     "(c) CLS + DIST tokens": "DistilledViT, the distillation head learns the teacher",
 }
 
+# What (b), the distillation loss with both its terms on a plain ViT's one head, is, by mode.
+ONE_HEAD_LOSS = {
+    "soft": "classic knowledge distillation, the teacher's softened distribution as a second "
+            "target beside the label",
+    "hard": "the teacher's decision as a second label beside the true one, DeiT's hard "
+            "distillation without the token",
+}
+
+
+def one_head_loss(settings: dict) -> str:
+    """What ablation row (b) trains with, in words, for ``settings`` (a
+    :func:`distillation_runs` entry): classic knowledge distillation when the loss is soft."""
+    mode = settings.get("mode", "hard")
+    if mode not in ONE_HEAD_LOSS:
+        raise ValueError(f"mode must be 'hard' or 'soft', got {mode!r}")
+    return ONE_HEAD_LOSS[mode]
+
+
+# When a run counts distillation as a help on its budget: the whole of DeiT, (c), is ahead of (a)
+# by at least HELPED_MIN_GAIN (a fraction: 0.02 = 2 points), by more than stats.CLEAR_SE paired
+# standard errors, and with every seed.
+HELPED_MIN_GAIN = 0.02
+
+
+def distillation_helped(gain: float, gain_se: float, seed_gains) -> bool:
+    """Whether (c) − (a) = ``gain`` ± ``gain_se`` (paired, over the seeds' mean; fractions) and the
+    per-seed gains ``seed_gains`` meet the bar :func:`helped_bar` states."""
+    seed_gains = list(seed_gains)
+    if not seed_gains:
+        raise ValueError("seed_gains needs the gain of at least one seed")
+    return gain >= HELPED_MIN_GAIN and is_clear(gain, gain_se) and min(seed_gains) > 0
+
+
+def helped_bar() -> str:
+    """:func:`distillation_helped`'s bar in words, from its constants."""
+    return (f"at least {100 * HELPED_MIN_GAIN:g} points, more than {standard_errors()} "
+            "above zero, and a gain with each seed")
+
 
 def train_ablation(recipe: Recipe, teacher: nn.Module, arrays, seeds, settings: dict, *,
                    report: Callable[[str], None] | None = print) -> dict[tuple[int, str], CifarTrainer]:
@@ -576,39 +593,52 @@ def ablation_table(trainers: dict[tuple[int, str], CifarTrainer], teacher: nn.Mo
     return pd.concat([*per_run, teacher_row]).groupby(level=["variant", "head"], sort=False).mean()
 
 
-def ablation_figure(results: pd.DataFrame, similarity: pd.DataFrame, *, paper_output: float = 0.93,
-                    title: str = ""):
+# The DeiT paper's cosine similarity of the CLS and distillation rows at the last layer (ImageNet).
+PAPER_OUTPUT_COS = 0.93
+
+
+def ablation_figure(results: pd.DataFrame, similarity: pd.DataFrame, n_test: int, *,
+                    paper_output: float = PAPER_OUTPUT_COS, title: str = ""):
     """The ablation in one figure: each head's test accuracy and agreement with the teacher (left), and
     cos(CLS row, DIST row) layer by layer (right).
 
-    results: :func:`ablation_table`'s frame (rows ``(variant, head)``, ``"teacher"`` last).
+    results: :func:`ablation_table`'s frame (rows ``(variant, head)``, ``"teacher"`` last), measured
+    on ``n_test`` test images: each bar carries ± one binomial standard error
+    (:func:`vitcourse.stats.binomial_se`), and the axis starts at 0.
     similarity: one column per model, rows as :func:`token_similarity` (``"input"`` … ``"output"``).
-    ``paper_output`` is marked at the output: the DeiT paper's last-layer cosine.
+    ``paper_output`` is marked at the output as the DeiT paper's value (its last layer, ImageNet).
     """
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(8.0, 3.6), gridspec_kw={"width_ratios": [1.15, 1]})
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8.0, 4.0), gridspec_kw={"width_ratios": [1.15, 1]})
     heads = results.drop(index="teacher", level="variant")
     short = {"CLS head": "CLS", "distillation head": "DIST", "average of both": "avg"}
-    names = [f"{variant[:3]} {short.get(head, head)}" for variant, head in heads.index]
+    names = [f"{variant[:3]}\n{short.get(head, head)}" for variant, head in heads.index]
     x = torch.arange(len(heads)).numpy()
     for offset, column in ((-0.2, "test accuracy"), (0.2, "agrees with teacher")):
-        left.bar(x + offset, heads[column], width=0.4, label=column)
+        errors = [binomial_se(float(p), n_test) for p in heads[column]]
+        left.bar(x + offset, heads[column], width=0.4, yerr=errors, capsize=3, label=column,
+                 error_kw={"lw": 1, "ecolor": "black"})
     teacher_acc = results.loc[("teacher", "teacher"), "test accuracy"]
-    left.axhline(teacher_acc, color="grey", ls="--", lw=1, label="teacher's accuracy")
-    low = float(heads.to_numpy().min())
-    left.set(ylim=(max(0.0, low - 0.1), 1.0), xticks=x, ylabel="share of test images")
-    left.set_xticklabels(names, rotation=30, ha="right")
-    left.legend(loc="upper left", bbox_to_anchor=(0.0, -0.32), ncol=1, fontsize=8, frameon=False)
+    left.axhline(teacher_acc, color="grey", ls="--", lw=1.2, label="teacher's accuracy")
+    left.set(ylim=(0.0, 1.0), xticks=x, ylabel="share of test images",
+             title="each head: accuracy, agreement")
+    left.set_xticklabels(names)
+    handles, labels = left.get_legend_handles_labels()      # the bars first, then the teacher's line
+    order = [labels.index(name) for name in ("test accuracy", "agrees with teacher", "teacher's accuracy")]
+    left.legend([handles[i] for i in order], [labels[i] for i in order], loc="upper center",
+                bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
+    layers = [name.removeprefix("block ") for name in similarity.index]      # "input", "1", …, "output"
     for column, style in zip(similarity.columns, ("s-", "o--", "^:")):
         right.plot(range(len(similarity)), similarity[column], style, label=column)
-    right.plot([len(similarity) - 1], [paper_output], "k*", ms=10, label=f"paper, output: {paper_output}")
-    right.set(ylim=(-0.1, 1.05), ylabel="cos(CLS row, DIST row)", xticks=range(len(similarity)))
-    right.set_xticklabels(similarity.index, rotation=30, ha="right")
-    right.legend(loc="upper left", bbox_to_anchor=(0.0, -0.32), ncol=1, fontsize=8, frameon=False)
+    right.plot([len(similarity) - 1], [paper_output], "k*", ms=13, zorder=5,
+               label=f"DeiT paper (ImageNet), output: {paper_output}")
+    right.set(ylim=(-0.1, 1.05), ylabel="cos(CLS row, DIST row)", xticks=range(len(similarity)),
+              xlabel="layer (block number)", title="how alike the two rows of (c) are")
+    right.set_xticklabels(layers)
+    right.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=1, frameon=False)
     if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+        fig.suptitle(title)
     return fig
 
 
@@ -709,10 +739,10 @@ def size_table() -> pd.DataFrame:
     return table.rename_axis("model")
 
 
-__all__ = ["ABLATION", "DISTILLATION_MODES", "CifarCNN", "DistillationTask", "DistillationTrainer",
-           "DistilledViT", "ModelTrainer", "REFERENCE", "ablation_figure", "ablation_table", "deit_config",
+__all__ = ["ABLATION", "DISTILLATION_MODES", "HELPED_MIN_GAIN", "ONE_HEAD_LOSS", "PAPER_OUTPUT_COS",
+           "REFERENCE", "CifarCNN", "DistillationTask", "DistillationTrainer", "DistilledViT",
+           "ModelTrainer", "ablation_figure", "ablation_table", "deit_config", "distillation_helped",
            "distillation_loss", "distillation_runs", "distilled_param_count", "evaluate_heads", "freeze",
-           "head_logits", "learned_token_similarity", "locality_ratio", "paired_gain", "reference_table",
-           "size_table", "student_recipe_for", "teacher_for", "teacher_recipe_for", "token_similarity",
-           "train_ablation"]
-
+           "head_logits", "helped_bar", "learned_token_similarity", "locality_ratio", "one_head_loss",
+           "reference_table", "size_table", "student_recipe_for", "teacher_for", "teacher_recipe_for",
+           "token_similarity", "train_ablation"]

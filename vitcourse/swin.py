@@ -677,13 +677,12 @@ def compare_models(runs: dict) -> pd.DataFrame:
     return pd.DataFrame(rows).T.astype({"parameters": int, "multiply-adds": int})
 
 
-def comparison_findings(table: pd.DataFrame, first: str, second: str, n_test: int) -> dict[str, str]:
-    """What :func:`compare_models`' ``table`` shows of ``second`` against ``first``, as sentences:
-    ``"cost"`` (ratios of parameters, multiply-adds and seconds) and ``"accuracy"``.
+def cost_findings(table: pd.DataFrame, first: str, second: str) -> str:
+    """What :func:`compare_models`' ``table`` shows of ``second``'s cost against ``first``'s, as a
+    sentence: the ratios of parameters, multiply-adds and seconds, and which model was the slower
+    per multiply-add when the two ratios differ by more than a quarter.
 
-    The accuracies are one seed each: a difference under two standard errors of the difference
-    of two accuracies on ``n_test`` images is called level; a larger one is reported as this
-    run's, not as the architectures'.
+    (Their accuracies are compared image by image, with :func:`vitcourse.stats.paired_gain`.)
     """
     from vitcourse.report import fmt
 
@@ -697,20 +696,7 @@ def comparison_findings(table: pd.DataFrame, first: str, second: str, n_test: in
                  "sees only matrix products, not the reshapes, rolls and masks that windows add.")
     elif ratio["seconds"] * 1.25 < ratio["multiply-adds"]:
         cost += f" Per multiply-add {first} was the slower."
-    difference = b["test accuracy"] - a["test accuracy"]
-    pa, pb = a["test accuracy"], b["test accuracy"]
-    error = ((pa * (1 - pa) + pb * (1 - pb)) / n_test) ** 0.5
-    points = fmt(abs(difference), "points").lstrip("+")
-    if abs(difference) < 2 * error:
-        accuracy = (f"Their test accuracies differ by {points} points, less than two standard errors "
-                    f"of such a difference on {n_test:,} test images ({fmt(2 * error, 'points').lstrip('+')} "
-                    "points): on this budget the two are level.")
-    else:
-        ahead, behind = (second, first) if difference > 0 else (first, second)
-        accuracy = (f"{ahead} reached a test accuracy {points} points above {behind}'s, more than two "
-                    f"standard errors of such a difference on {n_test:,} test images; with one seed each, "
-                    "that is this run's result, not yet the architectures'.")
-    return {"cost": cost, "accuracy": accuracy}
+    return cost
 
 
 # ----------------------------------------------------------------------------------------------

@@ -14,12 +14,14 @@ from vitcourse.augment import to_unit_float
 from vitcourse.cifar import Recipe, normalize, random_cifar_like
 from vitcourse.classification import smooth_targets
 from vitcourse.costs import param_count
-from vitcourse.deit import (ABLATION, QUICK_BATCH, QUICK_TRAIN_IMAGES, CifarCNN, DistillationTask,
-                            DistillationTrainer, DistilledViT, ModelTrainer, ablation_figure, ablation_table,
-                            deit_config, distillation_loss, distillation_runs, distilled_param_count,
-                            evaluate_heads, head_logits, learned_token_similarity, locality_ratio, paired_gain,
-                            student_recipe_for, reference_table, size_table, teacher_for, teacher_recipe_for,
-                            token_similarity, train_ablation)
+from vitcourse.deit import (ABLATION, HELPED_MIN_GAIN, QUICK_BATCH, QUICK_TRAIN_IMAGES, CifarCNN,
+                            DistillationTask, DistillationTrainer, DistilledViT, ModelTrainer, ablation_figure,
+                            ablation_table, deit_config, distillation_helped, distillation_loss,
+                            distillation_runs, distilled_param_count, evaluate_heads, head_logits, helped_bar,
+                            learned_token_similarity, locality_ratio, one_head_loss, student_recipe_for,
+                            reference_table, size_table, teacher_for, teacher_recipe_for, token_similarity,
+                            train_ablation)
+from vitcourse.stats import CLEAR_SE, binomial_se
 from vitcourse.profile import Profile
 from vitcourse.first_vit import count_parameters
 from vitcourse.vit import ViTConfig, VisionTransformer
@@ -387,18 +389,53 @@ def test_ablation_figure_draws_every_head_and_every_layer():
     results = pd.DataFrame({"test accuracy": [0.5, 0.6, 0.55, 0.8],
                             "agrees with teacher": [0.6, 0.7, 0.75, 1.0]}, index=index)
     similarity = pd.DataFrame({"(c) trained": [0.1, 0.9, 0.95]}, index=["input", "block 1", "output"])
-    fig = ablation_figure(results, similarity)
+    fig = ablation_figure(results, similarity, n_test=400)
     left, right = fig.axes
     heights = sorted(round(bar.get_height(), 2) for bar in left.patches)
     assert heights == [0.5, 0.55, 0.6, 0.6, 0.7, 0.75]                     # the teacher is a line, not bars
-    assert [t.get_text() for t in left.get_xticklabels()] == ["(a) CLS", "(c) CLS", "(c) DIST"]
-    assert left.get_ylim()[0] == pytest.approx(0.4) and left.lines[0].get_ydata()[0] == 0.8
-    assert [t.get_text() for t in right.get_xticklabels()] == ["input", "block 1", "output"]
+    assert [t.get_text() for t in left.get_xticklabels()] == ["(a)\nCLS", "(c)\nCLS", "(c)\nDIST"]
+    assert left.get_ylim() == (0.0, 1.0)                                    # bars start at 0
+    assert left.lines[-1].get_ydata()[0] == 0.8                             # the teacher's accuracy
+    # ± one binomial standard error on the 400 test images, on every bar
+    caps = [c for c in left.containers if isinstance(c, matplotlib.container.ErrorbarContainer)]
+    spans = sorted(round(float(seg[1, 1] - seg[0, 1]) / 2, 6) for c in caps for seg in c.lines[2][0].get_segments())
+    assert spans == sorted(round(binomial_se(p, 400), 6) for p in [0.5, 0.6, 0.55, 0.6, 0.7, 0.75])
+    assert [t.get_text() for t in left.get_legend().get_texts()] == ["test accuracy", "agrees with teacher",
+                                                                     "teacher's accuracy"]
+    assert [t.get_text() for t in right.get_xticklabels()] == ["input", "1", "output"]
     assert right.lines[-1].get_ydata()[0] == 0.93                           # the paper's mark at the output
+    assert right.get_legend().get_texts()[-1].get_text() == "DeiT paper (ImageNet), output: 0.93"
     matplotlib.pyplot.close(fig)
 
 
-# -- the recipes and the paired comparison ----------------------------------------------------------
+def test_distillation_helped_needs_the_margin_the_standard_errors_and_every_seed():
+    assert HELPED_MIN_GAIN == 0.02 and CLEAR_SE == 2
+    assert distillation_helped(0.03, 0.01, [0.02, 0.04])
+    assert distillation_helped(0.02, 0.0099, [0.01])                        # the bar itself counts
+    assert not distillation_helped(0.019, 0.001, [0.02, 0.02])              # under 2 points
+    assert not distillation_helped(0.03, 0.015, [0.02, 0.04])               # exactly 2 standard errors
+    assert not distillation_helped(0.03, 0.01, [0.07, -0.001])              # one seed lost
+    assert not distillation_helped(-0.05, 0.01, [-0.05])                    # clearly worse is no help
+    with pytest.raises(ValueError, match="at least one seed"):
+        distillation_helped(0.03, 0.01, [])
+    assert helped_bar() == ("at least 2 points, more than two standard errors above zero, "
+                            "and a gain with each seed")
+
+
+def test_one_head_loss_is_classic_distillation_only_when_soft():
+    assert one_head_loss({"mode": "soft", "tau": 2.0, "alpha": 0.7}).startswith("classic knowledge distillation")
+    assert one_head_loss({"mode": "hard"}).startswith("the teacher's decision as a second label")
+    assert "classic" not in one_head_loss({"mode": "hard"})
+    assert one_head_loss({}) == one_head_loss({"mode": "hard"})              # distillation_loss's default
+    for settings in distillation_runs(Profile("quick", "t")).values():
+        assert "classic" in one_head_loss(settings)
+    for settings in distillation_runs(Profile("full", "t")).values():
+        assert "hard distillation" in one_head_loss(settings)
+    with pytest.raises(ValueError, match="got 'kl'"):
+        one_head_loss({"mode": "kl"})
+
+
+# -- the recipes -------------------------------------------------------------------------------------
 
 QUICK, FULL = Profile("quick", "test"), Profile("full", "test")
 
@@ -429,18 +466,3 @@ def test_distillation_runs_are_soft_in_quick_and_hard_in_full():
             assert settings["mode"] == name
             loss = distillation_loss(*tensors(), **settings)
             assert torch.isfinite(loss) and loss > 0
-
-
-def test_paired_gain_by_hand():
-    plain = torch.tensor([1, 1, 0, 0, 1], dtype=torch.bool)
-    distilled = torch.tensor([1, 0, 1, 1, 1], dtype=torch.bool)
-    # d = [0, -1, 1, 1, 0]: mean 0.2; sample variance (0.04 + 1.44 + 0.64 + 0.64 + 0.04) / 4 = 0.7
-    gain, se = paired_gain(plain, distilled)
-    assert gain == pytest.approx(0.2)
-    assert se == pytest.approx(math.sqrt(0.7 / 5))
-    assert paired_gain(distilled, plain)[0] == pytest.approx(-0.2)
-    assert paired_gain(plain, plain) == (0.0, 0.0)
-    # shares of two runs: d = [0.5, -0.5, 0.5, 0.5]
-    assert paired_gain([0.5, 1.0, 0.0, 0.5], [1.0, 0.5, 0.5, 1.0])[0] == pytest.approx(0.25)
-    with pytest.raises(ValueError, match=r"one length ≥ 2, got \(5,\) and \(4,\)"):
-        paired_gain(plain, distilled[:4])
