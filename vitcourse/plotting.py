@@ -280,34 +280,50 @@ def _canvas(width, height, xlim, ylim):
 
 # -- the diagrams -------------------------------------------------------------------------------
 
-def vit_pipeline():
-    """The ViT of the paper, left to right: image → patches → tokens (+ CLS, + positions) →
-    L encoder blocks → final LayerNorm → the CLS token's output → linear head → class."""
-    fig, ax = _canvas(9, 3.2, (0, 18), (0, 6.4))
-    # the image, cut into a 3 × 3 grid of patches
-    for r in range(3):
-        for c in range(3):
-            ax.add_patch(Rectangle((0.3 + c * 0.8, 2.0 + r * 0.8), 0.8, 0.8, facecolor=COLOURS["input"],
-                                   edgecolor="#333333"))
-    ax.text(1.5, 1.4, "image,\ncut into\npatches", ha="center", va="top", fontsize=10)
-    _arrow(ax, (2.8, 3.2), (3.6, 3.2))
-    _box(ax, 3.6, 2.5, 2.2, 1.4, "linear\nprojection", COLOURS["embed"])
-    _arrow(ax, (5.8, 3.2), (6.5, 3.2))
-    # the token sequence: CLS + patch tokens, positions added
-    ax.add_patch(Rectangle((6.5, 4.2), 0.45, 0.45, facecolor=COLOURS["token"], edgecolor="#333333"))
-    ax.text(6.72, 4.9, "CLS", ha="center", fontsize=10)
-    for i in range(4):
-        ax.add_patch(Rectangle((6.5, 1.4 + i * 0.65), 0.45, 0.45, facecolor=COLOURS["embed"],
-                               edgecolor="#333333"))
-    ax.text(6.72, 0.9, "+ position\ncodes", ha="center", va="top", fontsize=10)
-    _arrow(ax, (7.1, 3.2), (7.9, 3.2))
-    _box(ax, 7.9, 1.6, 2.6, 3.2, "encoder\nblock\n× L", COLOURS["block"])
-    _arrow(ax, (10.5, 3.2), (11.2, 3.2))
-    _box(ax, 11.2, 2.5, 1.7, 1.4, "Layer\nNorm", COLOURS["norm"])
-    _arrow(ax, (12.9, 3.2), (13.6, 3.2))
-    _box(ax, 13.6, 2.5, 1.9, 1.4, "CLS\noutput →\nlinear", COLOURS["head"])
-    _arrow(ax, (15.5, 3.2), (16.2, 3.2))
-    ax.text(16.3, 3.2, "class\nscores", ha="left", va="center", fontsize=10.5)
+def vit_pipeline(grid: int = 3):
+    """The ViT of the paper, left to right: an image cut into ``grid`` × ``grid`` patches →
+    one token per patch (numbered alike) and a CLS token on top, positions added → L encoder
+    blocks → final LayerNorm → the CLS token's output → linear head → class scores."""
+    if not 1 <= grid <= 3:
+        raise ValueError(f"grid={grid}: the diagram draws 1 to 3 patches a side "
+                         f"({grid * grid + 1} tokens would not fit the column legibly)")
+    fig, ax = _canvas(9, 4.0, (0, 18), (0, 8))
+    middle = 4.2                                 # the height every arrow of the pipeline runs at
+    cell = 2.7 / grid                            # the image: a 2.7-unit square, cut into patches
+    for r in range(grid):
+        for c in range(grid):
+            x, y = 0.3 + c * cell, middle + 1.35 - (r + 1) * cell
+            ax.add_patch(Rectangle((x, y), cell, cell, facecolor=COLOURS["input"],
+                                   edgecolor="#333333", gid="patch"))
+            ax.text(x + cell / 2, y + cell / 2, str(r * grid + c + 1), ha="center",
+                    va="center", fontsize=10)
+    ax.text(1.65, middle - 1.6, f"image,\ncut into\n{grid * grid} patches", ha="center",
+            va="top", fontsize=10)
+    _arrow(ax, (3.1, middle), (3.6, middle))
+    _box(ax, 3.6, middle - 0.7, 2.2, 1.4, "linear\nprojection", COLOURS["embed"])
+    # the token sequence: the CLS token on top, then one token per patch, in the patches' order
+    pitch, height, top = 0.66, 0.55, middle + 3.25
+    for i in range(grid * grid + 1):
+        y = top - i * pitch - height
+        cls = i == 0
+        ax.add_patch(Rectangle((6.6, y), 1.0, height, facecolor=COLOURS["token" if cls else "embed"],
+                               edgecolor="#333333", gid="CLS token" if cls else "patch token"))
+        ax.text(7.1, y + height / 2, "CLS" if cls else str(i), ha="center", va="center",
+                fontsize=10)
+    ax.text(6.5, top - height / 2, "learned", ha="right", va="center", fontsize=10)
+    first_patch_token = top - pitch
+    patch_tokens_middle = first_patch_token - (grid * grid * pitch - (pitch - height)) / 2
+    _arrow(ax, (5.8, middle), (6.6, patch_tokens_middle))
+    ax.text(7.1, top - (grid * grid + 1) * pitch, "+ position\ncodes", ha="center", va="top",
+            fontsize=10)
+    _arrow(ax, (7.7, middle), (8.3, middle))
+    _box(ax, 8.3, middle - 2.0, 2.4, 4.0, "encoder\nblock\n× L", COLOURS["block"])
+    _arrow(ax, (10.7, middle), (11.2, middle))
+    _box(ax, 11.2, middle - 0.7, 1.7, 1.4, "Layer\nNorm", COLOURS["norm"])
+    _arrow(ax, (12.9, middle), (13.4, middle))
+    _box(ax, 13.4, middle - 0.7, 2.1, 1.4, "CLS\noutput →\nlinear", COLOURS["head"])
+    _arrow(ax, (15.5, middle), (16.0, middle))
+    ax.text(16.1, middle, "class\nscores", ha="left", va="center", fontsize=10.5)
     return fig
 
 
@@ -351,69 +367,133 @@ def encoder_blocks():
     return fig
 
 
+def _tagged(ax, gid):
+    """Name the patch just added to ``ax`` (a box or an arrow), so a test can find what it drew."""
+    ax.patches[-1].set_gid(gid)
+
+
 def deit_tokens(patches: int = 6):
-    """DeiT's token layout: [CLS, DIST, patches…] through the blocks; two heads, two targets."""
+    """DeiT's token layout: [CLS, DIST, patches…] through the blocks and two heads. In training
+    each head meets its own target (the arrows up); at test time the two heads' outputs are
+    averaged (the arrows into the box between them)."""
     fig, ax = _canvas(8.5, 4.2, (0, 17), (0, 8.4))
     labels = ["CLS", "DIST"] + [f"p{i + 1}" for i in range(patches)]
     colours = [COLOURS["token"], COLOURS["dist"]] + [COLOURS["embed"]] * patches
-    for i, (label, colour) in enumerate(zip(labels, colours)):
-        ax.add_patch(Rectangle((1 + i * 1.4, 0.6), 1.1, 1.0, facecolor=colour, edgecolor="#333333"))
-        ax.text(1.55 + i * 1.4, 1.1, label, ha="center", va="center", fontsize=10)
+    centres = [1.55 + i * 1.4 for i in range(len(labels))]
+    for centre, label, colour in zip(centres, labels, colours):
+        ax.add_patch(Rectangle((centre - 0.55, 0.6), 1.1, 1.0, facecolor=colour, edgecolor="#333333"))
+        ax.text(centre, 1.1, label, ha="center", va="center", fontsize=10)
     ax.text(1 + len(labels) * 1.4, 1.1, "… + positions", va="center", fontsize=10)
     _box(ax, 0.8, 2.5, 11.4, 1.6, "encoder blocks × L: every token attends to every other",
          COLOURS["block"])
-    for i in range(len(labels)):
-        _arrow(ax, (1.55 + i * 1.4, 1.6), (1.55 + i * 1.4, 2.5))
-    _arrow(ax, (1.55, 4.1), (1.55, 5.3))
-    _arrow(ax, (2.95, 4.1), (5.2, 5.3))
-    _box(ax, 0.4, 5.3, 2.6, 1.1, "CLS head", COLOURS["head"])
-    _box(ax, 4.4, 5.3, 2.6, 1.1, "DIST head", COLOURS["head"])
-    ax.text(1.7, 7.3, "cross-entropy\nwith the labels", ha="center", va="center", fontsize=10)
-    ax.text(5.7, 7.3, "distillation loss\nwith the teacher", ha="center", va="center", fontsize=10)
-    _arrow(ax, (1.7, 6.4), (1.7, 6.8))
-    _arrow(ax, (5.7, 6.4), (5.7, 6.8))
-    ax.text(8.2, 6.0, "at test time:\nthe mean of\nthe two heads", va="center", fontsize=10)
+    for centre in centres:
+        _arrow(ax, (centre, 1.6), (centre, 2.5))
+    # the heads: CLS's above the CLS token; DIST's at the right, fed from the DIST token's column
+    heads = {"CLS head": 0.3, "DIST head": 9.0}
+    for name, x in heads.items():
+        _box(ax, x, 5.3, 2.5, 1.1, name, COLOURS["head"])
+        _tagged(ax, name)
+    _arrow(ax, (centres[0], 4.1), (centres[0], 5.3))
+    ax.plot([centres[1], centres[1], 10.25], [4.1, 4.7, 4.7], color="#333333", linewidth=1.2)
+    _arrow(ax, (10.25, 4.7), (10.25, 5.3))
+    # training: each head against its own target
+    targets = ("training:\ncross-entropy\nwith the labels", "training:\ndistillation loss\nwith the teacher")
+    for x, target in zip(heads.values(), targets):
+        _arrow(ax, (x + 1.25, 6.4), (x + 1.25, 6.9))
+        ax.text(x + 1.25, 7.0, target, ha="center", va="bottom", fontsize=10)
+    # test time: the two heads' outputs, averaged
+    _box(ax, 3.6, 5.15, 4.6, 1.4, "at test time:\nthe mean of the\ntwo heads' outputs", COLOURS["norm"],
+         fontsize=10)
+    _tagged(ax, "test-time mean")
+    _arrow(ax, (2.8, 5.85), (3.6, 5.85))
+    _tagged(ax, "CLS head → mean")
+    _arrow(ax, (9.0, 5.85), (8.2, 5.85))
+    _tagged(ax, "DIST head → mean")
     return fig
 
 
-def _window_grid(ax, x0, y0, side, cell, window, shift, title):
+def _window_edges(side: int, window: int, shift: int) -> list[int]:
+    """Where the window borders of a ``side`` × ``side`` map fall, in tokens from one edge: every
+    ``window`` tokens, moved back by ``shift`` (the shifted windows), the map's edges included."""
+    return sorted({0, side, *(k for k in range(-shift, side, window) if 0 < k < side)})
+
+
+def _window_grid(ax, x0, y0, side, cell, edges, *, colour, highlight=None, earlier=None):
+    """A ``side`` × ``side`` token map with window borders at ``edges`` (solid, in ``colour``),
+    the window ``highlight`` ((row, column) of edges) shaded, and the ``earlier`` block's borders
+    dashed grey underneath."""
     for r in range(side):
         for c in range(side):
             ax.add_patch(Rectangle((x0 + c * cell, y0 + r * cell), cell, cell, facecolor=COLOURS["input"],
                                    edgecolor="#bbbbbb", linewidth=0.6))
-    edges = sorted({0, side, *[k for k in range(-shift, side, window) if 0 < k < side]}) if shift else \
-        list(range(0, side + 1, window))
+    if highlight is not None:
+        (r0, r1), (c0, c1) = highlight
+        ax.add_patch(Rectangle((x0 + c0 * cell, y0 + (side - r1) * cell), (c1 - c0) * cell,
+                               (r1 - r0) * cell, facecolor=colour, alpha=0.25, linewidth=0))
+    for k in earlier or []:
+        ax.plot([x0 + k * cell] * 2, [y0, y0 + side * cell], color="#555555", linewidth=1.2, ls=(0, (3, 2)))
+        ax.plot([x0, x0 + side * cell], [y0 + k * cell] * 2, color="#555555", linewidth=1.2, ls=(0, (3, 2)))
     for k in edges:
-        ax.plot([x0 + k * cell] * 2, [y0, y0 + side * cell], color="#d62728", linewidth=2)
-        ax.plot([x0, x0 + side * cell], [y0 + k * cell] * 2, color="#d62728", linewidth=2)
-    ax.text(x0 + side * cell / 2, y0 - 0.5, title, ha="center", va="top", fontsize=10.5)
+        ax.plot([x0 + k * cell] * 2, [y0, y0 + side * cell], color=colour, linewidth=2.2)
+        ax.plot([x0, x0 + side * cell], [y0 + k * cell] * 2, color=colour, linewidth=2.2)
 
 
 def swin_windows(side: int = 8, window: int = 4):
-    """Regular windows (block l) beside shifted windows (block l + 1) on a side × side token map."""
-    fig, ax = _canvas(8, 4.0, (-0.5, 2 * side + 3.5), (-2.2, side + 0.8))
-    _window_grid(ax, 0, 0, side, 1, window, 0, f"block l: {(side // window) ** 2} windows of {window} × {window}")
-    _window_grid(ax, side + 3, 0, side, 1, window, window // 2,
-                 f"block l + 1: shifted by {window // 2}, {(side // window + 1) ** 2} pieces")
+    """Regular windows (block ℓ) beside shifted windows (block ℓ + 1) on a ``side`` × ``side``
+    token map: attention stays inside each window; the shifted grid's borders are drawn over the
+    regular grid's (dashed), so one shifted window visibly takes tokens from several regular ones."""
+    if side % window or side < 2 * window:
+        raise ValueError(f"side={side}, window={window}: the map must hold at least 2 × 2 whole "
+                         "windows (side a multiple of window, at least twice it)")
+    shift = window // 2
+    regular, shifted = _window_edges(side, window, 0), _window_edges(side, window, shift)
+    sizes = sorted({b - a for a, b in zip(shifted, shifted[1:])})
+    fig, ax = _canvas(8, 4.2, (-0.5, 2 * side + 3.5), (-2.8, side + 0.5))
+    _window_grid(ax, 0, 0, side, 1, regular, colour="#1f77b4", highlight=((0, window), (0, window)))
+    _window_grid(ax, side + 3, 0, side, 1, shifted, colour="#d62728", earlier=regular,
+                 highlight=((shift, shift + window), (shift, shift + window)))
+    count = (len(regular) - 1) ** 2
+    ax.text(side / 2, -0.4, f"block ℓ: regular windows\n{count} windows of {window} × {window} tokens",
+            ha="center", va="top", fontsize=10.5, color="#1f77b4")
+    sides = " or ".join(map(str, sizes))
+    ax.text(side + 3 + side / 2, -0.4,
+            f"block ℓ + 1: windows shifted by {shift}\n"
+            f"{(len(shifted) - 1) ** 2} windows, {sides} tokens a side\n(dashed: block ℓ's borders)",
+            ha="center", va="top", fontsize=10.5, color="#d62728")
     return fig
 
 
-def swin_stages(image: int = 224, dims=(96, 192, 384, 768)):
-    """Swin's hierarchy: patch partition, then stages whose maps halve and widths double."""
-    fig, ax = _canvas(9, 3.8, (0, 19), (-2.6, 5.4))
-    x, side = 0.3, 4.6
-    for stage, dim in enumerate(dims):
-        grid = image // 4 // 2 ** stage
-        ax.add_patch(Rectangle((x, 0.2 + (4.6 - side) / 2), side, side, facecolor=COLOURS["block"],
-                               edgecolor="#333333"))
-        ax.text(x + side / 2, 0.2 + 2.3, f"{grid} × {grid}\n× {dim}", ha="center", va="center", fontsize=10)
-        ax.text(x + side / 2, -0.3, f"stage {stage + 1}", ha="center", va="top", fontsize=10.5)
+def swin_stages(image: int = 224, dims=(96, 192, 384, 768), patch: int = 4):
+    """Swin's hierarchy, to scale: each stage's token map is a square whose side is proportional to
+    the map's side (``image / patch``, then halved by each patch merging), labelled with its size
+    (H/4 × W/4, …) and width (C, 2C, …) — the width doubling as the side halves."""
+    sides = [image // patch // 2 ** stage for stage in range(len(dims))]
+    if any(s < 1 for s in sides) or image % (patch * 2 ** (len(dims) - 1)):
+        raise ValueError(f"a {image}-pixel image in patches of {patch} does not halve "
+                         f"{len(dims) - 1} times into whole token maps")
+    if any(after != 2 * before for before, after in zip(dims, dims[1:])):
+        raise ValueError(f"dims={tuple(dims)}: Swin's patch merging doubles the width from stage to "
+                         "stage (e.g. 96, 192, 384, 768)")
+    fig, ax = _canvas(9, 4.4, (0, 19), (-4.0, 5.2))
+    unit = 4.6 / sides[0]                       # drawing units per token of the map's side
+    x = 0.3
+    for stage, (side, dim) in enumerate(zip(sides, dims)):
+        drawn = side * unit
+        column = max(drawn, 3.3)                # room for the labels under the smallest maps
+        left = x + (column - drawn) / 2
+        ax.add_patch(Rectangle((left, 0.2), drawn, drawn, facecolor=COLOURS["block"], edgecolor="#333333",
+                               gid=f"stage {stage + 1} map"))
+        factor = patch * 2 ** stage
+        width = "C" if stage == 0 else f"{dim // dims[0]}C"
+        ax.text(x + column / 2, -0.1, f"stage {stage + 1}\nH/{factor} × W/{factor} × {width}\n"
+                f"{side} × {side} × {dim}", ha="center", va="top", fontsize=10)
         if stage < len(dims) - 1:
-            _arrow(ax, (x + side + 0.1, 2.5), (x + side + 1.1, 2.5))
-            ax.text(x + side + 0.6, 3.0, "merge", ha="center", fontsize=10, rotation=90)
-        x += side + 1.3
-        side *= 0.75
-    ax.text(9.5, -1.4, "each stage: Swin blocks in pairs (regular, then shifted windows)\n"
-            "patch merging between stages: ¼ of the tokens, twice the width", ha="center",
-            va="top", fontsize=10.5)
+            _arrow(ax, (x + column + 0.1, 0.7), (x + column + 1.1, 0.7))
+            ax.text(x + column + 0.6, 0.95, "merge", ha="center", va="bottom", fontsize=10)
+        x += column + 1.2
+    ax.text(9.5, -2.2, "squares to scale: side ∝ tokens a side · labels: tokens × tokens × width\n"
+            f"(H × W: the image in pixels; C = {dims[0]}) · "
+            "each merge: half the side, ¼ of the tokens, twice the width\n"
+            "in each stage, Swin blocks in pairs: regular windows, then shifted windows",
+            ha="center", va="top", fontsize=10)
     return fig

@@ -15,11 +15,15 @@ def _texts(fig):
 
 
 @pytest.mark.parametrize("draw, words", [
-    (plotting.vit_pipeline, ["CLS", "linear\nprojection", "encoder\nblock\n× L", "Layer\nNorm"]),
+    (plotting.vit_pipeline, ["CLS", "linear\nprojection", "encoder\nblock\n× L", "Layer\nNorm",
+                             "image,\ncut into\n9 patches", "9"]),
     (plotting.encoder_blocks, ["post-norm: LN(x + f(x))", "pre-norm: x + f(LN(x))", "MHA", "MLP"]),
-    (plotting.deit_tokens, ["CLS", "DIST", "CLS head", "DIST head"]),
-    (plotting.swin_windows, ["block l: 4 windows of 4 × 4", "block l + 1: shifted by 2, 9 pieces"]),
-    (plotting.swin_stages, ["56 × 56\n× 96", "7 × 7\n× 768", "stage 4"]),
+    (plotting.deit_tokens, ["CLS", "DIST", "CLS head", "DIST head",
+                            "at test time:\nthe mean of the\ntwo heads' outputs"]),
+    (plotting.swin_windows, ["block ℓ: regular windows\n4 windows of 4 × 4 tokens",
+                             "block ℓ + 1: windows shifted by 2\n9 windows, 2 or 4 tokens a side\n"
+                             "(dashed: block ℓ's borders)"]),
+    (plotting.swin_stages, ["stage 1\nH/4 × W/4 × C\n56 × 56 × 96", "stage 4\nH/32 × W/32 × 8C\n7 × 7 × 768"]),
 ])
 def test_diagrams_say_what_they_show_in_legible_type(draw, words):
     plotting.use_book_style()
@@ -66,6 +70,103 @@ def test_book_style_raises_small_text_on_a_wide_figure_to_the_legible_minimum():
         assert ax.title.get_fontsize() == 9                 # 9 pt at 110 dpi is 13.75 px: untouched
         assert rendered_px(9, 5, narrow.dpi) > MIN_TEXT_PX
         plt.close("all")
+
+
+# -- the diagrams draw what their labels say ----------------------------------------------------
+
+def _patches(fig, gid):
+    return [p for ax in fig.axes for p in ax.patches if p.get_gid() == gid]
+
+
+def _data_box(patch):
+    """A patch's extent in data coordinates (x0, y0, x1, y1), from its drawn path."""
+    ax = patch.axes
+    corners = ax.transData.inverted().transform(patch.get_window_extent().get_points())
+    return (*corners[0], *corners[1])
+
+
+@pytest.mark.parametrize("grid", [1, 2, 3])
+def test_vit_pipeline_draws_one_token_per_patch_and_one_cls_token(grid):
+    fig = plotting.vit_pipeline(grid)
+    try:
+        patches, tokens = _patches(fig, "patch"), _patches(fig, "patch token")
+        assert len(patches) == len(tokens) == grid * grid
+        assert len(_patches(fig, "CLS token")) == 1
+        texts = [t.get_text() for t in fig.axes[0].texts]
+        numbers = [str(k) for k in range(1, grid * grid + 1)]
+        assert sorted(t for t in texts if t.isdigit()) == sorted(numbers * 2)  # each patch, its token
+        assert f"image,\ncut into\n{grid * grid} patches" in texts
+        # the CLS token sits above the patch tokens, which run from top to bottom in patch order
+        cls_y = _patches(fig, "CLS token")[0].get_y()
+        assert all(cls_y > t.get_y() for t in tokens)
+    finally:
+        plt.close(fig)
+
+
+def test_vit_pipeline_refuses_a_grid_too_big_to_read():
+    with pytest.raises(ValueError, match="grid=4: the diagram draws 1 to 3 patches a side"):
+        plotting.vit_pipeline(4)
+
+
+def test_deit_test_time_note_is_in_a_box_the_two_heads_feed():
+    plotting.use_book_style()
+    fig = plotting.deit_tokens()
+    try:
+        fig.canvas.draw()
+        (mean,) = _patches(fig, "test-time mean")
+        x0, y0, x1, y1 = _data_box(mean)
+        (note,) = [t for t in fig.axes[0].texts if t.get_text().startswith("at test time")]
+        x, y = note.get_position()
+        assert x0 < x < x1 and y0 < y < y1                   # the note is the box's own text
+        for head in ("CLS head", "DIST head"):
+            (box,) = _patches(fig, head)
+            (arrow,) = _patches(fig, f"{head} → mean")
+            start, end = arrow._posA_posB
+            hx0, hy0, hx1, hy1 = _data_box(box)
+            assert min(abs(start[0] - hx0), abs(start[0] - hx1)) < 0.15 and hy0 < start[1] < hy1
+            assert min(abs(end[0] - x0), abs(end[0] - x1)) < 0.15 and y0 < end[1] < y1
+    finally:
+        plt.close(fig)
+
+
+@pytest.mark.parametrize("side, window, regular, shifted, pieces", [
+    (8, 4, "4 windows of 4 × 4 tokens", "shifted by 2\n9 windows, 2 or 4 tokens a side", 3),
+    (12, 4, "9 windows of 4 × 4 tokens", "shifted by 2\n16 windows, 2 or 4 tokens a side", 4),
+    (12, 6, "4 windows of 6 × 6 tokens", "shifted by 3\n9 windows, 3 or 6 tokens a side", 3),
+])
+def test_swin_windows_counts_the_windows_it_draws(side, window, regular, shifted, pieces):
+    assert len(plotting._window_edges(side, window, window // 2)) - 1 == pieces
+    fig = plotting.swin_windows(side, window)
+    try:
+        texts = [t.get_text() for t in fig.axes[0].texts]
+        assert any(t.startswith("block ℓ: regular windows\n" + regular) for t in texts), texts
+        assert any(t.startswith("block ℓ + 1: windows " + shifted) for t in texts), texts
+        assert not any("block l" in t for t in texts)      # ℓ, never an l that reads as a 1
+    finally:
+        plt.close(fig)
+    with pytest.raises(ValueError, match="at least 2 × 2 whole windows"):
+        plotting.swin_windows(6, 4)
+
+
+def test_swin_stages_draws_each_map_to_scale_and_says_its_size_and_width():
+    fig = plotting.swin_stages()
+    try:
+        sides = [_patches(fig, f"stage {k} map")[0].get_width() for k in (1, 2, 3, 4)]
+        heights = [_patches(fig, f"stage {k} map")[0].get_height() for k in (1, 2, 3, 4)]
+        assert sides == heights                                       # squares
+        assert [a / b for a, b in zip(sides, sides[1:])] == pytest.approx([2, 2, 2])  # 56, 28, 14, 7
+        texts = [t.get_text() for t in fig.axes[0].texts]
+        for k, (side, dim, width) in enumerate(zip((56, 28, 14, 7), (96, 192, 384, 768),
+                                                   ("C", "2C", "4C", "8C"))):
+            factor = 4 * 2 ** k
+            assert f"stage {k + 1}\nH/{factor} × W/{factor} × {width}\n{side} × {side} × {dim}" in texts
+        assert texts.count("merge") == 3
+    finally:
+        plt.close(fig)
+    with pytest.raises(ValueError, match="doubles the width"):
+        plotting.swin_stages(dims=(96, 192, 288, 768))
+    with pytest.raises(ValueError, match="does not halve 3 times"):
+        plotting.swin_stages(image=200)
 
 
 def test_history_plot_draws_each_run_with_whole_epoch_ticks():
