@@ -1,7 +1,11 @@
 """Page-level promises of the built book (`make book` first), the classes of issue 30 a check can keep:
 
 * no line of a cell's output is wider than the code box (88 characters, as the sources' code);
-* a glossary term's first use in a chapter's prose is a link to the glossary;
+* a glossary term's first use in a page's prose is a link to the glossary, on every chapter and
+  appendix and on the pages that introduce the course (intro, how to use); the glossary lists its
+  terms in alphabetical order;
+* a glued value reads as the prose around it: myst-nb's stylesheet sets pasted text in bold, and
+  the book's own stylesheet (book/assets/course.css, loaded after it) takes that back;
 * a figure caption sits on an image only: a captioned cell shows no table, value or colour-bar repr;
 * no cell ends by showing a stray return value (a glue call's value, a Colorbar repr), read from the
   outputs the build stored (the jupyter-cache where ``jupyter_execute`` has none);
@@ -14,9 +18,11 @@ The build read is ``_build`` of this checkout, or the folder ``BOOK_BUILD`` name
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -29,6 +35,11 @@ BUILD = Path(os.environ.get("BOOK_BUILD") or ROOT / "_build")
 HTML = BUILD / "html"
 WIDTH = 88  # characters in a code box at 1280 px (book/assets/course.css; tests/test_book_code_width.py)
 CHAPTERS = [file for file in toc_files() if is_notebook_page(file)]
+# Pages whose prose must link each glossary term at its first use: every page of the book's own
+# text, the executed chapters and the pages written as plain Markdown (intro, how to use) alike.
+# Not the glossary (it defines the terms) nor the bibliography (its lines are the papers' titles).
+NOT_TERM_CHECKED = {"book/glossary", "book/bibliography"}
+TERM_PAGES = [file for file in toc_files() if file not in NOT_TERM_CHECKED]
 
 
 def page(file: str):
@@ -90,7 +101,9 @@ def _is_skipped(node) -> bool:
 
 def prose_text(node, *, terms: bool = False) -> str:
     """``node``'s text as a reader reads the prose: glued values, citations and maths become
-    placeholders, code and outputs vanish; with ``terms``, glossary links become ⟦their text⟧."""
+    placeholders, code and outputs vanish; with ``terms``, glossary links become ⟦their text⟧ and
+    other links inside the book (``{doc}``, ``{ref}``: a page's or section's title, where a term
+    cannot be linked) become a placeholder."""
     parts = []
     for child in node.children:
         if isinstance(child, str):
@@ -103,6 +116,8 @@ def prose_text(node, *, terms: bool = False) -> str:
             continue
         elif terms and child.tag == "a" and "#term-" in child.attrs.get("href", ""):
             parts.append(f"⟦{child.text()}⟧")
+        elif terms and child.tag == "a" and "internal" in child.classes:
+            parts.append(" ⟨PAGE⟩ ")  # a cross-reference shows a page's title: no place for a term link
         else:
             parts.append(prose_text(child, terms=terms))
     return "".join(parts)
@@ -245,12 +260,35 @@ def test_no_output_line_is_wider_than_the_column(file):
                       + "\n".join(wide))
 
 
-@pytest.mark.parametrize("file", CHAPTERS)
+def test_every_page_of_the_books_own_text_is_term_checked():
+    assert {"book/intro", "book/how_to_use", "book/setup_check", "book/01_attention_by_hand",
+            "book/appendix_fast_small_models"} <= set(TERM_PAGES), TERM_PAGES
+    assert set(CHAPTERS) <= set(TERM_PAGES) and not NOT_TERM_CHECKED & set(TERM_PAGES)
+
+
+@pytest.mark.parametrize("file", TERM_PAGES)
 def test_glossary_terms_are_linked_on_first_use(file):
     blocks = list(prose_blocks(page(file), terms=True))
     missing = unlinked_first_uses(blocks, glossary_terms())
-    assert not missing, (f"{file}: link each term where the chapter first uses it ({{term}}`...`):\n"
+    assert not missing, (f"{file}: link each term where the page first uses it ({{term}}`...`):\n"
                          + "\n".join(missing))
+
+
+def sort_key(term: str) -> str:
+    """A glossary's alphabetical order: letters without regard to case (Sphinx's :sorted: too)."""
+    return unicodedata.normalize("NFD", term).casefold()
+
+
+def test_the_glossary_lists_its_terms_in_alphabetical_order():
+    terms = glossary_terms()
+    wrong = [f"{a!r} before {b!r}" for a, b in zip(terms, terms[1:]) if sort_key(a) > sort_key(b)]
+    assert not wrong, "book/glossary.md: put the terms in alphabetical order:\n" + "\n".join(wrong)
+
+
+def test_the_built_glossary_shows_its_terms_in_alphabetical_order():
+    shown = [" ".join(prose_text(dt).split()) for dt in article(page("book/glossary")).find_all("dt")]
+    assert len(shown) == len(glossary_terms()), shown
+    assert shown == sorted(shown, key=sort_key), shown
 
 
 @pytest.mark.parametrize("file", CHAPTERS)
@@ -306,7 +344,70 @@ def test_numbers_in_prose_are_glued_cited_or_maths(file):
                        "maths/code:\n" + "\n".join(found))
 
 
+# -- glued values read as prose -----------------------------------------------------------------
+
+CSS_RULE = re.compile(r"([^{}]+)\{([^{}]*)\}")
+PASTED = re.compile(r"^(?:span)?\.pasted-text$")  # the class alone, as myst-nb writes its rule
+NOT_BOLD = {None, "inherit", "normal", "400", "initial", "unset"}
+
+
+@functools.lru_cache(maxsize=None)
+def _css(path: Path) -> str:
+    return path.read_text(errors="replace")
+
+
+def stylesheets(file: str, root) -> list[Path]:
+    """The stylesheets a built page links, in the order the browser applies them."""
+    folder = (HTML / file).parent
+    return [folder / link.attrs["href"].split("?")[0] for link in root.find_all("link")
+            if "stylesheet" in link.attrs.get("rel", "") and "://" not in link.attrs.get("href", "")]
+
+
+def pasted_text_weight(css_texts: list[str]) -> str | None:
+    """The font-weight the last rule for ``span.pasted-text`` (a ``{glue:text}`` value) sets, the
+    stylesheets read in order; None when none sets one. Only rules for that class alone are read
+    (``span.pasted-text`` or ``.pasted-text``, as myst-nb and the book write them): with no
+    context selector they weigh the same, so the last one wins."""
+    weight = None
+    for css in css_texts:
+        for selectors, body in CSS_RULE.findall(re.sub(r"/\*.*?\*/", "", css, flags=re.S)):
+            if any(PASTED.search(s.strip()) for s in selectors.split(",")):
+                found = re.findall(r"font-weight\s*:\s*([^;]+)", body)
+                if found:
+                    weight = found[-1].replace("!important", "").strip()
+    return weight
+
+
+@pytest.mark.parametrize("file", CHAPTERS)
+def test_glued_values_are_not_set_in_bold(file):
+    """myst-nb's stylesheet makes every ``{glue:text}`` value bold, so a glued verdict sentence
+    stood out of its paragraph as if stressed; the book's stylesheet sets it back to the prose's
+    weight."""
+    root = page(file)
+    if not any(True for _ in root.find_all("span", "pasted-text")):
+        pytest.skip(f"{file} pastes no glued text")
+    sheets = stylesheets(file, root)
+    missing = [str(s) for s in sheets if not s.exists()]
+    assert not missing, f"{file}: linked stylesheets missing from the build: {missing}"
+    weight = pasted_text_weight([_css(s) for s in sheets])
+    assert weight in NOT_BOLD, (f"{file}: glued text (span.pasted-text) is set in font-weight "
+                                f"{weight!r}; book/assets/course.css must set it back to inherit")
+
+
 # -- the checks can fail: each one on a small page that breaks it --------------------------------
+
+def test_pasted_text_weight_reads_the_cascade_in_order():
+    mystnb = "/* Inline text from `paste` operation */\nspan.pasted-text {\n  font-weight: bold;\n}\n"
+    course = ("/* boxes {admonition} */ .run-label { font-weight: bold; }\n"
+              "div.cell_output, span.pasted-text { font-weight: inherit; }")
+    assert pasted_text_weight([mystnb]) == "bold"
+    assert pasted_text_weight([mystnb, course]) == "inherit"
+    assert pasted_text_weight([course, mystnb]) == "bold"        # loaded before myst-nb's: lost
+    assert pasted_text_weight(["span.pasted-inline img { max-height: 2em; }"]) is None
+    assert pasted_text_weight([(Path(__file__).parents[2] / "book/assets/course.css").read_text()]) \
+        in NOT_BOLD - {None}
+
+
 
 def _paragraphs(html: str) -> list[str]:
     root = parse_html(f"<article>{html}</article>")
@@ -339,6 +440,13 @@ def test_term_check_flags_an_unlinked_first_use_only():
     assert len(unlinked_first_uses(later, ["attention"])) == 1
     assert unlinked_first_uses(_paragraphs("<p>a cnn is not the acronym</p>"), ["CNN"]) == []
     assert unlinked_first_uses(_paragraphs("<p>the value of x</p>"), ["value"]) == []  # plain English
+    # a link to another page shows that page's title: the first use is the next one in prose
+    titled = ('<p><a class="reference internal" href="09_swin.html"><span class="doc">Swin: shifted '
+              'windows</span></a></p><p>train <a class="reference internal" href="glossary.html#term-swin">'
+              '<span class="xref std std-term">Swin</span></a></p>')
+    assert unlinked_first_uses(_paragraphs(titled), ["Swin", "shifted windows"]) == []
+    unlinked = titled.split("<p>train")[0] + "<p>train Swin</p>"
+    assert [m.split()[0] for m in unlinked_first_uses(_paragraphs(unlinked), ["Swin"])] == ["'Swin'"]
 
 
 def test_term_pattern_matches_plurals_and_hyphenation_but_not_longer_words():

@@ -784,3 +784,64 @@ def test_a_damaged_cached_csv_is_deleted_and_rebuilt(fashion_folder, damage):
     pd.testing.assert_frame_equal(rebuilt, original)
     assert len(pd.read_csv(train_csv)) == 6
     assert not list(fashion_folder.glob("*.tmp"))
+
+
+# --- the setup check's table of data sets ---------------------------------------------
+
+def test_the_status_table_says_where_each_data_set_is_and_who_uses_it(fashion_folder, monkeypatch):
+    monkeypatch.setenv("HOME", str(fashion_folder.parents[1]))  # the data folder is ~/data
+    table = tables.data_status_table()
+    assert table.index.name == "data set" and list(table.index) == ["fashion-mnist", "cifar10"]
+    assert list(table.columns) == ["found in", "official files", "chapters will use"]
+    assert table.loc["fashion-mnist"].tolist() == [
+        "~/data/fashion-mnist", "yes", "chapters 4, 5 and assignment 2"]
+    assert table.loc["cifar10"].tolist() == ["not found", "–", "chapters 6, 7, 8 and 9"]
+
+
+def test_the_status_table_flags_files_that_are_not_the_official_ones(fashion_folder):
+    path = fashion_folder / "t10k-labels-idx1-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:-3])
+    row = tables.data_status_table().loc["fashion-mnist"]
+    assert row["found in"] == str(fashion_folder) and row["official files"] == "NO"
+
+
+@pytest.mark.parametrize("used, words", [
+    (((4, 5), (2,)), "chapters 4, 5 and assignment 2"),
+    (((6, 7, 8, 9), ()), "chapters 6, 7, 8 and 9"),
+    (((3,), ()), "chapter 3"),
+    (((), (1, 3)), "assignments 1 and 3"),
+    (((4,), (2, 3)), "chapter 4, assignments 2 and 3"),
+    (((), ()), "none"),
+])
+def test_used_by_lists_chapters_then_assignments_in_words(monkeypatch, used, words):
+    monkeypatch.setitem(tables.USED_BY, "fashion-mnist", used)
+    assert tables.used_by("fashion-mnist") == words
+
+
+def test_a_data_set_missing_from_used_by_is_named_with_the_fix(monkeypatch):
+    monkeypatch.delitem(tables.USED_BY, "cifar10")
+    with pytest.raises(KeyError, match=r"'cifar10' in vitcourse.data.tables.USED_BY .*add the chapters"):
+        tables.data_status_table()
+
+
+# What loads each data set in a chapter's or an assignment's code: its loader (and the CSV tables
+# built from it), or assignment 2's split, which loads Fashion-MNIST.
+LOADS = {"fashion-mnist": r"\bload_fashion_mnist\w*\(|\bload_split\(", "cifar10": r"\bload_cifar10\("}
+
+
+def test_used_by_is_what_the_chapters_and_assignments_load():
+    import re
+    from pathlib import Path
+
+    repository = Path(tables.__file__).resolve().parents[2]
+    book, solutions = repository / "book", repository / "solutions"
+    if not book.is_dir() or not solutions.is_dir():
+        pytest.skip("the book's and the assignments' sources are not here (a student package)")
+    assert set(LOADS) == set(sources.SOURCES) == set(tables.USED_BY)
+    for key, pattern in LOADS.items():
+        chapters = tuple(sorted(int(p.name[:2]) for p in book.glob("[0-9][0-9]_*.md")
+                                if re.search(pattern, p.read_text())))
+        assignments = tuple(sorted(int(p.parent.name.removeprefix("assignment"))
+                                   for p in solutions.glob("assignment*/*.md")
+                                   if re.search(pattern, p.read_text())))
+        assert tables.USED_BY[key] == (chapters, assignments), key

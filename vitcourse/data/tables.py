@@ -5,6 +5,9 @@ then a string ``split`` column naming the training fold the row belongs to (``fo
 ``fold5``, five interleaved cross-validation folds; ``test`` in the test table).  The
 ``split`` column is the trap the lesson shows: drop only ``label`` and it rides along with
 the pixels, so every row has 785 values instead of 784.
+
+:func:`data_status_table` is the setup check's table of the real data sets: where each was
+found, whether its files are the official ones, and which chapters and assignments will use it.
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vitcourse.data.loaders import Dataset, load_fashion_mnist
-from vitcourse.data.sources import get_source, source_dir
+from vitcourse.data.loaders import Dataset, data_status, load_fashion_mnist
+from vitcourse.data.sources import SOURCES, get_source, source_dir
 
 N_FOLDS = 5
 PIXEL_COLUMNS = tuple(f"pixel{i}" for i in range(1, 28 * 28 + 1))
@@ -123,3 +126,46 @@ def _write_atomically(frame: pd.DataFrame, path: Path) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+# Which parts of the course load each data set: (chapters of the book, assignments). Written once
+# here for the setup check's table; tests/library/test_data.py checks it against the chapters'
+# and the assignments' sources.
+USED_BY: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
+    "fashion-mnist": ((4, 5), (2,)),
+    "cifar10": ((6, 7, 8, 9), ()),
+}
+STATUS_COLUMNS = ("data set", "found in", "official files", "chapters will use")
+OFFICIAL = {True: "yes", False: "NO", None: "–"}
+
+
+def used_by(key: str) -> str:
+    """Which chapters and assignments will use data set ``key``, in words, e.g.
+    ``"chapters 4, 5 and assignment 2"``."""
+    if key not in USED_BY:
+        raise KeyError(f"no entry for data set {key!r} in vitcourse.data.tables.USED_BY "
+                       f"(it has {', '.join(sorted(USED_BY))}): add the chapters that load it")
+    items = []
+    for word, numbers in zip(("chapter", "assignment"), USED_BY[key]):
+        if numbers:
+            items += [f"{word}{'s' if len(numbers) > 1 else ''} {numbers[0]}", *map(str, numbers[1:])]
+    if not items:
+        return "none"
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _home_relative(folder: Path | None) -> str:
+    """A folder as you would type it, from your home folder (~); "not found" for None."""
+    return "not found" if folder is None else str(folder).replace(str(Path.home()), "~")
+
+
+def data_status_table(root: str | os.PathLike | None = None) -> pd.DataFrame:
+    """One row per real data set (index ``data set``): the folder it was found in, whether its
+    files are the official ones (``yes``/``NO``; ``–`` when not found) and which chapters and
+    assignments will use it. Nothing is downloaded."""
+    rows = []
+    for source in SOURCES.values():
+        status = data_status(source, root)
+        rows.append((source.key, _home_relative(status.folder), OFFICIAL[status.verified],
+                     used_by(source.key)))
+    return pd.DataFrame(rows, columns=list(STATUS_COLUMNS)).set_index("data set")
