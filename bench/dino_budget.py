@@ -29,7 +29,6 @@ import warnings
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -40,6 +39,7 @@ from vitcourse.data import load_cifar10  # noqa: E402
 from vitcourse.data.synthetic import synthetic_object_masks  # noqa: E402
 from vitcourse.dino import (DINOTrainer, attention_follows_objects, extract_features,  # noqa: E402
                             knn_accuracy, knn_gain_margin, make_backbone, quick_dino_recipe)
+from vitcourse.stats import binomial_se  # noqa: E402
 
 
 def measure(epochs: int, heads: int, data) -> dict:
@@ -61,7 +61,7 @@ def measure(epochs: int, heads: int, data) -> dict:
         bank, queries = extract_features(net, x_train[:5000]), extract_features(net, x_val)
         acc[name] = knn_accuracy(bank, y_train[:5000], queries, y_val, k=20,
                                  num_classes=len(data.class_names))
-    se = float(np.sqrt(acc["untrained"] * (1 - acc["untrained"]) / len(y_val)))
+    se = binomial_se(acc["untrained"], len(y_val))
     gain = acc["teacher"] - acc["untrained"]
     masks = synthetic_object_masks("train", len(x_train), data.name)[-1000:]
     images = normalize(torch.from_numpy(x_train[-1000:]).permute(0, 3, 1, 2).float() / 255)

@@ -140,6 +140,23 @@ def object_share(maps: torch.Tensor, masks) -> torch.Tensor:
     return ((maps * fraction).sum((-2, -1)) / total).float()
 
 
+def _check_layers(weights_per_layer: Sequence[torch.Tensor], head_fusion: str) -> list[torch.Tensor]:
+    """``weights_per_layer`` as a list, after checking what :func:`attention_rollout` needs."""
+    if head_fusion not in HEAD_FUSIONS:
+        raise ValueError(f"head_fusion must be one of {HEAD_FUSIONS}, got {head_fusion!r}")
+    layers = list(weights_per_layer)
+    if not layers:
+        raise ValueError("attention_rollout needs the weights of at least one layer")
+    shape = layers[0].shape
+    if layers[0].dim() not in (3, 4) or shape[-1] != shape[-2]:
+        raise ValueError(f"each layer's weights must be (B, heads, T, T) or (heads, T, T), got {tuple(shape)}")
+    for i, weights in enumerate(layers):
+        if weights.shape != shape:
+            raise ValueError(f"layer {i} has weights of shape {tuple(weights.shape)}, layer 0 "
+                             f"{tuple(shape)}; all layers must match")
+    return layers
+
+
 def attention_rollout(
     weights_per_layer: Sequence[torch.Tensor],
     *,
@@ -155,9 +172,8 @@ def attention_rollout(
     the layers, the later layer on the left: R = A_L · … · A_2 · A_1.
 
     Args:
-        weights_per_layer: one (B, heads, T, T) or (heads, T, T) tensor per layer,
-        first layer
-            first, each row a softmax (as ``model.attention_maps`` returns them).
+        weights_per_layer: one (B, heads, T, T) or (heads, T, T) tensor per layer, first
+            layer first, each row a softmax (as ``model.attention_maps`` returns them).
         head_fusion: ``"mean"`` (the paper), ``"max"`` or ``"min"`` over the heads.
         residual: add the identity before renormalising (the paper: yes).
 
@@ -165,40 +181,22 @@ def attention_rollout(
         (B, T, T), or (T, T) for unbatched input: row i is how much output token i
         draws on each input token; rows add up to 1.
     """
-    if head_fusion not in HEAD_FUSIONS:
-        raise ValueError(
-            f"head_fusion must be one of {HEAD_FUSIONS}, got {head_fusion!r}"
-        )
-    layers = list(weights_per_layer)
-    if not layers:
-        raise ValueError("attention_rollout needs the weights of at least one layer")
+    layers = _check_layers(weights_per_layer, head_fusion)
     shape = layers[0].shape
-    if layers[0].dim() not in (3, 4) or shape[-1] != shape[-2]:
-        raise ValueError(
-            "each layer's weights must be (B, heads, T, T) or (heads, T, T), got "
-            f"{tuple(shape)}"
-        )
-    for i, weights in enumerate(layers):
-        if weights.shape != shape:
-            raise ValueError(
-                f"layer {i} has weights of shape {tuple(weights.shape)}, layer 0 "
-                f"{tuple(shape)}; all layers must match"
-            )
     unbatched = len(shape) == 3
     tokens = shape[-1]
     eye = torch.eye(tokens, dtype=torch.float64, device=layers[0].device)
     rollout = None
     for weights in layers:
         # (B, heads, T, T)
-        w = (weights.double()[None] if unbatched else weights.double())
-        fused = getattr(w, head_fusion)(dim=1)
-        # max/min return (values, indices)
-        fused = (fused.values if head_fusion != "mean" else fused)
+        w = weights.double()[None] if unbatched else weights.double()
+        fused = getattr(w, head_fusion)(dim=1)  # (B, T, T); max/min: (values, indices)
+        fused = fused if head_fusion == "mean" else fused.values
         if residual:
             fused = fused + eye
         fused = fused / fused.sum(dim=-1, keepdim=True)  # rows sum to 1 again
-        # later layer on the left
-        rollout = (fused if rollout is None else fused @ rollout)
+        # the later layer on the left
+        rollout = fused if rollout is None else fused @ rollout
     rollout = rollout.to(layers[0].dtype)
     return rollout[0] if unbatched else rollout
 
@@ -212,6 +210,17 @@ def cls_rollout_map(model: VisionTransformer, image: torch.Tensor, *, head_fusio
     rollout = attention_rollout(model.attention_maps(batch), head_fusion=head_fusion)[0]   # (T, T)
     side = model.config.image_size // model.config.patch_size
     return rollout[0, 1:].reshape(side, side).float().cpu()
+
+
+def _check_maps(maps: torch.Tensor, mass: float) -> None:
+    """What :func:`keep_top_mass` needs: a share in (0, 1] and non-negative (..., h, w) maps."""
+    if not 0.0 < mass <= 1.0:
+        raise ValueError(f"mass must be in (0, 1], got {mass!r}")
+    if not isinstance(maps, torch.Tensor) or maps.dim() < 2:
+        got = tuple(maps.shape) if isinstance(maps, torch.Tensor) else type(maps).__name__
+        raise ValueError(f"keep_top_mass wants maps of shape (..., h, w), got {got}")
+    if (maps < 0).any():
+        raise ValueError("attention maps must be non-negative (softmax weights); got negative entries")
 
 
 def keep_top_mass(maps: torch.Tensor, mass: float = 0.6) -> torch.Tensor:
@@ -230,26 +239,13 @@ def keep_top_mass(maps: torch.Tensor, mass: float = 0.6) -> torch.Tensor:
     Returns:
         bool tensor of the same shape: True for the kept patches.
     """
-    if not 0.0 < mass <= 1.0:
-        raise ValueError(f"mass must be in (0, 1], got {mass!r}")
-    if not isinstance(maps, torch.Tensor) or maps.dim() < 2:
-        is_tensor = isinstance(maps, torch.Tensor)
-        got = tuple(maps.shape) if is_tensor else type(maps).__name__
-        raise ValueError(f"keep_top_mass wants maps of shape (..., h, w), got {got}")
-    if (maps < 0).any():
-        raise ValueError(
-            "attention maps must be non-negative (softmax weights); got negative "
-            "entries"
-        )
-    flat = maps.reshape(*maps.shape[:-2], -1).double()
-    share = flat / flat.sum(dim=-1, keepdim=True).clamp_min(
-        torch.finfo(torch.float64).tiny
-    )
+    _check_maps(maps, mass)
+    flat = maps.reshape(*maps.shape[:-2], -1).double()  # (..., h·w)
+    tiny = torch.finfo(torch.float64).tiny
+    share = flat / flat.sum(dim=-1, keepdim=True).clamp_min(tiny)
     ordered, order = share.sort(dim=-1, descending=True)
-    # mass of the larger patches, this one excluded
-    before = (ordered.cumsum(dim=-1) - ordered)
-    # still short of ``mass`` (float32 rounding aside)
-    keep_sorted = (before < mass - 1e-6)
+    before = ordered.cumsum(dim=-1) - ordered  # the larger patches' mass, not this one
+    keep_sorted = before < mass - 1e-6  # still short of ``mass`` (float rounding aside)
     keep = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
     return keep.reshape(maps.shape)
 

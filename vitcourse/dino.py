@@ -324,9 +324,9 @@ class DINORecipe:
 
 # The quick profile's model: chapter 6's quick ViT with patch 4, so that its attention maps have
 # an 8 × 8 grid (patch 8 leaves 4 × 4: too coarse to outline anything), at half its width (32)
-# in 2 heads of 16: a step costs 0.6 of the width-64 one, and 2 heads cost 0.75 of 4 heads of 8 (a
-# CPU's attention kernel is slow on narrow heads; bench/dino_budget.py), so the CPU budget buys
-# more steps. 16 × 16 local crops are 4 × 4 patches.
+# in 2 heads of 16: a step costs 0.6 of the width-64 one, and 2 heads cost 0.73 of 4 heads of 8 in
+# one run of bench/dino_budget.py (a CPU's attention kernel is slow on narrow heads), so the CPU
+# budget buys more steps. 16 × 16 local crops are 4 × 4 patches.
 QUICK_DINO_VIT = replace(QUICK_VIT, patch_size=4, dim=32, heads=2)
 
 
@@ -603,10 +603,35 @@ OBJECT_OVER_AREA = 2.0  # attention on the object: at least twice the object's s
 OBJECT_OVER_MEAN_MAP = 0.10  # and 10 points above the teacher's mean map (where objects tend to be)
 
 
+VIEW_MATCH_POINTS = 2.5  # the teacher finds an image's other view this many points more often
+VIEW_MATCH_SE = 3.0      # or this many standard errors of the untrained network's share, if more
+
+
+def _margin(points: float, standard_errors: float, standard_error: float) -> float:
+    return max(points / 100, standard_errors * standard_error)
+
+
 def knn_gain_margin(standard_error: float) -> float:
     """The k-NN gain (a fraction) a DINO teacher must show over its untrained network:
     :data:`KNN_GAIN_POINTS` points, or :data:`KNN_GAIN_SE` standard errors if that is more."""
-    return max(KNN_GAIN_POINTS / 100, KNN_GAIN_SE * standard_error)
+    return _margin(KNN_GAIN_POINTS, KNN_GAIN_SE, standard_error)
+
+
+def view_matching_margin(standard_error: float) -> float:
+    """The gain (a fraction) in :func:`view_matching_accuracy` a DINO teacher must show over
+    its untrained network: :data:`VIEW_MATCH_POINTS` points, or :data:`VIEW_MATCH_SE`
+    standard errors if that is more."""
+    return _margin(VIEW_MATCH_POINTS, VIEW_MATCH_SE, standard_error)
+
+
+def margin_words(points: float, standard_errors: float) -> str:
+    """A margin's rule as the chapter states it, from the constants the code checks:
+    ``margin_words(KNN_GAIN_POINTS, KNN_GAIN_SE)`` is "5.0 points, or three standard errors
+    if that is more"."""
+    from vitcourse.report import fmt
+    from vitcourse.stats import standard_errors as in_words
+
+    return f"{fmt(points, 'dec1')} points, or {in_words(int(standard_errors))} if that is more"
 
 
 def attention_follows_objects(on_object: float, area: float, mean_map: float) -> bool:
@@ -843,8 +868,23 @@ def _parse_args(argv):
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--batch-size", type=int, help="global batch, split over the processes")
     parser.add_argument("--train-subset", type=int)
+    parser.add_argument("--knn-bank", type=_count, metavar="N",
+                        help="score k-NN with the first N training images as the bank (default: all)")
+    parser.add_argument("--knn-queries", type=_count, metavar="N",
+                        help="and the first N test images as queries (default: all)")
     add_run_arguments(parser)
     return parser.parse_args(argv)
+
+
+def _count(text: str) -> int:
+    """A whole number of images, at least 1, for argparse."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"wants a whole number of images, at least 1; got {text!r}")
+    return value
 
 
 def main(argv=None) -> dict:
@@ -867,6 +907,7 @@ def _run(args, info: Dist) -> dict:
     data = load_cifar10()
     x_train, y_train, x_test, y_test = data.arrays()
     trainer = DINOTrainer(recipe, x_train, dist_info=info)
+    bank, queries = slice(args.knn_bank), slice(args.knn_queries)  # None: every image
     resumed_from = resume_if_asked(trainer, args)
     start = time.perf_counter()
     history = trainer.fit(until_step=args.max_steps, progress=not args.no_progress, checkpoint=args.checkpoint)
@@ -874,6 +915,7 @@ def _run(args, info: Dist) -> dict:
     check_replicas_agree(trainer.model, info)
     summary = {"profile": profile.name, "device": trainer.device.type, "processes": info.world, "data": data.name,
                "steps": trainer.step, "resumed_from_step": resumed_from, "seconds": seconds,
+               "knn_images": {"bank": len(y_train[bank]), "queries": len(y_test[queries])},
                "final_loss": float(history["loss"].iloc[-1]),
                "recipe": {k: (str(v) if isinstance(v, ViTConfig) else v) for k, v in asdict(recipe).items()}}
     if not info.main:
@@ -882,8 +924,9 @@ def _run(args, info: Dist) -> dict:
     torch.manual_seed(recipe.seed)               # the very weights the trainer started from
     untrained = make_backbone(recipe.model).to(trainer.device)
     for name, backbone in (("dino teacher", trainer.teacher_backbone), ("same network before training", untrained)):
-        accuracy[name] = knn_accuracy(extract_features(backbone, x_train), y_train, extract_features(backbone, x_test),
-                                      y_test, num_classes=len(data.class_names))
+        accuracy[name] = knn_accuracy(extract_features(backbone, x_train[bank]), y_train[bank],
+                                      extract_features(backbone, x_test[queries]), y_test[queries],
+                                      num_classes=len(data.class_names))
     summary["knn_accuracy"] = accuracy
     print(history.round(4).to_string())
     print(json.dumps(summary, indent=2))

@@ -154,7 +154,7 @@ def test_chapter6_training_and_tables_run_on_the_real_data(real):
 
 def test_chapter6_ablation_and_chapter9_comparison_run_on_the_real_data(real):
     from vitcourse.cifar import ablation_findings, ablation_recipe, run_ablation, timed_fit
-    from vitcourse.swin import SwinTrainer, compare_models, comparison_findings, quick_swin_recipe
+    from vitcourse.swin import SwinTrainer, compare_models, cost_findings, quick_swin_recipe
 
     runs = run_ablation(ablation_recipe(**TINY), *real.arrays(), seeds=(0,))
     assert len(runs) == 2 and set(runs["epoch"]) == {1}
@@ -163,14 +163,14 @@ def test_chapter6_ablation_and_chapter9_comparison_run_on_the_real_data(real):
     swin = SwinTrainer(quick_swin_recipe(**TINY), *real.arrays())
     vit = CifarTrainer(quick_vit_recipe(**TINY), *real.arrays())
     table = compare_models({"ViT": (vit, timed_fit(vit)), "Swin": (swin, timed_fit(swin))})
-    said = comparison_findings(table, "ViT", "Swin", n_test=100)
-    assert said["cost"].startswith("Swin has ") and "100 test images" in said["accuracy"]
+    said = cost_findings(table, "ViT", "Swin")
+    assert said.startswith("Swin has ") and "the parameters of ViT" in said
 
 
 def test_deit_measurements_run_on_the_real_data(real):
     from vitcourse.deit import (DistillationTrainer, ModelTrainer, freeze, learned_token_similarity,
-                                locality_ratio, paired_gain, student_recipe_for, teacher_for,
-                                token_similarity)
+                                locality_ratio, student_recipe_for, teacher_for, token_similarity)
+    from vitcourse.stats import paired_gain
     from vitcourse.training import predict
 
     quick = Profile("quick", "test")
@@ -357,6 +357,16 @@ def _text_cells(chapter: str) -> list[str]:
             if "remove-input" in match.group(0).split("\n", 3)[1] and "glue_markdown(" in source]
 
 
+def _imported(chapter: str) -> dict:
+    """The names a chapter's cells import (its functions and constants), as its text cells see them."""
+    text = (ROOT / "book" / f"{chapter}.md").read_text()
+    namespace: dict = {}
+    for source in _cell_sources(text):
+        imports = [node for node in ast.parse(source).body if isinstance(node, (ast.Import, ast.ImportFrom))]
+        exec(compile(ast.Module(imports, type_ignores=[]), chapter, "exec"), namespace)
+    return namespace
+
+
 def _measured(data) -> dict:
     """What the chapters' earlier cells left behind, as plain numbers, for ``data``."""
     import pandas as pd
@@ -366,8 +376,10 @@ def _measured(data) -> dict:
         after=0.5, fixed=0.3, n_views=1_000, self_share=torch.tensor([0.001, 0.003]),
         shares={"supervised ViT (labels)": torch.tensor([0.3, 0.4]), "DINO teacher": torch.tensor([0.5, 0.5])},
         matched_margin=0.03, standard_error=0.01, knn_margin=0.05, dino_acc=0.41, random_acc=0.33,
-        trainer=SimpleNamespace(step=3_072), seeds=[0, 1], seed_gains=[0.021, -0.004],
-        gain_met=False, teacher_train_acc=0.8, teacher_acc=0.6, deit_acc=0.45, runs={"soft": {}},
+        trainer=SimpleNamespace(step=3_072), seeds=[0, 1],
+        model=SimpleNamespace(config=SimpleNamespace(dim=64)), teacher=SimpleNamespace(config=SimpleNamespace(dim=32)), seed_gains=[0.021, -0.004],
+        gain_met=False, teacher_train_acc=0.8, teacher_acc=0.6, deit_acc=0.45,
+        runs={"soft": {"mode": "soft", "tau": 2.0, "alpha": 0.7}}, main="soft",
         gain=0.009, loss_gain=0.012, loss_se=0.004, token_gain=-0.003, token_se=0.004,
         dist_agree=0.70, cls_agree=0.705, pulled=False,
         cos=pd.Series({"input": 0.1, "block 1": 0.999, "output": 1.0}),
@@ -390,8 +402,9 @@ def _run_text_cells(data) -> dict[str, str]:
     for chapter in CHAPTERS:
         cells = _text_cells(chapter)
         assert cells, f"{chapter} has no hidden cell that glues its run-dependent sentences"
+        imported = _imported(chapter)
         for source in cells:
-            namespace = {**_measured(data), "fmt": fmt, "glue_markdown": capture,
+            namespace = {**imported, **_measured(data), "fmt": fmt, "glue_markdown": capture,
                          "report": SimpleNamespace(glue_markdown=capture)}
             exec(compile(source, chapter, "exec"), namespace)
     return glued
@@ -411,14 +424,23 @@ def test_the_run_dependent_sentences_read_true_on_the_real_data(real):
     assert glued["gain_per_seed"] == "+2.1 with seed 0, -0.4 with seed 1"
     assert "would carry something the labels do not" in glued["hard_note"]
     assert glued["pull_note"] == "here training did not pull them closer."
-    assert glued["loss_verdict"] == "more than two standard errors above zero"
-    assert glued["token_verdict"].startswith("within two standard errors of zero: this run cannot tell")
-    assert glued["token_note"].startswith("So this quick run cannot separate (b) from (c)")
-    assert glued["summary_note"] == ("(c) gained +0.9 points over (a); "
+    assert glued["gain_note"].endswith("at least 2 points, more than two standard errors above zero, "
+                                       "and a gain with each seed.")
+    assert glued["loss_verdict"] == ("(b) − (a) = +1.2 ± 0.4 points (paired), more than two standard "
+                                     "errors above zero.")
+    assert glued["token_verdict"] == ("(c) − (b) = -0.3 ± 0.4 points (paired), within two standard errors "
+                                      "of zero: this run cannot tell whether the token adds anything to "
+                                      "the loss.")
+    assert glued["token_note"].startswith("So this run cannot separate (b) from (c)")
+    assert glued["summary_note"] == ("(c) − (a) = +0.9 points; "
                                      "whether the token adds to the loss, it cannot tell.")
+    assert glued["summary_loss_note"] == ("The loss alone, (b), changed accuracy by +1.2 points over (a), "
+                                          "about as much.")
+    assert glued["one_head_note"].startswith("classic knowledge distillation")    # soft, as runs says
+    assert glued["vs_cost_note"].startswith("Swin has 0.7× the parameters of ViT (chapter 6)")
     assert glued["agree_note"] == "about as often as"
     assert "second CLS token" in glued["copy_note"]
-    assert glued["knn_note"].startswith("That is a gain of at least 5 points")
+    assert glued["knn_note"].startswith("That clears the bar of 5.0 points, or three standard errors")
     assert "3,072 steps" in glued["dino_shows_note"]
 
 
@@ -427,6 +449,7 @@ def test_the_same_sentences_name_the_stand_in_when_it_ran():
     for name in ("readout_data_note", "swin_data_note", "masks_note", "expect_note", "deit_limits_note"):
         assert "stand-in" in glued[name], (name, glued[name])
     assert glued["on_object_note"].startswith("On 1,000 test images the object covers 20.0 %")
+    assert "It is also 2.0× as wide as the teacher, so this compares two recipes" in glued["on_object_note"]
     assert glued["gain_note"].startswith("That falls short of the bar")
 
 
@@ -437,15 +460,14 @@ STANDIN_MARGINS = {
     "07_attention_maps_dino": ["attention_follows_objects(after, area, fixed)",
                                "after - before >= matched_margin",
                                "dino_acc - random_acc >= knn_margin"],
-    "08_deit": ["teacher_acc - base_acc >= 0.1", "gain >= 0.02 and gain > 2 * gain_se",
-                "min(seed_gains) > 0", "pulled"],
+    "08_deit": ["teacher_acc - base_acc >= 0.1", "gain_met", "pulled"],
     "09_swin": ["swin_acc > chance + 0.15"],
 }
 # Claims asserted on any data, each with its reason in a comment above it.
 ANY_DATA = {
     "06_full_vit_cifar": ['(summary["test accuracy"] > floor).all()'],
     "08_deit": ["similarity.loc['output', trained] > similarity.loc['input', trained]"],
-    "09_swin": ["swin_acc > chance + 4 * np.sqrt(chance * (1 - chance) / n_test)"],
+    "09_swin": ["swin_acc > chance + 4 * binomial_se(chance, n_test)"],
 }
 
 

@@ -416,6 +416,7 @@ def test_command_line_trains_saves_and_resumes(tmp_path):
     def run(*extra):
         command = [sys.executable, "-m", "vitcourse.dino", "--profile", "quick", "--epochs", "2",
                    "--train-subset", "64", "--batch-size", "32", "--device", "cpu", "--no-progress",
+                   "--knn-bank", "500", "--knn-queries", "200",
                    "--checkpoint", str(tmp_path / "dino.pt"), "--summary", str(tmp_path / "s.json"), *extra]
         done = subprocess.run(command, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"},
                               capture_output=True, text=True, timeout=300)
@@ -425,6 +426,7 @@ def test_command_line_trains_saves_and_resumes(tmp_path):
     stopped = run("--max-steps", "3")
     assert stopped["steps"] == 3 and stopped["resumed_from_step"] == 0 and (tmp_path / "dino.pt").exists()
     assert set(stopped["knn_accuracy"]) == {"dino teacher", "same network before training"}
+    assert stopped["knn_images"] == {"bank": 500, "queries": 200}
     resumed = run("--resume")
     (tmp_path / "dino.pt").unlink()
     whole = run()
@@ -435,9 +437,24 @@ def test_command_line_trains_saves_and_resumes(tmp_path):
 
 
 def test_chapter7_claims_need_their_margins():
-    from vitcourse.dino import attention_follows_objects, knn_gain_margin
+    from vitcourse.dino import (KNN_GAIN_POINTS, KNN_GAIN_SE, VIEW_MATCH_POINTS, VIEW_MATCH_SE,
+                                attention_follows_objects, knn_gain_margin, margin_words,
+                                view_matching_margin)
     assert knn_gain_margin(0.01) == pytest.approx(0.05)        # 5 points beat 3 × 1 point
     assert knn_gain_margin(0.02) == pytest.approx(0.06)        # 3 standard errors beat 5 points
+    assert view_matching_margin(0.005) == pytest.approx(0.025)  # 2.5 points beat 3 × 0.5 point
+    assert view_matching_margin(0.01) == pytest.approx(0.03)
+    # the chapter's words come from the very constants the margins use
+    assert margin_words(KNN_GAIN_POINTS, KNN_GAIN_SE) == "5.0 points, or three standard errors if that is more"
+    assert margin_words(VIEW_MATCH_POINTS, VIEW_MATCH_SE).startswith("2.5 points, or three standard errors")
     assert attention_follows_objects(0.45, area=0.2, mean_map=0.3)
     assert not attention_follows_objects(0.39, area=0.2, mean_map=0.2)   # under twice the area
     assert not attention_follows_objects(0.45, area=0.2, mean_map=0.36)  # 9 points over its mean map
+
+
+@pytest.mark.parametrize("given", ["0", "-3", "ten"])
+def test_command_line_refuses_a_knn_size_that_is_no_count(given, capsys):
+    from vitcourse.dino import _parse_args
+    with pytest.raises(SystemExit):
+        _parse_args(["--knn-bank", given])
+    assert f"--knn-bank: wants a whole number of images, at least 1; got '{given}'" in capsys.readouterr().err
