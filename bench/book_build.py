@@ -17,7 +17,6 @@ Timings mean something only on a machine nobody else is using.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shutil
@@ -30,7 +29,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "tools")]
 
 import chapter_runs  # noqa: E402
-from vitcourse.measure import cpu_hog  # noqa: E402  (one busy-looping process per core)
+from load_rows import parse_rows, under_each_load  # noqa: E402
 
 SKIP = shutil.ignore_patterns("_build", ".venv", ".git", "node_modules", ".pytest_cache", "__pycache__")
 # (row, phase, limit in seconds): the targets of issue 29 this script checks.
@@ -109,11 +108,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--rows", default="idle,hog", help="comma-separated rows to measure: idle, hog")
     parser.add_argument("--json", type=Path, default=None, help="also write the measurements here")
     args = parser.parse_args(argv)
-    args.rows = [row.strip() for row in args.rows.split(",") if row.strip()]
-    unknown = sorted(set(args.rows) - {"idle", "hog"})
-    if unknown or not args.rows:
-        given = ",".join(args.rows) or "(empty)"
-        parser.error(f"--rows {given}: the rows are idle and hog, e.g. --rows idle,hog")
+    args.rows = parse_rows(parser, args.rows)
     if not (args.book / "_toc.yml").is_file():
         parser.error(f"--book {args.book}: no _toc.yml there; give the folder holding the book's _toc.yml")
     return args
@@ -121,13 +116,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    cores = os.cpu_count() or 1
     rows = {}
-    for row in args.rows:
-        beside = f" beside {cores} CPU hog(s)" if row == "hog" else ""
-        print(f"[book_build] cold build, {row}{beside}", flush=True)
-        with cpu_hog(cores) if row == "hog" else contextlib.nullcontext():
-            rows[row] = cold_build(args.book.resolve(), args.jobs)
+    for row in under_each_load(args.rows, "book_build", "cold build"):
+        rows[row] = cold_build(args.book.resolve(), args.jobs)
     print(comparison(rows))
     print("\n".join(verdicts(rows)))
     if args.json:

@@ -15,9 +15,7 @@ of your own beside the hog row makes it slower, so a met target stays met.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -26,9 +24,9 @@ import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO_ROOT)]
+sys.path[:0] = [str(REPO_ROOT / "bench")]
 
-from vitcourse.measure import cpu_hog  # noqa: E402  (one busy-looping process per core)
+from load_rows import parse_rows, under_each_load  # noqa: E402
 
 TARGETS = {"idle": 25 * 60, "hog": 50 * 60}  # seconds, per row
 FINISHED = re.compile(r"^CI: finished in (\d+) min (\d+) s \(exit code (\d+)\)$", re.M)
@@ -71,11 +69,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, default=None, help="also write the measurements here")
     parser.add_argument("--keep", action="store_true", help="keep the clones (default: remove them)")
     args = parser.parse_args(argv)
-    args.rows = [row.strip() for row in args.rows.split(",") if row.strip()]
-    unknown = sorted(set(args.rows) - set(TARGETS))
-    if unknown or not args.rows:
-        given = ",".join(args.rows) or "(empty)"
-        parser.error(f"--rows {given}: the rows are idle and hog, e.g. --rows idle,hog")
+    args.rows = parse_rows(parser, args.rows)
     if not (REPO_ROOT.parent / "shared").is_dir():
         parser.error(f"no {REPO_ROOT.parent / 'shared'}: CI needs ../shared beside the clone, as in CI")
     return args
@@ -83,13 +77,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    cores = os.cpu_count() or 1
     rows = {}
-    for row in args.rows:
-        beside = f" beside {cores} CPU hog(s)" if row == "hog" else ""
-        print(f"[ci_time] fresh-clone CI, {row}{beside}", flush=True)
-        with cpu_hog(cores) if row == "hog" else contextlib.nullcontext():
-            rows[row] = ci_run(row, args.keep)
+    for row in under_each_load(args.rows, "ci_time", "fresh-clone CI"):
+        rows[row] = ci_run(row, args.keep)
         print(f"[ci_time] {row}: {rows[row]['seconds']:.0f} s, log {rows[row]['log']}", flush=True)
     print("\n".join(verdicts(rows)))
     if args.json:

@@ -372,3 +372,23 @@ def test_the_ci_bench_reads_cis_own_last_line_and_says_which_targets_are_missed(
     assert [line.split()[-1] for line in lines] == ["MISSED", "MISSED"]  # 25.1 min; a failed run
     assert lines[0].startswith("idle:  25.1 min, exit 0; target <= 25 min")
     assert ci_time.verdicts({"hog": {"seconds": 2900.0, "exit_code": 0}})[0].endswith("met")
+
+
+def test_the_benches_hog_row_runs_one_busy_process_per_core_only_while_it_is_measured(capsys):
+    import argparse
+
+    import psutil
+    from load_rows import parse_rows, under_each_load
+
+    def hogs() -> int:
+        return sum("while True: pass" in " ".join(child.cmdline())
+                   for child in psutil.Process().children() if child.is_running())
+
+    seen = {row: hogs() for row in under_each_load(["idle", "hog"], "bench", "a measurement")}
+    assert seen == {"idle": 0, "hog": os.cpu_count()} and hogs() == 0
+    assert "[bench] a measurement, hog beside" in capsys.readouterr().out
+    parser = argparse.ArgumentParser(prog="bench")
+    assert parse_rows(parser, " hog , idle") == ["hog", "idle"]
+    with pytest.raises(SystemExit):
+        parse_rows(parser, "idle,busy")
+    assert "--rows idle,busy: the rows are idle and hog" in capsys.readouterr().err
