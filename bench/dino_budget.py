@@ -6,7 +6,7 @@ that neither DINO (the first 4,096) nor the k-NN bank (the first 5,000) uses. A 
 here, on those images; the chapter then reports its test images once.
 
 * k-NN gain of the teacher over the same network before training (bank 5,000, queries the 2,000
-  validation images, k = 20): at least 5 points and more than 3 standard errors;
+  validation images, k = 20): at least 5 points and more than 3 paired standard errors of the gain;
 * the teacher's CLS attention on the stand-in's objects (1,000 validation images): at least twice
   the object's share of the area, and 10 points above the teacher's own mean map.
 
@@ -38,8 +38,8 @@ from vitcourse.cifar import normalize  # noqa: E402
 from vitcourse.data import load_cifar10  # noqa: E402
 from vitcourse.data.synthetic import synthetic_object_masks  # noqa: E402
 from vitcourse.dino import (DINOTrainer, attention_follows_objects, extract_features,  # noqa: E402
-                            knn_accuracy, knn_gain_margin, make_backbone, quick_dino_recipe)
-from vitcourse.stats import binomial_se  # noqa: E402
+                            knn_gain_margin, knn_predict, make_backbone, quick_dino_recipe)
+from vitcourse.stats import paired_gain  # noqa: E402
 
 
 def measure(epochs: int, heads: int, data) -> dict:
@@ -56,13 +56,13 @@ def measure(epochs: int, heads: int, data) -> dict:
     trainer.fit(progress=False)
     cpu = time.process_time() - start
     teacher = trainer.teacher_backbone.eval()
-    acc = {}
+    right = {}  # per validation image: did k-NN label it right (the same images for both)
     for name, net in (("teacher", teacher), ("untrained", untrained)):
         bank, queries = extract_features(net, x_train[:5000]), extract_features(net, x_val)
-        acc[name] = knn_accuracy(bank, y_train[:5000], queries, y_val, k=20,
-                                 num_classes=len(data.class_names))
-    se = binomial_se(acc["untrained"], len(y_val))
-    gain = acc["teacher"] - acc["untrained"]
+        predicted = knn_predict(bank, torch.as_tensor(y_train[:5000]), queries, k=20,
+                                num_classes=len(data.class_names))
+        right[name] = predicted == torch.as_tensor(y_val).long()
+    gain, se = paired_gain(right["untrained"], right["teacher"])
     masks = synthetic_object_masks("train", len(x_train), data.name)[-1000:]
     images = normalize(torch.from_numpy(x_train[-1000:]).permute(0, 3, 1, 2).float() / 255)
     maps = patch_shares(teacher, images)

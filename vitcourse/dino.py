@@ -14,7 +14,7 @@
 * :class:`DINOTrainer`: trains on uint8 CIFAR-shaped images with a :class:`DINORecipe`
   (``quick_dino_recipe`` for a CPU, ``full_dino_recipe`` for a GPU);
 * :func:`knn_accuracy`: DINO's weighted k-NN (cosine similarity, k = 20, T = 0.07) on frozen features;
-* :func:`view_matching_accuracy`: DINO's own task on frozen features — find an image from another view;
+* :func:`view_matches`, :func:`view_matching_accuracy`: DINO's own task on frozen features — find an image from another view;
 * :func:`load_official_dino`: the official ViT-S/16 or ViT-S/8 weights from a local file, never downloaded.
 
 Command line: ``python -m vitcourse.dino --profile full`` (``--help`` for the options).
@@ -598,13 +598,13 @@ def knn_accuracy(train_features, train_labels, test_features, test_labels, **kwa
 # What chapter 7 says a DINO run shows, as tests with margins: the chapter asserts them where the
 # stand-in ran, and bench/dino_budget.py chooses a quick recipe by them (on a validation split).
 KNN_GAIN_POINTS = 5.0   # the teacher's k-NN accuracy over the network it started from: ≥ 5 points
-KNN_GAIN_SE = 3.0       # and more than 3 standard errors of an accuracy on that many images
+KNN_GAIN_SE = 3.0       # and more than 3 paired standard errors of that gain (the same test images)
 OBJECT_OVER_AREA = 2.0  # attention on the object: at least twice the object's share of the area
 OBJECT_OVER_MEAN_MAP = 0.10  # and 10 points above the teacher's mean map (where objects tend to be)
 
 
 VIEW_MATCH_POINTS = 2.5  # the teacher finds an image's other view this many points more often
-VIEW_MATCH_SE = 3.0      # or this many standard errors of the untrained network's share, if more
+VIEW_MATCH_SE = 3.0      # or this many paired standard errors of that gain, if more
 
 
 def _margin(points: float, standard_errors: float, standard_error: float) -> float:
@@ -613,14 +613,16 @@ def _margin(points: float, standard_errors: float, standard_error: float) -> flo
 
 def knn_gain_margin(standard_error: float) -> float:
     """The k-NN gain (a fraction) a DINO teacher must show over its untrained network:
-    :data:`KNN_GAIN_POINTS` points, or :data:`KNN_GAIN_SE` standard errors if that is more."""
+    :data:`KNN_GAIN_POINTS` points, or :data:`KNN_GAIN_SE` paired standard errors of the gain
+    (:func:`vitcourse.stats.paired_gain`, the same test images for both) if that is more."""
     return _margin(KNN_GAIN_POINTS, KNN_GAIN_SE, standard_error)
 
 
 def view_matching_margin(standard_error: float) -> float:
     """The gain (a fraction) in :func:`view_matching_accuracy` a DINO teacher must show over
     its untrained network: :data:`VIEW_MATCH_POINTS` points, or :data:`VIEW_MATCH_SE`
-    standard errors if that is more."""
+    paired standard errors of the gain (:func:`vitcourse.stats.paired_gain`, the same
+    images and views for both) if that is more."""
     return _margin(VIEW_MATCH_POINTS, VIEW_MATCH_SE, standard_error)
 
 
@@ -643,20 +645,22 @@ def attention_follows_objects(on_object: float, area: float, mean_map: float) ->
 
 
 @torch.inference_mode()
-def view_matching_accuracy(
+def view_matches(
     backbone: VisionTransformer,
     images_uint8,
     recipe: DINORecipe,
     *,
     seed: int = 0,
     batch_size: int = 500,
-) -> float:
+) -> torch.Tensor:
     """DINO's own task, asked of frozen features: find an image from another view.
 
     Two global views of every image are drawn as in training (random resized crops,
     flips, colour jitter: ``recipe``'s). Each first view's CLS features are compared
     (cosine) with the second views of *all* N images; it counts as matched if the most
-    similar is its own. Returns the share of the images matched (chance: 1/N).
+    similar is its own. Returns (N,) bool, True where image i was matched (chance:
+    1/N). The same ``seed`` and ``batch_size`` draw the same views for every backbone,
+    so two backbones' results pair image by image.
     """
     r = recipe
     device = next(backbone.parameters()).device
@@ -679,7 +683,13 @@ def view_matching_accuracy(
         backbone.train(was_training)
     first, second = torch.cat(firsts), torch.cat(seconds)
     best = (first @ second.T).argmax(-1)
-    return float((best == torch.arange(len(first))).float().mean())
+    return best == torch.arange(len(first))
+
+
+def view_matching_accuracy(backbone: VisionTransformer, images_uint8, recipe: DINORecipe,
+                           **kwargs) -> float:
+    """The share of the images :func:`view_matches` finds again from another view."""
+    return float(view_matches(backbone, images_uint8, recipe, **kwargs).float().mean())
 
 
 # ----------------------------------------------------------------------------------------------

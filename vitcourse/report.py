@@ -8,7 +8,8 @@ beside 0.732 in the table. Here both go through :func:`fmt`, so they agree by co
     acc = glue_value("race_vit_acc", 0.73249999, "acc")   # glued and returned: "0.732"
     table(results, {"test accuracy": "acc"})                # the table cell: "0.732"
 
-Kinds (``FORMATS``): ``acc`` (a fraction to 3 places), ``pct`` (a percentage to 1 place),
+Kinds (``FORMATS``): ``acc`` (a fraction to 3 places), ``pct`` (a percentage to 1 place;
+``pct0`` in whole percent, for set values such as DINO's 60 %),
 ``points`` (a signed difference in percentage points, 1 place), ``ratio`` (2 places),
 ``count`` (thousands separators), ``loss`` (3 places), ``ms`` (milliseconds, 1 place),
 ``seconds`` (whole seconds), ``x`` (a speed or size ratio like "2.4×"), and ``dec1`` /
@@ -24,6 +25,7 @@ from collections.abc import Mapping
 FORMATS: dict[str, str] = {
     "acc": "{:.3f}",
     "pct": "{:.1f} %",
+    "pct0": "{:.0f} %",
     "points": "{:+.1f}",
     "ratio": "{:.2f}",
     "count": "{:,}",
@@ -55,7 +57,7 @@ def fmt(value, kind: str) -> str:
         if number != round(number):
             raise ValueError(f"a count must be a whole number, got {value!r}.")
         return FORMATS[kind].format(int(round(number)))
-    if kind in ("pct", "points"):
+    if kind in ("pct", "pct0", "points"):
         number *= 100
     text = FORMATS[kind].format(number)
     return "+0.0" if text == "-0.0" else text
@@ -94,7 +96,8 @@ def glue_markdown(name: str, text: str) -> GluedText:
 def table(frame, kinds: Mapping[str, str], *, caption: str | None = None):
     """A pandas Styler showing ``frame`` with each column in ``kinds`` formatted by :func:`fmt`.
 
-    Columns not named keep pandas' own display; NaN cells are left empty.
+    Columns not named keep pandas' own display; NaN cells are left empty. A one-level index's
+    name is shown in the header row's corner, not on a row of its own.
     """
     missing = [column for column in kinds if column not in frame.columns]
     if missing:
@@ -103,5 +106,8 @@ def table(frame, kinds: Mapping[str, str], *, caption: str | None = None):
     def formatter(kind):
         return lambda value: "" if value is None or value != value else fmt(value, kind)
 
+    if (frame.index.nlevels == 1 and frame.columns.nlevels == 1 and frame.index.name is not None
+            and frame.columns.name is None):
+        frame = frame.rename_axis(index=None, columns=frame.index.name)
     styler = frame.style.format({column: formatter(kind) for column, kind in kinds.items()})
     return styler.set_caption(caption) if caption else styler

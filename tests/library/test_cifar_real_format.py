@@ -375,9 +375,11 @@ def _measured(data) -> dict:
         data=data, profile=Profile("quick", "test"), n_masked=1_000, area=0.2, before=0.2,
         after=0.5, fixed=0.3, n_views=1_000, self_share=torch.tensor([0.001, 0.003]),
         shares={"supervised ViT (labels)": torch.tensor([0.3, 0.4]), "DINO teacher": torch.tensor([0.5, 0.5])},
-        matched_margin=0.03, standard_error=0.01, knn_margin=0.05, dino_acc=0.41, random_acc=0.33,
+        matched_margin=0.03, matched_se=0.008, standard_error=0.01, knn_margin=0.05, dino_acc=0.41, random_acc=0.33,
         trainer=SimpleNamespace(step=3_072), seeds=[0, 1],
-        model=SimpleNamespace(config=SimpleNamespace(dim=64)), teacher=SimpleNamespace(config=SimpleNamespace(dim=32)), seed_gains=[0.021, -0.004],
+        model=SimpleNamespace(config=SimpleNamespace(dim=64)), teacher=SimpleNamespace(config=SimpleNamespace(dim=32)),
+        heads_on_object=pd.DataFrame({"DINO teacher": {"head 1": 0.3, "head 2": 0.45},
+                                      "before training": {"head 1": 0.2, "head 2": 0.21}}), seed_gains=[0.021, -0.004],
         gain_met=False, teacher_train_acc=0.8, teacher_acc=0.6, deit_acc=0.45,
         runs={"soft": {"mode": "soft", "tau": 2.0, "alpha": 0.7}}, main="soft",
         gain=0.009, loss_gain=0.012, loss_se=0.004, token_gain=-0.003, token_se=0.004,
@@ -440,7 +442,9 @@ def test_the_run_dependent_sentences_read_true_on_the_real_data(real):
     assert glued["vs_cost_note"].startswith("Swin has 0.7× the parameters of ViT (chapter 6)")
     assert glued["agree_note"] == "about as often as"
     assert "second CLS token" in glued["copy_note"]
-    assert glued["knn_note"].startswith("That clears the bar of 5.0 points, or three standard errors")
+    assert glued["knn_note"].startswith("That clears the bar of 5.0 points, or three standard errors if "
+                                        "that is more (5.0 points here: the gain's paired standard "
+                                        "error is 1.0 points, and the floor was set on held-out")
     assert "3,072 steps" in glued["dino_shows_note"]
 
 
@@ -450,6 +454,8 @@ def test_the_same_sentences_name_the_stand_in_when_it_ran():
         assert "stand-in" in glued[name], (name, glued[name])
     assert glued["on_object_note"].startswith("On 1,000 test images the object covers 20.0 %")
     assert "It is also 2.0× as wide as the teacher, so this compares two recipes" in glued["on_object_note"]
+    assert glued["heads_note"].startswith("Head by head, the teacher puts head 1 30.0 %, head 2 45.0 % of")
+    assert "1 of its 2 heads reaches 2.0 times that share on its own." in glued["heads_note"]
     assert glued["gain_note"].startswith("That falls short of the bar")
 
 

@@ -407,6 +407,18 @@ def test_view_matching_finds_an_image_whose_views_are_the_image_itself():
     assert backbone.training                                   # mode restored
 
 
+def test_view_matches_are_per_image_and_pair_across_backbones():
+    from vitcourse.dino import view_matches, view_matching_accuracy
+    torch.manual_seed(0)
+    first, second = make_backbone(TINY), make_backbone(TINY)
+    images, hard = random_images(40, seed=4), tiny_recipe(global_scale=(0.3, 0.3), jitter=0.4)
+    matched = view_matches(first, images, hard, batch_size=16)
+    assert matched.dtype == torch.bool and matched.shape == (40,)
+    assert float(matched.float().mean()) == view_matching_accuracy(first, images, hard, batch_size=16)
+    # the same seed draws the same views: one backbone against itself pairs exactly
+    assert torch.equal(view_matches(second, images, hard), view_matches(second, images, hard))
+
+
 @pytest.mark.slow  # three runs of the command line, about 40 s
 def test_command_line_trains_saves_and_resumes(tmp_path):
     """``python -m vitcourse.dino``: stopped after 3 of its 4 steps with a checkpoint, then run with

@@ -60,3 +60,31 @@ def test_a_glue_call_ending_a_cell_shows_nothing_there():
     assert [o for o in first if o.output_type == "execute_result"] == []
     assert [o for o in second if o.output_type == "execute_result"] == []
     assert [o.data["text/plain"] for o in third if o.output_type == "execute_result"] == ["'2,000 images'"]
+
+
+def test_pct0_is_whole_percent_for_set_values():
+    assert fmt(0.6, "pct0") == "60 %"
+    assert fmt(0.125, "pct0") == "12 %"  # Python rounds half to even, like every other kind
+
+
+def test_a_tables_index_name_sits_in_the_header_row_not_on_a_row_of_its_own():
+    import re
+
+    import pandas as pd
+    from vitcourse.report import table
+
+    frame = pd.DataFrame({"accuracy": [0.5, 0.61]}, index=pd.Index(["a", "b"], name="model"))
+    head = table(frame, {"accuracy": "acc"}).to_html().split("<thead>")[1].split("</thead>")[0]
+    rows = re.findall(r"<tr>(.*?)</tr>", head, re.S)
+    assert len(rows) == 1 and ">model</th>" in rows[0] and ">accuracy</th>" in rows[0]
+    assert frame.index.name == "model"  # the caller's frame is left as it was
+
+
+def test_a_table_with_two_header_levels_keeps_its_index_name_where_pandas_puts_it():
+    import pandas as pd
+    from vitcourse.report import table
+
+    columns = pd.MultiIndex.from_tuples([("time", "global"), ("time", "window")])
+    frame = pd.DataFrame([[1.0, 2.0]], columns=columns, index=pd.Index([64], name="tokens"))
+    html = table(frame, {("time", "global"): "dec1"}).to_html()
+    assert ">tokens</th>" in html and ">1.0<" in html
