@@ -106,7 +106,8 @@ def make_adamw(model: nn.Module, lr: float, weight_decay: float, device: torch.d
 # ----------------------------------------------------------------------------------------------
 
 def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
-    """Write ``state`` with ``torch.save`` atomically: a crash mid-write leaves the old file intact.
+    """Write ``state`` with ``torch.save`` atomically: a crash mid-write leaves the old
+    file intact.
 
     The bytes go to a temporary file in the same folder, are flushed to disk, and then
     ``os.replace`` swaps it in (one rename, atomic on POSIX and Windows).
