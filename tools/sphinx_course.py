@@ -24,8 +24,9 @@ and data note does) gets a
 warning box under its title saying that its numbers and figures come from the stand-in, not the
 real data set. While any page of the build used it, the theme's announcement bar says so on every
 page, and says it truthfully for the page it is on: a page that ran on a stand-in is told that it
-did; any other page is told that some pages of the build did, that each says so at its top, and
-that this page is not one of them. The decision is made from what each page's own run printed.
+did; any other chapter is told that some pages of the build did, that each says so at its top, and
+that this page is not one of them; a page that runs no code (the introduction, the glossary) is
+told only the first two. The decision is made from what each page's own run printed.
 """
 
 from __future__ import annotations
@@ -160,13 +161,14 @@ def add_standin_banner(app, doctree, docname):
     title.parent.insert(title.parent.index(title) + 1, box)
 
 
-def announcement_text(store: dict, pagename: str, link: str) -> str | None:
+def announcement_text(store: dict, pagename: str, link: str, runs_code: bool = True) -> str | None:
     """The announcement bar's HTML for ``pagename``, given which pages ran on which stand-ins
     (``store``: docname → stand-in names); None when no page of the build used one.
 
     True on every page: a page that ran on a stand-in says that *this page* did; any other page
-    says that some pages of the build did (each says so under its title) and that it is not one
-    of them, so a chapter that ran on the real data never reads that it ran on synthetic images.
+    says that some pages of the build did (each says so under its title), and a page that ran
+    code (``runs_code``) adds that it is not one of them, so a chapter that ran on the real data
+    never reads that it ran on synthetic images. A page that runs nothing is not told that.
     """
     used = sorted({name for names in store.values() for name in names})
     if not used:
@@ -178,12 +180,17 @@ def announcement_text(store: dict, pagename: str, link: str) -> str | None:
         return (f"This page ran on the course's offline stand-in data, not the real {real}: its "
                 f"numbers and figures are from synthetic images. {how}")
     _, real = _standin_words(used)
+    this_page = ", and this page is not one of them" if runs_code else ""
     return (f"Some pages of this build ran on the course's offline stand-in data instead of the "
-            f"real {real}; each says so at its top, and this page is not one of them. {how}")
+            f"real {real}; each says so at its top{this_page}. {how}")
 
 
 def standin_announcement(app, pagename, templatename, context, doctree):
-    text = announcement_text(_standin_store(app.env), pagename, context["pathto"](SETUP_PAGE))
+    store = _standin_store(app.env)
+    if not store:
+        return
+    runs_code = pagename in store or (doctree is not None and is_chapter_notebook(app, pagename))
+    text = announcement_text(store, pagename, context["pathto"](SETUP_PAGE), runs_code)
     if text is not None:
         context["theme_announcement"] = text
 

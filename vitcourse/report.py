@@ -96,8 +96,10 @@ def glue_markdown(name: str, text: str) -> GluedText:
 def table(frame, kinds: Mapping[str, str], *, caption: str | None = None):
     """A pandas Styler showing ``frame`` with each column in ``kinds`` formatted by :func:`fmt`.
 
-    Columns not named keep pandas' own display; NaN cells are left empty. A one-level index's
-    name is shown in the header row's corner, not on a row of its own.
+    Columns not named keep pandas' own display; NaN cells are left empty. The index's names
+    are shown in the one header row, not on a row of their own: a one-level index's name in the
+    corner, a several-level index as the first columns, each label written once for its run of
+    rows (as pandas groups them).
     """
     missing = [column for column in kinds if column not in frame.columns]
     if missing:
@@ -106,8 +108,36 @@ def table(frame, kinds: Mapping[str, str], *, caption: str | None = None):
     def formatter(kind):
         return lambda value: "" if value is None or value != value else fmt(value, kind)
 
-    if (frame.index.nlevels == 1 and frame.columns.nlevels == 1 and frame.index.name is not None
-            and frame.columns.name is None):
-        frame = frame.rename_axis(index=None, columns=frame.index.name)
+    names = list(frame.index.names)
+    one_header = frame.columns.nlevels == 1 and frame.columns.name is None
+    as_columns = (one_header and frame.index.nlevels > 1 and None not in names
+                  and not set(names) & set(frame.columns))
+    if one_header and frame.index.nlevels == 1 and names != [None]:
+        frame = frame.rename_axis(index=None, columns=names[0])
+    elif as_columns:
+        frame = frame.reset_index()
+        for level, name in enumerate(names[:-1]):  # a label once per run of equal rows
+            key = frame[names[: level + 1]].astype(str).agg("\x1f".join, axis=1)
+            frame[name] = frame[name].where(key != key.shift(), "")
     styler = frame.style.format({column: formatter(kind) for column, kind in kinds.items()})
+    if as_columns:
+        styler = styler.hide(axis="index")
     return styler.set_caption(caption) if caption else styler
+
+
+def how_many(count: int, total: int, noun: str) -> str:
+    """``count`` of ``total`` things as a reader says it: "both heads", "all 6 heads",
+    "none of the 6 heads", "2 of the 6 heads". ``noun`` is singular; the plural adds an s.
+
+    The verb after it is singular when ``count`` is 0 or 1 ("neither head reaches").
+    """
+    if not 0 <= count <= total or total < 1:
+        raise ValueError(f"how_many needs 0 <= count <= total and total >= 1, got {count} of {total}.")
+    nouns = noun if total == 1 else f"{noun}s"
+    if total == 1:
+        return f"the one {noun}" if count else f"no {noun}"
+    if count == 0:
+        return f"neither {noun}" if total == 2 else f"none of the {total:,} {nouns}"
+    if count == total:
+        return f"both {nouns}" if total == 2 else f"all {total:,} {nouns}"
+    return f"{count:,} of the {total:,} {nouns}"

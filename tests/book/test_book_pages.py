@@ -138,7 +138,7 @@ def prose_blocks(root, *, terms: bool = False):
 
 # Words the glossary defines that plain English also uses ("the value of", "the key idea", "head of"):
 # their first use cannot be told from a plain word by matching, so they are not checked here.
-PLAIN_ENGLISH = {"value", "key", "head", "profile", "temperature", "centering", "query"}
+PLAIN_ENGLISH = {"value", "key", "head", "profile", "temperature", "centring", "query"}
 
 
 def glossary_terms() -> list[str]:

@@ -455,7 +455,7 @@ def test_the_same_sentences_name_the_stand_in_when_it_ran():
     assert glued["on_object_note"].startswith("On 1,000 test images the object covers 20.0 %")
     assert "It is also 2.0× as wide as the teacher, so this compares two recipes" in glued["on_object_note"]
     assert glued["heads_note"].startswith("Head by head, the teacher puts head 1 30.0 %, head 2 45.0 % of")
-    assert "1 of its 2 heads reaches 2.0 times that share on its own." in glued["heads_note"]
+    assert "1 of the 2 heads reaches 2.0 times that share on its own." in glued["heads_note"]
     assert glued["gain_note"].startswith("That falls short of the bar")
 
 

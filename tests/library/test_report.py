@@ -88,3 +88,35 @@ def test_a_table_with_two_header_levels_keeps_its_index_name_where_pandas_puts_i
     frame = pd.DataFrame([[1.0, 2.0]], columns=columns, index=pd.Index([64], name="tokens"))
     html = table(frame, {("time", "global"): "dec1"}).to_html()
     assert ">tokens</th>" in html and ">1.0<" in html
+
+
+def test_a_several_level_index_becomes_the_first_columns_of_one_header_row():
+    import re
+
+    from vitcourse.report import table
+
+    index = pd.MultiIndex.from_tuples(
+        [("(a)", "CLS"), ("(a)", "DIST"), ("(b)", "CLS"), ("(b)", "DIST")], names=["variant", "head"])
+    frame = pd.DataFrame({"accuracy": [0.5, 0.6, 0.7, 0.8]}, index=index)
+    html = table(frame, {"accuracy": "acc"}).to_html()
+    head = html.split("<thead>")[1].split("</thead>")[0]
+    assert re.findall(r">([^<>]+)</th>", head) == ["variant", "head", "accuracy"]
+    body = html.split("<tbody>")[1]
+    cells = [re.findall(r">([^<>]*)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", body, re.S)]
+    assert cells == [["(a)", "CLS", "0.500"], ["", "DIST", "0.600"],
+                     ["(b)", "CLS", "0.700"], ["", "DIST", "0.800"]]
+    assert frame.index.names == ["variant", "head"] and list(frame.columns) == ["accuracy"]
+
+
+def test_how_many_says_counts_as_a_reader_would():
+    from vitcourse.report import how_many
+
+    assert how_many(2, 2, "head") == "both heads"
+    assert how_many(0, 2, "head") == "neither head"
+    assert how_many(1, 2, "head") == "1 of the 2 heads"
+    assert how_many(6, 6, "head") == "all 6 heads"
+    assert how_many(0, 6, "head") == "none of the 6 heads"
+    assert how_many(3, 6, "head") == "3 of the 6 heads"
+    assert how_many(1, 1, "head") == "the one head"
+    with pytest.raises(ValueError, match="0 <= count <= total"):
+        how_many(3, 2, "head")
