@@ -46,6 +46,7 @@ from torch import nn
 
 from vitcourse.device import autocast_dtype, get_device, indexed_device
 from vitcourse.progress import progress_bar
+from vitcourse.report import fmt
 
 # Recipe fields a resumed run may change: they change how the steps run, not what is trained.
 RESUMABLE_CHANGES = ("compile", "bf16")
@@ -469,7 +470,8 @@ class Trainer:
             if self.step % self.steps_per_epoch == 0:        # a whole epoch: record it
                 self._end_epoch(epoch, checkpoint)
                 metric = self.task.progress_metric
-                bar.set_postfix(**{metric: f"{self.rows[-1][metric]:.3f}"})
+                value = self.rows[-1][metric]  # an accuracy in % as the book shows it, else 3 places
+                bar.set_postfix(**{metric: fmt(value, "acc") if metric.endswith("_acc") else f"{value:.3f}"})
         bar.close()
         if checkpoint is not None and self.step % self.steps_per_epoch:
             self.save(checkpoint)                                # stopped mid-epoch

@@ -74,3 +74,24 @@ def run_label(dataset: str, device: torch.device | str | None = None,
     profile = profile or get_profile()
     device = device if device is not None else get_device()
     return f"profile={profile.name} · device={torch.device(device).type} · data={dataset}"
+
+
+def run_words(dataset: str, device: torch.device | str | None = None,
+              profile: Profile | None = None) -> str:
+    """:func:`run_label` as a sentence says it, for prose beside a result.
+
+    >>> run_words("synthetic-cifar-clutter", "cpu", Profile("quick", "test"))
+    'quick profile, on the CPU, on the synthetic-cifar-clutter stand-in'
+    >>> run_words("cifar10", "cuda", Profile("full", "test"))
+    'full profile, on a CUDA GPU, on the real CIFAR-10'
+    """
+    from vitcourse.data.loaders import REAL_OF
+    from vitcourse.data.sources import get_source
+    from vitcourse.device import get_device
+
+    profile = profile or get_profile()
+    kind = torch.device(device if device is not None else get_device()).type
+    where = {"cpu": "on the CPU", "cuda": "on a CUDA GPU", "mps": "on an Apple GPU"}.get(kind, f"on {kind}")
+    data = (f"on the {dataset} stand-in" if dataset in REAL_OF
+            else f"on the real {get_source(dataset).title}")
+    return f"{profile.name} profile, {where}, {data}"

@@ -5,10 +5,12 @@ its own they can disagree (pandas' ``round(3)`` scales, rounds and divides in bi
 point; ``f"{x:.3f}"`` rounds the exact stored value), and a reader sees 0.733 in the text
 beside 0.732 in the table. Here both go through :func:`fmt`, so they agree by construction::
 
-    acc = glue_value("race_vit_acc", 0.73249999, "acc")   # glued and returned: "0.732"
-    table(results, {"test accuracy": "acc"})                # the table cell: "0.732"
+    acc = glue_value("race_vit_acc", 0.73249999, "acc")   # glued and returned: "73.2 %"
+    table(results, {"test accuracy": "acc"})                # the table cell: "73.2 %"
 
-Kinds (``FORMATS``): ``acc`` (a fraction to 3 places), ``pct`` (a percentage to 1 place;
+Kinds (``FORMATS``): ``acc`` (an accuracy, stored as a fraction, shown in % to 1 place, as
+papers give it, so that a difference in ``points`` reads against it), ``pct`` (a share as a
+percentage to 1 place;
 ``pct0`` in whole percent, for set values such as DINO's 60 %),
 ``points`` (a signed difference in percentage points, 1 place), ``ratio`` (2 places),
 ``count`` (thousands separators), ``loss`` (3 places), ``ms`` (milliseconds, 1 place),
@@ -22,8 +24,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+MINUS = "\u2212"  # −, the minus sign: a hyphen is shorter and sits lower than the plus beside it
+
 FORMATS: dict[str, str] = {
-    "acc": "{:.3f}",
+    "acc": "{:.1f} %",
     "pct": "{:.1f} %",
     "pct0": "{:.0f} %",
     "points": "{:+.1f}",
@@ -43,7 +47,9 @@ FORMATS: dict[str, str] = {
 def fmt(value, kind: str) -> str:
     """``value`` as text in the book's one format for ``kind`` (see ``FORMATS``).
 
-    ``pct`` takes a fraction (0.731 → "73.1 %"); ``points`` a fraction too (0.012 → "+1.2").
+    ``acc`` and ``pct`` take a fraction (0.731 → "73.1 %"); ``points`` a fraction too
+    (0.012 → "+1.2"). A negative number is written with the minus sign (−0.6), not a hyphen;
+    one that rounds to zero carries no minus.
     ``count`` needs an integer value. NaN prints as "–".
     """
     if kind not in FORMATS:
@@ -56,11 +62,13 @@ def fmt(value, kind: str) -> str:
     if kind == "count":
         if number != round(number):
             raise ValueError(f"a count must be a whole number, got {value!r}.")
-        return FORMATS[kind].format(int(round(number)))
-    if kind in ("pct", "pct0", "points"):
+        return FORMATS[kind].format(int(round(number))).replace("-", MINUS, 1)
+    if kind in ("acc", "pct", "pct0", "points"):
         number *= 100
     text = FORMATS[kind].format(number)
-    return "+0.0" if text == "-0.0" else text
+    if text.lstrip("-+").strip("0.,×% ") == "":  # rounds to zero: no sign of its own
+        return text.replace("-", "+") if kind == "points" else text.lstrip("-")
+    return text.replace("-", MINUS, 1)  # a printed minus sign, not a hyphen
 
 
 class GluedText(str):

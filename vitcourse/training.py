@@ -41,6 +41,7 @@ import torch.nn.functional as F
 
 
 from vitcourse.progress import progress_bar
+from vitcourse.report import fmt
 from vitcourse.device import autocast_dtype, get_device, keep_freed_memory
 from vitcourse.device import cpu_threads as _cpu_threads
 
@@ -279,7 +280,7 @@ def fit(model: torch.nn.Module, x_train, y_train, x_val=None, y_val=None, *, epo
                         val_loss, val_acc = evaluate(model, x_val, y_val)   # float32
                     history.val_loss.append(val_loss)
                     history.val_acc.append(val_acc)
-                    bar.set_postfix(val_acc=f"{val_acc:.3f}")
+                    bar.set_postfix(val_acc=fmt(val_acc, "acc"))
                 history.seconds.append(time.perf_counter() - start)
                 if step >= total:
                     break

@@ -423,14 +423,14 @@ def test_the_run_dependent_sentences_read_true_on_the_real_data(real):
     assert "not measured" in glued["on_object_note"]
     # the numbers given decide the verdicts: no claim the run did not make
     assert glued["gain_note"].startswith("That falls short of the bar")
-    assert glued["gain_per_seed"] == "+2.1 with seed 0, -0.4 with seed 1"
+    assert glued["gain_per_seed"] == "+2.1 with seed 0, \u22120.4 with seed 1"
     assert "would carry something the labels do not" in glued["hard_note"]
     assert glued["pull_note"] == "here training did not pull them closer."
     assert glued["gain_note"].endswith("at least 2 points, more than two standard errors above zero, "
                                        "and a gain with each seed.")
     assert glued["loss_verdict"] == ("(b) − (a) = +1.2 ± 0.4 points (paired), more than two standard "
                                      "errors above zero.")
-    assert glued["token_verdict"] == ("(c) − (b) = -0.3 ± 0.4 points (paired), within two standard errors "
+    assert glued["token_verdict"] == ("(c) − (b) = −0.3 ± 0.4 points (paired), within two standard errors "
                                       "of zero: this run cannot tell whether the token adds anything to "
                                       "the loss.")
     assert glued["token_note"].startswith("So this run cannot separate (b) from (c)")

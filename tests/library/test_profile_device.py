@@ -199,3 +199,16 @@ def test_fit_on_cpu_takes_far_fewer_page_faults_with_freed_memory_kept(tmp_path)
                                        check=True).stdout.split()[-1]) for mode in ("on", "off")}
     # Measured here: about 34,000 with it and 215,000 without.
     assert faults["on"] * 3 < faults["off"], faults
+
+
+def test_run_words_say_the_run_label_as_prose():
+    from vitcourse.profile import Profile, run_label, run_words
+
+    quick = Profile("quick", "test")
+    assert run_label("synthetic-cifar-clutter", "cpu", quick) == \
+        "profile=quick · device=cpu · data=synthetic-cifar-clutter"
+    assert run_words("synthetic-cifar-clutter", "cpu", quick) == \
+        "quick profile, on the CPU, on the synthetic-cifar-clutter stand-in"
+    assert run_words("fashion-mnist", "cpu", quick) == "quick profile, on the CPU, on the real Fashion-MNIST"
+    assert run_words("cifar10", "cuda", Profile("full", "test")) == \
+        "full profile, on a CUDA GPU, on the real CIFAR-10"

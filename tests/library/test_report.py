@@ -8,10 +8,11 @@ from vitcourse.report import fmt, table
 
 
 def test_formats_each_kind():
-    assert fmt(0.73249999, "acc") == "0.732"
+    assert fmt(0.73249999, "acc") == "73.2 %"   # an accuracy, in % as papers give it
     assert fmt(0.731, "pct") == "73.1 %"
     assert fmt(0.012, "points") == "+1.2"
-    assert fmt(-0.006, "points") == "-0.6"
+    assert fmt(-0.006, "points") == "\u22120.6"   # the minus sign, not a hyphen
+    assert fmt(-1234, "count") == "\u22121,234" and fmt(-0.0001, "dec3") == "0.000"
     assert fmt(-0.0001, "points") == "+0.0"
     assert fmt(12345, "count") == "12,345"
     assert fmt(np.int64(7), "count") == "7"
@@ -25,10 +26,10 @@ def test_table_and_prose_agree_where_pandas_round_does_not():
     values = np.array([0.7325, 0.5725, 0.5945, 0.0005, 0.1235, 0.8675])
     disagree = [v for v in values if f"{pd.Series([v]).round(3)[0]:.3f}" != f"{v:.3f}"]
     assert disagree, "the premise: pandas' round and Python's format differ somewhere here"
-    frame = pd.DataFrame({"test accuracy": values})
-    html = table(frame, {"test accuracy": "acc"}).to_html()
+    frame = pd.DataFrame({"test loss": values})
+    html = table(frame, {"test loss": "loss"}).to_html()
     for value in values:
-        assert f">{fmt(value, 'acc')}<" in html
+        assert f">{fmt(value, 'loss')}<" in html
 
 
 def test_bad_input_says_what_was_wrong():
@@ -103,8 +104,8 @@ def test_a_several_level_index_becomes_the_first_columns_of_one_header_row():
     assert re.findall(r">([^<>]+)</th>", head) == ["variant", "head", "accuracy"]
     body = html.split("<tbody>")[1]
     cells = [re.findall(r">([^<>]*)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", body, re.S)]
-    assert cells == [["(a)", "CLS", "0.500"], ["", "DIST", "0.600"],
-                     ["(b)", "CLS", "0.700"], ["", "DIST", "0.800"]]
+    assert cells == [["(a)", "CLS", "50.0 %"], ["", "DIST", "60.0 %"],
+                     ["(b)", "CLS", "70.0 %"], ["", "DIST", "80.0 %"]]
     assert frame.index.names == ["variant", "head"] and list(frame.columns) == ["accuracy"]
 
 
