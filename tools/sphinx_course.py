@@ -195,8 +195,9 @@ def standin_announcement(app, pagename, templatename, context, doctree):
         context["theme_announcement"] = text
 
 
-NO_REPOSITORY = ("Ask whoever gave you the book (your instructor, for a course) for the "
-                 "repository it was built from.")
+NO_REPOSITORY = ("Ask whoever gave you the book for the repository it was built from. A student "
+                 "on a course gets the student package from the instructor instead: the library "
+                 "and the assignments, without their solutions.")
 REPOSITORY_HINT = ("course_repository_url is empty (sphinx: config: in _config.yml): the pages ask "
                    "readers to get the course's repository from whoever gave them the book. Set it "
                    "to the repository's URL to link it from every chapter.")

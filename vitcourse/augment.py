@@ -211,7 +211,8 @@ def multi_crop(images: torch.Tensor, generator: torch.Generator, *, global_size:
     [(B, C, global_size, global_size)] × 2 + [(B, C, local_size, local_size)] × n_local.
 
     Every view: a random resized crop (large boxes for the global views, small ones for the
-    local views), a random horizontal flip and colour jitter, each image drawn independently.
+    local views), a random horizontal flip and colour jitter (which turns a ``grayscale_p``
+    share of the views grey), each image drawn independently.
     """
     if n_local < 0:
         raise ValueError(f"n_local must be ≥ 0, got {n_local}")

@@ -254,11 +254,11 @@ def ablation_findings(runs: pd.DataFrame) -> dict[str, str]:
     A claim is made only where every seed agrees (the arms' seed ranges do not overlap, or each
     seed's paired difference has one sign); otherwise the sentence says the run does not settle it.
     """
-    from vitcourse.report import fmt
+    from vitcourse.report import fmt, how_many
 
     last = _last_epoch(runs).set_index(["arm", "seed"])
     none, reg = last.loc[NO_AUGMENTATION], last.loc[CROP_FLIP_SMOOTH]
-    seeds = f"each of the {len(none)} seeds" if len(none) > 1 else "the one seed"
+    seeds = how_many(len(none), len(none), "seed")        # "the one seed", "both seeds", "all 3 seeds"
 
     def span(gaps):
         low, high = fmt(gaps.min(), "loss"), fmt(gaps.max(), "loss")

@@ -32,6 +32,7 @@ from vitcourse.classification import ClassificationTask, soft_cross_entropy
 from vitcourse.costs import param_count
 from vitcourse.engine import Dist, Trainer
 from vitcourse.profile import Profile, get_profile
+from vitcourse.report import fmt
 from vitcourse.stats import binomial_se, is_clear, standard_errors
 from vitcourse.vit import ViTConfig, VisionTransformer, vit_config
 
@@ -576,20 +577,27 @@ def train_ablation(recipe: Recipe, teacher: nn.Module, arrays, seeds, settings: 
             trainer.fit(progress=False)
             trainers[seed, variant] = trainer
             if report:
-                report(f"{variant}, seed {seed}: test accuracy {trainer.history()['test_acc'].iloc[-1]:.3f}")
+                accuracy = fmt(trainer.history()["test_acc"].iloc[-1], "acc")
+                report(f"{variant}, seed {seed}: test accuracy {accuracy}")
     return trainers
+
+
+# The teacher's row of :func:`ablation_table`: it is no student, so it has no head to name.
+TEACHER_ROW = ("teacher", "—")
 
 
 def ablation_table(trainers: dict[tuple[int, str], CifarTrainer], teacher: nn.Module) -> pd.DataFrame:
     """Test accuracy and agreement with the teacher of every head of every variant, averaged over
-    the seeds: rows ``(variant, head)`` (``"teacher"`` last), columns as :func:`evaluate_heads`."""
+    the seeds: rows ``(variant, head)`` (the teacher's, :data:`TEACHER_ROW`, last), columns as
+    :func:`evaluate_heads`."""
     if not trainers:
         raise ValueError("ablation_table needs trained runs: pass train_ablation(...)'s result")
     per_run = []
     for (_, variant), trainer in trainers.items():
         heads = evaluate_heads(trainer, teacher)
         per_run.append(pd.concat({variant: heads.drop(index="teacher")}, names=["variant", "head"]))
-    teacher_row = pd.concat({"teacher": heads.loc[["teacher"]]}, names=["variant", "head"])
+    teacher_row = heads.loc[["teacher"]].set_axis(
+        pd.MultiIndex.from_tuples([TEACHER_ROW], names=["variant", "head"]))
     return pd.concat([*per_run, teacher_row]).groupby(level=["variant", "head"], sort=False).mean()
 
 
@@ -602,13 +610,15 @@ def ablation_figure(results: pd.DataFrame, similarity: pd.DataFrame, n_test: int
     """The ablation in one figure: each head's test accuracy and agreement with the teacher (left), and
     cos(CLS row, DIST row) layer by layer (right).
 
-    results: :func:`ablation_table`'s frame (rows ``(variant, head)``, ``"teacher"`` last), measured
+    results: :func:`ablation_table`'s frame (rows ``(variant, head)``, the teacher's last), measured
     on ``n_test`` test images: each bar carries ± one binomial standard error
     (:func:`vitcourse.stats.binomial_se`), and the axis starts at 0.
     similarity: one column per model, rows as :func:`token_similarity` (``"input"`` … ``"output"``).
     ``paper_output`` is marked at the output as the DeiT paper's value (its last layer, ImageNet).
     """
     import matplotlib.pyplot as plt
+
+    from vitcourse.plotting import percent_formatter
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(8.0, 4.0), gridspec_kw={"width_ratios": [1.15, 1]})
     heads = results.drop(index="teacher", level="variant")
@@ -619,11 +629,12 @@ def ablation_figure(results: pd.DataFrame, similarity: pd.DataFrame, n_test: int
         errors = [binomial_se(float(p), n_test) for p in heads[column]]
         left.bar(x + offset, heads[column], width=0.4, yerr=errors, capsize=3, label=column,
                  error_kw={"lw": 1, "ecolor": "black"})
-    teacher_acc = results.loc[("teacher", "teacher"), "test accuracy"]
+    teacher_acc = results.xs("teacher", level="variant")["test accuracy"].iloc[0]
     left.axhline(teacher_acc, color="grey", ls="--", lw=1.2, label="teacher's accuracy")
     left.set(ylim=(0.0, 1.0), xticks=x, ylabel="share of test images",
              title="each head: accuracy, agreement")
     left.set_xticklabels(names)
+    left.yaxis.set_major_formatter(percent_formatter())  # in % like the page's tables
     handles, labels = left.get_legend_handles_labels()      # the bars first, then the teacher's line
     order = [labels.index(name) for name in ("test accuracy", "agrees with teacher", "teacher's accuracy")]
     left.legend([handles[i] for i in order], [labels[i] for i in order], loc="upper center",
@@ -740,7 +751,7 @@ def size_table() -> pd.DataFrame:
 
 
 __all__ = ["ABLATION", "DISTILLATION_MODES", "HELPED_MIN_GAIN", "ONE_HEAD_LOSS", "PAPER_OUTPUT_COS",
-           "REFERENCE", "CifarCNN", "DistillationTask", "DistillationTrainer", "DistilledViT",
+           "REFERENCE", "TEACHER_ROW", "CifarCNN", "DistillationTask", "DistillationTrainer", "DistilledViT",
            "ModelTrainer", "ablation_figure", "ablation_table", "deit_config", "distillation_helped",
            "distillation_loss", "distillation_runs", "distilled_param_count", "evaluate_heads", "freeze",
            "head_logits", "helped_bar", "learned_token_similarity", "locality_ratio", "one_head_loss",

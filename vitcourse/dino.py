@@ -626,14 +626,29 @@ def view_matching_margin(standard_error: float) -> float:
     return _margin(VIEW_MATCH_POINTS, VIEW_MATCH_SE, standard_error)
 
 
-def margin_words(points: float, standard_errors: float) -> str:
-    """A margin's rule as the chapter states it, from the constants the code checks:
-    ``margin_words(KNN_GAIN_POINTS, KNN_GAIN_SE)`` is "5.0 points, or three standard errors
-    if that is more"."""
+def margin_words(points: float, standard_errors: float, standard_error: float,
+                 floor_note: str = "") -> str:
+    """The bar a gain must clear, as the chapter states it: the bar once, then how it is made,
+    from the constants the code checks and the gain's paired standard error (a fraction), so
+    the words cannot drift from :func:`knn_gain_margin` and :func:`view_matching_margin`.
+
+    ``margin_words(KNN_GAIN_POINTS, KNN_GAIN_SE, 0.01)`` is "the bar of 5.0 points (the larger
+    of 5.0 points and three paired standard errors, 3 × 1.00 = 3.0)". ``floor_note``, if
+    given, follows the floor's points between commas (", a floor set on held-out images").
+    The standard error is shown to two places, so that the product beside it rounds to what
+    it says.
+    """
     from vitcourse.report import fmt
     from vitcourse.stats import standard_errors as in_words
 
-    return f"{fmt(points, 'dec1')} points, or {in_words(int(standard_errors))} if that is more"
+    bar = _margin(points, standard_errors, standard_error)
+    count = int(standard_errors)
+    several = in_words(count).replace(" standard", " paired standard", 1)
+    se_points = 100 * standard_error
+    return (f"the bar of {fmt(100 * bar, 'dec1')} points (the larger of "
+            f"{fmt(points, 'dec1')} points{floor_note + ',' if floor_note else ''} "
+            f"and {several}, "
+            f"{count} × {fmt(se_points, 'dec2')} = {fmt(count * se_points, 'dec1')})")
 
 
 def attention_follows_objects(on_object: float, area: float, mean_map: float) -> bool:

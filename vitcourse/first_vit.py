@@ -72,9 +72,8 @@ class SelfAttention(nn.Module):
         batch, length, width = x.shape
         head_dim = width // self.heads
         # (B, L, 3D) → three (B, H, L, d) views: queries, keys and values of every head.
-        # Views, not a
-        # permuted copy: in the backward pass the three gradients then land in qkv's
-        # layout directly.
+        # Views, not a permuted copy: in the backward pass the three gradients then land
+        # in qkv's layout directly.
         q, k, v = (
             t.transpose(1, 2)
             for t in self.qkv(x).view(batch, length, 3, self.heads, head_dim).unbind(2)

@@ -24,6 +24,19 @@ def _permute(x: ArrayLike, order: tuple[int, ...]) -> ArrayLike:
     return x.permute(*order) if isinstance(x, torch.Tensor) else x.transpose(order)
 
 
+def _axes_hint(shape: tuple[int, ...]) -> str:
+    """How to fix an input with the wrong number of axes, for the error message."""
+    if len(shape) == 2:
+        return "A single image needs a batch axis: images[None]."
+    if len(shape) < 2:
+        axes = "1 axis is" if len(shape) == 1 else "0 axes are"
+        return f"{axes} too few: an image has a height and a width."
+    return (
+        f"{len(shape)} axes are too many: remove the extra ones (an axis of length 1 "
+        f"with squeeze, or index it away) before cutting."
+    )
+
+
 def extract_patches(images: ArrayLike, patch_size: int) -> ArrayLike:
     """Cut a batch of images into flattened square patches.
 
@@ -51,7 +64,7 @@ def extract_patches(images: ArrayLike, patch_size: int) -> ArrayLike:
     else:
         raise ValueError(
             f"extract_patches wants (N, H, W) or channels-last (N, H, W, C) images, "
-            f"got shape {shape}. A single image needs a batch axis: images[None]."
+            f"got shape {shape}. " + _axes_hint(shape)
         )
     if height % patch_size or width % patch_size:
         raise ValueError(

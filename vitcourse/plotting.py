@@ -40,7 +40,7 @@ from matplotlib.layout_engine import ConstrainedLayoutEngine
 from matplotlib.legend import Legend
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
 from matplotlib.text import Text
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 BOOK_STYLE = {
     "figure.figsize": (7.5, 4.0),
@@ -238,7 +238,8 @@ def plot_history(histories: dict, title: str, *, figsize=(10, 3.4)) -> Figure:
     a single run may be named ``""``, and its legend then says only train and test. Each run
     has one colour in both panels: training loss solid, test loss dashed; one legend under the
     panels names them. The training loss is on smoothed
-    targets, as the CIFAR recipe trains.
+    targets, as the CIFAR recipe trains. Accuracies, stored as fractions, read in % on the axis,
+    as the book writes them.
     """
     fig, (left, right) = plt.subplots(1, 2, figsize=figsize)
     for run, (name, history) in enumerate(histories.items()):
@@ -249,11 +250,18 @@ def plot_history(histories: dict, title: str, *, figsize=(10, 3.4)) -> Figure:
         right.plot(history.index, history["test_acc"], "o-", color=colour, label=name or None)
     left.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
     right.set(xlabel="epoch", ylabel="accuracy", title="test accuracy")
+    right.yaxis.set_major_formatter(percent_formatter())
     for ax in (left, right):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs
     legend_outside(left, side="below")  # one legend under both panels: each run keeps one colour
     fig.suptitle(title)
     return fig
+
+
+def percent_formatter() -> FuncFormatter:
+    """Tick labels for an axis of fractions (accuracies) in %, as the book writes them:
+    0.55 → "55 %", 0.325 → "32.5 %". A new formatter per axis (matplotlib ties one to its axis)."""
+    return FuncFormatter(lambda value, _: f"{round(100 * value, 4):g} %")
 
 
 # -- drawing helpers ----------------------------------------------------------------------------

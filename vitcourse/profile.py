@@ -76,6 +76,12 @@ def run_label(dataset: str, device: torch.device | str | None = None,
     return f"profile={profile.name} · device={torch.device(device).type} · data={dataset}"
 
 
+def device_words(device: torch.device | str) -> str:
+    """Where a run ran, as prose says it: "on the CPU", "on a CUDA GPU"."""
+    kind = torch.device(device).type
+    return {"cpu": "on the CPU", "cuda": "on a CUDA GPU", "mps": "on an Apple GPU"}.get(kind, f"on {kind}")
+
+
 def run_words(dataset: str, device: torch.device | str | None = None,
               profile: Profile | None = None) -> str:
     """:func:`run_label` as a sentence says it, for prose beside a result.
@@ -90,8 +96,7 @@ def run_words(dataset: str, device: torch.device | str | None = None,
     from vitcourse.device import get_device
 
     profile = profile or get_profile()
-    kind = torch.device(device if device is not None else get_device()).type
-    where = {"cpu": "on the CPU", "cuda": "on a CUDA GPU", "mps": "on an Apple GPU"}.get(kind, f"on {kind}")
+    where = device_words(device if device is not None else get_device())
     data = (f"on the {dataset} stand-in" if dataset in REAL_OF
             else f"on the real {get_source(dataset).title}")
     return f"{profile.name} profile, {where}, {data}"

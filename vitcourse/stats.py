@@ -88,7 +88,7 @@ def paired_sentence(gain: float, se: float, difference: str, undecided: str) -> 
     >>> paired_sentence(0.012, 0.004, "(b) − (a)", "whether the loss alone helps")
     '(b) − (a) = +1.2 ± 0.4 points (paired), more than two standard errors above zero.'
     >>> print(paired_sentence(-0.003, 0.004, "(c) − (b)", "whether the token adds to the loss"))
-    (c) − (b) = -0.3 ± 0.4 points (paired), within two standard errors of zero: this run cannot tell whether the token adds to the loss.
+    (c) − (b) = −0.3 ± 0.4 points (paired), within two standard errors of zero: this run cannot tell whether the token adds to the loss.
     """
     said = f"{difference} = {fmt(gain, 'points')} ± {fmt(100 * se, 'dec1')} points (paired), "
     if not is_clear(gain, se):

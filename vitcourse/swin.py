@@ -57,15 +57,15 @@ def window_partition(x: torch.Tensor, window: int) -> torch.Tensor:
             "window_partition wants a channels-last map (B, H, W, C), got shape "
             f"{tuple(x.shape)}"
         )
-    batch, height, width, channels = x.shape
-    if window < 1 or height % window or width % window:
+    if window < 1 or x.shape[1] % window or x.shape[2] % window:
         raise ValueError(
-            f"window={window} must divide the map's height {height} and width {width}; "
-            "pad the map or pick a window that divides both"
+            f"window={window} must divide the map's height {x.shape[1]} and width "
+            f"{x.shape[2]}; pad the map or pick a window that divides both"
         )
+    batch, height, width, channels = x.shape
     x = x.view(batch, height // window, window, width // window, window, channels)
-    # (B, rows of windows, row in window, cols of windows, col in window, C) → windows
-    # first
+    # (B, rows of windows, row in window, cols of windows, col in window, C):
+    # the two window indices first, then each window's rows and columns
     return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, window, window, channels)
 
 
@@ -85,8 +85,7 @@ def window_reverse(
         raise ValueError(
             f"window={window} must divide height {height} and width {width}"
         )
-    per_image = (height // window) * (width // window)
-    if len(windows) % per_image:
+    if len(windows) % (per_image := (height // window) * (width // window)):
         raise ValueError(
             f"{len(windows)} windows are not a whole number of {height}×{width} maps "
             f"({per_image} windows each)"
@@ -330,17 +329,11 @@ class SwinBlock(nn.Module):
         shifted = self.norm1(x)
         if shift:
             shifted = torch.roll(shifted, shifts=(-shift, -shift), dims=(1, 2))
-        windows = window_partition(shifted, self.window).view(
-            -1, self.window**2, channels
-        )  # (B·nW, N, C)
+        windows = window_partition(shifted, self.window).flatten(1, 2)  # (B·nW, N, C)
         mask = self.mask_for(height, width, x.device) if shift else None
         mixed, weights = self.attn(windows, mask, return_weights)
-        mixed = window_reverse(
-            mixed.view(-1, self.window, self.window, channels),
-            self.window,
-            height,
-            width,
-        )
+        mixed = mixed.view(-1, self.window, self.window, channels)
+        mixed = window_reverse(mixed, self.window, height, width)
         if shift:
             mixed = torch.roll(mixed, shifts=(shift, shift), dims=(1, 2))
         x = x + self.drop_path(mixed)
@@ -353,12 +346,8 @@ class SwinBlock(nn.Module):
 
 class PatchMerging(nn.Module):
     """Halve the resolution, double the width: x (B, H, W, C) → (B, H/2, W/2, 2C).
-
-    Each 2×2 block of neighbours is concatenated into one 4C vector (in the official
-    order: top-left, bottom-left, top-right, bottom-right), normalised, and projected
-    4C → 2C by a Linear without bias — a strided 2×2 convolution, in effect, after a
-    LayerNorm.
-    """
+    Each 2×2 block of neighbours becomes one 4C vector (in the official code's
+    order), normalised and projected 4C → 2C without bias: a strided 2×2 convolution."""
 
     def __init__(self, dim: int, norm_eps: float = 1e-5):
         super().__init__()
@@ -377,11 +366,9 @@ class PatchMerging(nn.Module):
                 "PatchMerging needs an even height and width, got "
                 f"{x.shape[1]}×{x.shape[2]}"
             )
-        x = torch.cat(
-            [x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]],
-            dim=-1,
-        )
-        return self.reduction(self.norm(x))
+        x00, x10 = x[:, 0::2, 0::2], x[:, 1::2, 0::2]  # top-left, bottom-left
+        x01, x11 = x[:, 0::2, 1::2], x[:, 1::2, 1::2]  # top-right, bottom-right
+        return self.reduction(self.norm(torch.cat([x00, x10, x01, x11], dim=-1)))
 
 
 class SwinStage(nn.Module):
@@ -632,13 +619,10 @@ def _attention_scaling(sides, dim, heads, window, device, repeats, seed, progres
 
 
 def forward_macs(config: SwinConfig | ViTConfig) -> int:
-    """Multiply-adds of one image's forward pass of a Swin or ViT built from ``config``.
-
-    Counted by PyTorch's FLOP counter (:func:`vitcourse.measure.counted_macs`) on the
-    ``meta`` device, which allocates and computes nothing, through the explicit
-    attention path (the counter cannot see inside the CPU's fused kernel). Only matrix
-    products count.
-    """
+    """Multiply-adds of one image's forward pass of a Swin or ViT built from ``config``:
+    the matrix products that :func:`vitcourse.measure.counted_macs` finds on the
+    ``meta`` device (no memory, no arithmetic), through the explicit attention path:
+    the counter cannot see inside the CPU's fused kernel."""
     if not isinstance(config, (SwinConfig, ViTConfig)):
         raise TypeError(f"forward_macs wants a SwinConfig or a ViTConfig, "
                         f"got {type(config).__name__}")

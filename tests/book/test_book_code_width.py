@@ -46,7 +46,9 @@ def listings(page):
         for line in match["options"].splitlines():
             key, _, value = line[1:].partition(":")
             options[key] = value.strip() or True
-            if key in ("dedent", "lineno-start"):  # integers, as the directive's option spec reads them
+            if key == "dedent":  # as the directive's option spec reads it: bare means "all of it" (None)
+                options[key] = int(value) if value.strip() else None
+            elif key == "lineno-start":
                 options[key] = int(options[key])
         path = (page.parent / match["path"]).resolve()
         text, _ = LiteralIncludeReader(str(path), options, SimpleNamespace(source_encoding="utf-8")).read()

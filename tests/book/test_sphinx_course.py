@@ -51,7 +51,8 @@ def test_an_empty_setting_tells_readers_where_to_ask_and_shows_no_setting():
     paragraph = sphinx_course.repository_paragraph("")
     text = paragraph.astext()
     assert not list(paragraph.findall(nodes.reference))
-    assert "Ask whoever gave you the book (your instructor, for a course) for the repository" in text
+    assert "Ask whoever gave you the book for the repository" in text
+    assert "student on a course gets the student package from the instructor instead" in text
     # the build setting is for whoever builds the book: not on the reader's page
     assert "course_repository_url" not in text and "_config.yml" not in text
     assert "setting" not in text and "names no repository" not in text
@@ -168,7 +169,7 @@ def test_a_page_without_a_full_profile_section_is_promised_none():
 def test_the_box_without_a_repository_asks_and_names_no_setting():
     text, links = _box_text(with_full_profile=False, url="")
     assert "Or clone the course's repository" in text
-    assert "Ask whoever gave you the book (your instructor, for a course)" in text
+    assert "Ask whoever gave you the book for the repository" in text
     assert "course_repository_url" not in text and "setting" not in text
     assert not any(link.startswith("http") for link in links)
 

@@ -406,12 +406,12 @@ def test_ablation_findings_claim_only_what_every_seed_shows():
     runs = _ablation_table({none: [0.4, 0.45], reg: [0.1, 0.08]}, {none: [0.55, 0.54], reg: [0.50, 0.51]},
                            {none: 0.7, reg: 0.52})
     said = cifar.ablation_findings(runs)
-    assert said["gap"].startswith("In each of the 2 seeds the gap between test and training loss was larger "
+    assert said["gap"].startswith("In both seeds the gap between test and training loss was larger "
                                   "without augmentation (0.400 to 0.450) than with crop, flip and label "
                                   "smoothing (0.080 to 0.100)")
-    assert said["test"].startswith("Test accuracy was *lower* with augmentation in each of the 2 seeds "
+    assert said["test"].startswith("Test accuracy was *lower* with augmentation in both seeds "
                                    "(by 3.0 to 5.0 points)")
-    assert "training accuracy 0.520 with it against 0.700 without" in said["test"]
+    assert "training accuracy 52.0 % with it against 70.0 % without" in said["test"]
     overlapping = _ablation_table({none: [0.4, 0.1], reg: [0.2, 0.3]}, {none: [0.5, 0.5], reg: [0.6, 0.4]},
                                   {none: 0.7, reg: 0.6})
     said = cifar.ablation_findings(overlapping)

@@ -442,9 +442,10 @@ def test_the_run_dependent_sentences_read_true_on_the_real_data(real):
     assert glued["vs_cost_note"].startswith("Swin has 0.7× the parameters of ViT (chapter 6)")
     assert glued["agree_note"] == "about as often as"
     assert "second CLS token" in glued["copy_note"]
-    assert glued["knn_note"].startswith("That clears the bar of 5.0 points, or three standard errors if "
-                                        "that is more (5.0 points here: the gain's paired standard "
-                                        "error is 1.0 points, and the floor was set on held-out")
+    assert "second CLS token" in glued["summary_rows_note"]
+    assert glued["knn_note"].startswith("That clears the bar of 5.0 points (the larger of 5.0 points, a "
+                                        "floor set on held-out training images, and three paired "
+                                        "standard errors, 3 × 1.00 = 3.0): with no label at all")
     assert "3,072 steps" in glued["dino_shows_note"]
 
 
@@ -454,8 +455,9 @@ def test_the_same_sentences_name_the_stand_in_when_it_ran():
         assert "stand-in" in glued[name], (name, glued[name])
     assert glued["on_object_note"].startswith("On 1,000 test images the object covers 20.0 %")
     assert "It is also 2.0× as wide as the teacher, so this compares two recipes" in glued["on_object_note"]
-    assert glued["heads_note"].startswith("Head by head, the teacher puts head 1 30.0 %, head 2 45.0 % of")
-    assert "1 of the 2 heads reaches 2.0 times that share on its own." in glued["heads_note"]
+    assert glued["heads_note"].startswith("Head 1 puts 30.0 % and head 2 45.0 % of its CLS attention on "
+                                          "the objects (which cover 20.0 % of the area)")
+    assert "1 of the 2 heads puts at least twice that share there." in glued["heads_note"]
     assert glued["gain_note"].startswith("That falls short of the bar")
 
 

@@ -362,6 +362,7 @@ def test_ablation_trains_three_students_per_seed_and_averages_their_heads():
     trainers = train_ablation(tiny_recipe(), teacher, arrays, [0, 1], {"mode": "hard"}, report=lines.append)
     assert list(trainers) == [(seed, variant) for seed in (0, 1) for variant in ABLATION]
     assert len(lines) == 6 and lines[0].startswith("(a) no distillation, seed 0: test accuracy ")
+    assert all(line.endswith(" %") for line in lines)  # accuracies in %, as the book shows them
     assert all(len(line) <= 88 for line in lines)
     assert trainers[1, "(b) distilled CLS head"].recipe.seed == 1
     assert type(trainers[0, "(b) distilled CLS head"].model) is VisionTransformer
@@ -371,7 +372,7 @@ def test_ablation_trains_three_students_per_seed_and_averages_their_heads():
     assert list(table.index) == [("(a) no distillation", "CLS head"), ("(b) distilled CLS head", "CLS head"),
                                  ("(c) CLS + DIST tokens", "CLS head"),
                                  ("(c) CLS + DIST tokens", "distillation head"),
-                                 ("(c) CLS + DIST tokens", "average of both"), ("teacher", "teacher")]
+                                 ("(c) CLS + DIST tokens", "average of both"), ("teacher", "—")]
     runs = [evaluate_heads(trainers[s, "(c) CLS + DIST tokens"], teacher) for s in (0, 1)]
     mean = (runs[0].loc["distillation head"] + runs[1].loc["distillation head"]) / 2
     assert table.loc[("(c) CLS + DIST tokens", "distillation head")].tolist() == pytest.approx(mean.tolist())
@@ -384,7 +385,7 @@ def test_ablation_figure_draws_every_head_and_every_layer():
 
     matplotlib.use("Agg")
     index = pd.MultiIndex.from_tuples([(ABLATION_NAMES[0], "CLS head"), (ABLATION_NAMES[2], "CLS head"),
-                                       (ABLATION_NAMES[2], "distillation head"), ("teacher", "teacher")],
+                                       (ABLATION_NAMES[2], "distillation head"), ("teacher", "—")],
                                       names=["variant", "head"])
     results = pd.DataFrame({"test accuracy": [0.5, 0.6, 0.55, 0.8],
                             "agrees with teacher": [0.6, 0.7, 0.75, 1.0]}, index=index)

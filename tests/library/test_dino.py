@@ -457,8 +457,14 @@ def test_chapter7_claims_need_their_margins():
     assert view_matching_margin(0.005) == pytest.approx(0.025)  # 2.5 points beat 3 × 0.5 point
     assert view_matching_margin(0.01) == pytest.approx(0.03)
     # the chapter's words come from the very constants the margins use
-    assert margin_words(KNN_GAIN_POINTS, KNN_GAIN_SE) == "5.0 points, or three standard errors if that is more"
-    assert margin_words(VIEW_MATCH_POINTS, VIEW_MATCH_SE).startswith("2.5 points, or three standard errors")
+    assert margin_words(KNN_GAIN_POINTS, KNN_GAIN_SE, 0.01) == (
+        "the bar of 5.0 points (the larger of 5.0 points and three paired standard errors, "
+        "3 × 1.00 = 3.0)")
+    assert margin_words(VIEW_MATCH_POINTS, VIEW_MATCH_SE, 0.01, ", a floor") == (
+        "the bar of 3.0 points (the larger of 2.5 points, a floor, and three paired standard "
+        "errors, 3 × 1.00 = 3.0)")   # the standard errors win: the bar is what the margin is
+    assert margin_words(KNN_GAIN_POINTS, KNN_GAIN_SE, 0.0213).startswith("the bar of 6.4 points")
+    assert margin_words(KNN_GAIN_POINTS, KNN_GAIN_SE, 0.0213).endswith("3 × 2.13 = 6.4)")
     assert attention_follows_objects(0.45, area=0.2, mean_map=0.3)
     assert not attention_follows_objects(0.39, area=0.2, mean_map=0.2)   # under twice the area
     assert not attention_follows_objects(0.45, area=0.2, mean_map=0.36)  # 9 points over its mean map

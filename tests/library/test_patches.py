@@ -42,7 +42,21 @@ def test_side_not_divisible_says_how_to_fix():
 
 
 def test_single_image_without_batch_axis_says_how_to_fix():
-    with pytest.raises(ValueError, match=r"got shape \(28,\).*images\[None\]"):
+    with pytest.raises(ValueError, match=r"got shape \(28, 28\)\. .*images\[None\]"):
+        extract_patches(np.zeros((28, 28)), 4)
+
+
+@pytest.mark.parametrize("shape", [(1, 64, 28, 28, 1), (2, 1, 28, 28, 3, 1)])
+def test_too_many_axes_says_so_and_not_to_add_a_batch_axis(shape):
+    with pytest.raises(ValueError) as caught:
+        extract_patches(np.zeros(shape), 4)
+    message = str(caught.value)
+    assert f"got shape {shape}" in message and f"{len(shape)} axes are too many" in message
+    assert "images[None]" not in message and "needs a batch axis" not in message
+
+
+def test_too_few_axes_says_so():
+    with pytest.raises(ValueError, match=r"got shape \(28,\)\. 1 axis is too few"):
         extract_patches(np.zeros((28,)), 4)
 
 

@@ -192,6 +192,8 @@ def test_history_plot_draws_each_run_with_whole_epoch_ticks():
         fig.canvas.draw()
         ticks = [t for t in left.get_xticks() if 1 <= t <= 4]
         assert ticks and all(float(t).is_integer() for t in ticks), ticks
+        accuracy_ticks = [t.get_text() for t in right.get_yticklabels()]
+        assert accuracy_ticks and all(t.endswith(" %") for t in accuracy_ticks), accuracy_ticks
         assert fig._suptitle.get_text() == "run label"
     finally:
         plt.close(fig)

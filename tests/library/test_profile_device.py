@@ -212,3 +212,5 @@ def test_run_words_say_the_run_label_as_prose():
     assert run_words("fashion-mnist", "cpu", quick) == "quick profile, on the CPU, on the real Fashion-MNIST"
     assert run_words("cifar10", "cuda", Profile("full", "test")) == \
         "full profile, on a CUDA GPU, on the real CIFAR-10"
+    from vitcourse.profile import device_words
+    assert device_words("cpu") == "on the CPU" and device_words(torch.device("cuda", 0)) == "on a CUDA GPU"
