@@ -196,8 +196,8 @@ def standin_announcement(app, pagename, templatename, context, doctree):
 
 
 NO_REPOSITORY = ("Ask whoever gave you the book for the repository it was built from. A student "
-                 "on a course gets the student package from the instructor instead: the library "
-                 "and the assignments, without their solutions.")
+                 "on a course gets the student package from the instructor instead: it runs the "
+                 "assignments, not the chapters.")
 REPOSITORY_HINT = ("course_repository_url is empty (sphinx: config: in _config.yml): the pages ask "
                    "readers to get the course's repository from whoever gave them the book. Set it "
                    "to the repository's URL to link it from every chapter.")
@@ -306,8 +306,9 @@ def fill_run_notes(app, doctree, docname):
                           "The notebook imports the course's ", _literal("vitcourse"),
                           " package, so run it from the repository.")
         box += _paragraph(_literal("VITCOURSE_PROFILE=quick"), " (the default without a CUDA "
-                          "GPU) trains small models for a few epochs so a laptop runs the chapter "
-                          "in minutes; ", _literal("VITCOURSE_PROFILE=full"), " (the default on a "
+                          "GPU) sizes the course's training runs small, a few epochs on subsets, "
+                          "so a laptop runs any chapter in minutes; ",
+                          _literal("VITCOURSE_PROFILE=full"), " (the default on a "
                           "CUDA GPU) trains the paper-sized recipes, which needs a GPU. Set it "
                           "before starting Jupyter, e.g. ",
                           _literal("VITCOURSE_PROFILE=quick .venv/bin/jupyter lab"), ".")
@@ -379,7 +380,62 @@ class ListingInclude(LiteralInclude):
         return result
 
 
+# -- the reference list: labels as the citations read ("Dosovitskiy et al., 2021") -----------------
+
+def _plain_name(latex: str) -> str:
+    """A BibTeX name as text: braces dropped, accents decoded ("J{\\'e}gou" → "Jégou")."""
+    import codecs
+
+    import latexcodec  # noqa: F401  (pybtex's own dependency; registers the codec)
+
+    return codecs.decode(latex, "ulatex").replace("{", "").replace("}", "")
+
+
+def author_year_label(entry) -> str:
+    """The label a reference gets in the list, the same words as its author-year citation."""
+    people = entry.persons.get("author", [])
+    names = [_plain_name(" ".join(person.prelast_names + person.last_names)) for person in people]
+    if len(names) > 2:
+        who = f"{names[0]} et al."
+    elif names:
+        who = " and ".join(names)
+    else:
+        who = _plain_name(entry.fields.get("title", ""))
+    return f"{who}, {entry.fields.get('year', 'n.d.')}"
+
+
+def _register_reference_style() -> None:
+    """Register the ``course`` pybtex style (``bibtex_default_style`` in _config.yml): unsrt's
+    formatting, author-year labels, and sorting by author as the label reads (case and braces
+    ignored, so an organisation written ``{{microsoft}}`` sorts under m)."""
+    from pybtex.plugin import register_plugin
+    from pybtex.style.formatting.unsrt import Style
+    from pybtex.style.labels import BaseLabelStyle
+    from pybtex.style.sorting.author_year_title import SortingStyle
+
+    class Labels(BaseLabelStyle):
+        def format_labels(self, sorted_entries):
+            seen: dict[str, int] = {}
+            for entry in sorted_entries:
+                label = author_year_label(entry)
+                seen[label] = seen.get(label, 0) + 1
+                yield label if seen[label] == 1 else f"{label}{'abcdefghij'[seen[label] - 1]}"
+
+    class Sorting(SortingStyle):
+        def person_key(self, person):
+            return _plain_name(super().person_key(person)).lower()
+
+    class CourseStyle(Style):
+        default_label_style = "course-author-year"
+        default_sorting_style = "course-author-year-title"
+
+    register_plugin("pybtex.style.labels", "course-author-year", Labels, force=True)
+    register_plugin("pybtex.style.sorting", "course-author-year-title", Sorting, force=True)
+    register_plugin("pybtex.style.formatting", "course", CourseStyle, force=True)
+
+
 def setup(app):
+    _register_reference_style()
     app.add_directive("literalinclude", ListingInclude, override=True)
     app.add_js_file(None, body=DEFAULT_MODE_JS, priority=100)
     app.connect("html-page-context", clean_page_scripts, priority=900)

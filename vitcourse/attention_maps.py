@@ -10,7 +10,7 @@
     cls_attention_maps(model, images)   cls_attention_map for a batch        (B, heads, H/P, W/P)
     object_share(maps, masks)           the share of each map's mass on an object, given the
                                         object's pixel mask                   (...,)
-    overlay / show_maps                 draw maps stretched over the image (matplotlib)
+    overlay / show_maps / map_colorbar  draw maps stretched over the image, in grey (matplotlib)
 
 Every map is computed in eval mode, without gradients, and returned on the CPU.
 """
@@ -119,8 +119,21 @@ def object_share(maps: torch.Tensor, masks) -> torch.Tensor:
     image's area, the level of a map that ignores the object; a map entirely on
     object patches scores 1.
     """
+    maps, masks = _maps_and_masks(maps, masks)  # float64, shapes checked
+    (h, w), (height, width) = maps.shape[-2:], masks.shape[-2:]
+    lead, patch = maps.shape[:-2], height // h
+    flat_masks = masks.reshape(-1, 1, height, width)
+    fraction = F.avg_pool2d(flat_masks, patch).reshape(*lead, h, w)
+    total = maps.sum((-2, -1)).clamp_min(torch.finfo(torch.float64).tiny)
+    return ((maps * fraction).sum((-2, -1)) / total).float()
+
+
+def _maps_and_masks(maps, masks) -> tuple[torch.Tensor, torch.Tensor]:
+    """What :func:`object_share` needs, as float64 tensors (the masks a writable copy), or a
+    ValueError saying why not: non-negative maps, and masks with the maps' leading dimensions
+    whose size is a whole number of patches."""
     maps = torch.as_tensor(maps).double()
-    if torch.is_tensor(masks):  # a writable float64 copy either way
+    if torch.is_tensor(masks):
         masks = masks.detach().to(torch.float64, copy=True)
     else:
         masks = torch.from_numpy(np.array(masks, dtype=np.float64))
@@ -133,11 +146,7 @@ def object_share(maps: torch.Tensor, masks) -> torch.Tensor:
         )
     if (maps < 0).any():
         raise ValueError("maps must be non-negative")
-    lead, patch = maps.shape[:-2], height // h
-    flat_masks = masks.reshape(-1, 1, height, width)
-    fraction = F.avg_pool2d(flat_masks, patch).reshape(*lead, h, w)
-    total = maps.sum((-2, -1)).clamp_min(torch.finfo(torch.float64).tiny)
-    return ((maps * fraction).sum((-2, -1)) / total).float()
+    return maps, masks
 
 
 def _check_layers(weights_per_layer: Sequence[torch.Tensor], head_fusion: str) -> list[torch.Tensor]:
@@ -269,14 +278,29 @@ def _as_picture(image: torch.Tensor | np.ndarray) -> np.ndarray:
     return picture.squeeze(-1).numpy()
 
 
+# Under an attention map the picture is drawn in grey, its brightness squeezed into GREY_UNDER,
+# so that the map's colours mix with no colour of the picture's (a multicoloured background
+# would tint them). A colour bar drawn with :func:`map_colorbar` lies over the middle of that
+# range, at the map's opacity: its colours are those of a patch of the map over mid grey.
+GREY_UNDER = (0.2, 0.8)
+
+
+def _grey(picture: np.ndarray) -> np.ndarray:
+    """(H, W, 3) or (H, W) in [0, 1] → (H, W) brightness squeezed into :data:`GREY_UNDER`."""
+    light = picture @ np.array([0.299, 0.587, 0.114]) if picture.ndim == 3 else picture
+    low, high = GREY_UNDER
+    return low + (high - low) * light
+
+
 def overlay(ax, image, attention: torch.Tensor | None = None, *, mask: torch.Tensor | None = None,
             alpha: float = 0.6, cmap: str = "inferno", title: str | None = None, mode: str = "nearest",
             vmin: float | None = None, vmax: float | None = None):
     """Draw ``image`` on ``ax`` with a patch-grid map (h, w) stretched over it, and/or a kept-patch mask.
 
-    The mask (h, w) of :func:`keep_top_mass` is drawn as DINO does: kept patches in full
-    colour, the rest dimmed. ``vmin``/``vmax`` fix the map's colour scale (default: its own
-    range); returns the map's image (for a colour bar), or None without a map.
+    Under a map the image is drawn in grey (:data:`GREY_UNDER`), so the map keeps its own
+    colours. The mask (h, w) of :func:`keep_top_mass` is drawn as DINO does: kept patches in
+    full colour, the rest dimmed. ``vmin``/``vmax`` fix the map's colour scale (default: its
+    own range); returns the map's image (for :func:`map_colorbar`), or None without a map.
     """
     picture = _as_picture(image)
     height, width = picture.shape[:2]
@@ -284,7 +308,11 @@ def overlay(ax, image, attention: torch.Tensor | None = None, *, mask: torch.Ten
         shade = upsample_map(mask.float(), (height, width)).numpy()
         shade = 0.25 + 0.75 * shade
         picture = picture * (shade[..., None] if picture.ndim == 3 else shade)
-    ax.imshow(picture, cmap=None if picture.ndim == 3 else "gray")
+    if attention is not None:
+        picture = _grey(picture)
+    grey = picture.ndim == 2
+    ax.imshow(picture, cmap="gray" if grey else None, vmin=0 if grey else None,
+              vmax=1 if grey else None)
     shown = None
     if attention is not None:
         shown = ax.imshow(upsample_map(attention, (height, width), mode).numpy(), cmap=cmap,
@@ -296,12 +324,21 @@ def overlay(ax, image, attention: torch.Tensor | None = None, *, mask: torch.Ten
     return shown
 
 
+def map_colorbar(fig, shown, ax, label: str, **kwargs):
+    """A colour bar for maps drawn by :func:`overlay`: the maps' colours at their opacity, over
+    the middle grey of :data:`GREY_UNDER`, as a patch of the map looks over the picture."""
+    bar = fig.colorbar(shown, ax=ax, label=label, **kwargs)
+    bar.ax.set_facecolor(str(sum(GREY_UNDER) / 2))
+    return bar
+
+
 def show_maps(image, maps: torch.Tensor, titles: Sequence[str] | None = None, *, masks: torch.Tensor | None = None,
               suptitle: str | None = None, alpha: float = 0.6, panel: float = 2.0):
     """One row: the image, then each map (k, h, w) over it (and below, each mask, if given). Returns the figure.
 
     All maps share one colour scale, from 0 to the largest weight of any map, shown by one
-    colour bar: a brighter patch means more attention, whichever head it is in.
+    colour bar beside the row of maps (the masks' row shows the picture's own colours):
+    a brighter patch means more attention, whichever head it is in.
     """
     maps = maps.detach().cpu()
     count = len(maps)
@@ -315,7 +352,7 @@ def show_maps(image, maps: torch.Tensor, titles: Sequence[str] | None = None, *,
     for i in range(count):
         shown = overlay(axes[0, i + 1], image, maps[i], alpha=alpha, title=titles[i], vmin=0.0, vmax=top)
     if shown is not None:
-        fig.colorbar(shown, ax=list(axes[:, -1]), label="attention weight", shrink=0.9)
+        map_colorbar(fig, shown, list(axes[0]), "attention weight", shrink=0.9)
     if masks is not None:
         axes[1, 0].axis("off")
         for i in range(count):

@@ -155,7 +155,16 @@ def random_resized_crop(
     drawn once per call (per view) and its *position* per image; the crops are cut by
     indexing and resized together with ``F.interpolate`` (bilinear).
     """
-    batch, _, height, width = images.shape
+    box_h, box_w = _box_shape(images.shape[-2:], scale, ratio, generator)  # per call
+    boxes = _cut_boxes(images, box_h, box_w, generator)  # (B, C, box_h, box_w)
+    return F.interpolate(boxes, size=(size, size), mode="bilinear", align_corners=False)
+
+
+def _box_shape(image_shape, scale: tuple[float, float], ratio: tuple[float, float],
+               generator: torch.Generator) -> tuple[int, int]:
+    """(height, width) of a box covering a share drawn from ``scale`` of an image of
+    ``image_shape`` (H, W), its aspect ratio drawn log-uniformly from ``ratio``."""
+    height, width = image_shape
     draws = torch.rand(2, generator=generator, device=generator.device).tolist()
     area = scale[0] + (scale[1] - scale[0]) * draws[0]
     aspect = math.exp(
@@ -163,6 +172,14 @@ def random_resized_crop(
     )
     box_h = min(height, max(1, round(math.sqrt(area * aspect) * height)))
     box_w = min(width, max(1, round(math.sqrt(area / aspect) * width)))
+    return box_h, box_w
+
+
+def _cut_boxes(images: torch.Tensor, box_h: int, box_w: int,
+               generator: torch.Generator) -> torch.Tensor:
+    """A box_h × box_w box from every image, at a random place of its own, by indexing:
+    (B, C, H, W) → (B, C, box_h, box_w)."""
+    batch, _, height, width = images.shape
     corner = torch.rand(2, batch, generator=generator, device=generator.device).to(
         images.device
     )
@@ -176,8 +193,7 @@ def random_resized_crop(
         rows[:, :, None],
         cols[:, None, :],
     ]
-    boxes = boxes.permute(0, 3, 1, 2)  # indexing put channels last
-    return F.interpolate(boxes, size=(size, size), mode="bilinear", align_corners=False)
+    return boxes.permute(0, 3, 1, 2)  # indexing put channels last
 
 
 def color_jitter(images: torch.Tensor, generator: torch.Generator, strength: float = 0.4,

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
@@ -312,6 +313,32 @@ QUICK_STUDENT_EPOCHS = 20
 QUICK_TEACHER_EPOCHS = 40
 QUICK_BATCH = 64
 QUICK_TEACHER_BATCH = 128
+
+
+# The quick budget above was chosen by trial runs scored on the stand-in's first
+# BUDGET_TRIAL_TEST test images. So that the test images choose nothing they then score, the quick
+# profile scores every model of chapter 8 on the test images after those (unchosen_test_images).
+BUDGET_TRIAL_TEST = 2_000
+
+
+def unchosen_test_images(data, n: int = 2_000) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` test images and labels that played no part in choosing the quick budget: the ones
+    after the first ``BUDGET_TRIAL_TEST``. For the stand-in they are drawn from its generator (its
+    quick test split holds only the first ones); for the real data set they are its own.
+
+    >>> from types import SimpleNamespace
+    >>> x, y = unchosen_test_images(SimpleNamespace(name="synthetic-cifar", synthetic=True), n=1_000)
+    >>> x.shape, y.shape, x.flags.writeable
+    ((1000, 32, 32, 3), (1000,), True)
+    """
+    from vitcourse.data.synthetic import synthetic_split
+
+    start, stop = BUDGET_TRIAL_TEST, BUDGET_TRIAL_TEST + n
+    x, y = synthetic_split(data.name, "test", stop) if data.synthetic else (data.x_test, data.y_test)
+    if len(y) < stop:
+        raise ValueError(f"{data.name} has {len(y):,} test images; {stop:,} are needed to keep "
+                         f"{n:,} after the first {start:,}.")
+    return x[start:stop].copy(), y[start:stop].copy()  # writable, like data.arrays()
 
 
 def student_recipe_for(profile: Profile | None = None, **overrides) -> Recipe:
@@ -727,7 +754,7 @@ def locality_ratio(weights: torch.Tensor, grid: int, special_tokens: int = 1) ->
 REFERENCE = pd.DataFrame(
     {"params (M)": [5, 22, 86], "top-1 (%)": [72.2, 79.9, 81.8],
      "distilled params (M)": [6, 22, 87], "distilled top-1 (%)": [74.5, 81.2, 83.4]},
-    index=pd.Index(["DeiT-Ti", "DeiT-S", "DeiT-B"], name="model"))
+    index=pd.Index(["Ti", "S", "B"], name="DeiT"))  # short labels: a table's narrow first column
 
 
 def reference_table() -> pd.DataFrame:
@@ -738,16 +765,17 @@ def reference_table() -> pd.DataFrame:
 
 
 def size_table() -> pd.DataFrame:
-    """DeiT-Ti/S/B parameters from the library's configs (plain and distilled) against the zoo's."""
+    """DeiT-Ti/S/B parameters from the library's configs (plain and distilled) against the zoo's:
+    rows ``"Ti"``, ``"S"``, ``"B"`` (index ``"DeiT"``), as :data:`REFERENCE`."""
     rows = {}
     for name in ("Ti", "S", "B"):
         config = deit_config(name)
-        rows[f"DeiT-{name}"] = {"dim": config.dim, "heads": config.heads, "depth": config.depth,
-                                "params": param_count(config), "distilled params": distilled_param_count(config)}
+        rows[name] = {"dim": config.dim, "heads": config.heads, "depth": config.depth,
+                      "params": param_count(config), "distilled params": distilled_param_count(config)}
     table = pd.DataFrame(rows).T.astype(int)
     table["zoo (M)"] = REFERENCE["params (M)"].to_numpy()
     table["zoo distilled (M)"] = REFERENCE["distilled params (M)"].to_numpy()
-    return table.rename_axis("model")
+    return table.rename_axis(REFERENCE.index.name)
 
 
 __all__ = ["ABLATION", "DISTILLATION_MODES", "HELPED_MIN_GAIN", "ONE_HEAD_LOSS", "PAPER_OUTPUT_COS",

@@ -53,13 +53,18 @@ class FirstViTConfig:
     def patch_dim(self) -> int:
         return self.patch_size * self.patch_size * self.channels
 
+    @property
+    def patch_shape(self) -> tuple[int, int]:
+        """(patches per image, numbers per patch): one image's input to the ViT."""
+        return self.n_patches, self.patch_dim
+
 
 class SelfAttention(nn.Module):
     """Multi-head self-attention with one fused query/key/value projection.
 
-    x (B, L, D) → (B, L, D). One Linear D→3D makes all heads' queries, keys and values
-    at once (one matrix product instead of three); :func:`attend` mixes the values. With
-    ``return_weights=True`` it also returns the weights (B, H, L, L), for pictures.
+    x (B, L, D) → (B, L, D). One Linear D → 3D makes every head's queries, keys and
+    values at once (one matrix product instead of three); `attend` mixes the values.
+    With return_weights=True it also returns the weights (B, H, L, L), for pictures.
     """
 
     def __init__(self, width: int, heads: int):
@@ -70,17 +75,11 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, return_weights: bool = False):
         batch, length, width = x.shape
-        head_dim = width // self.heads
-        # (B, L, 3D) → three (B, H, L, d) views: queries, keys and values of every head.
-        # Views, not a permuted copy: in the backward pass the three gradients then land
-        # in qkv's layout directly.
-        q, k, v = (
-            t.transpose(1, 2)
-            for t in self.qkv(x).view(batch, length, 3, self.heads, head_dim).unbind(2)
-        )
+        # (B, L, 3D) → three (B, H, L, d) views: every head's queries, keys and values
+        qkv = self.qkv(x).view(batch, length, 3, self.heads, width // self.heads)
+        q, k, v = (t.transpose(1, 2) for t in qkv.unbind(2))
         mixed, weights = attend(q, k, v, return_weights=return_weights)
-        # heads side by side again
-        mixed = mixed.transpose(1, 2).reshape(batch, length, width)
+        mixed = mixed.transpose(1, 2).reshape(batch, length, width)  # heads joined
         return self.proj(mixed), weights
 
 
@@ -109,47 +108,41 @@ class FirstViT(nn.Module):
     def __init__(self, config: FirstViTConfig | None = None):
         super().__init__()
         self.config = config = config or FirstViTConfig()
-        self.embed = nn.Linear(config.patch_dim, config.width)
-        self.positions = nn.Parameter(
-            torch.randn(config.n_patches, config.width) * 0.02
-        )
+        self.embed = nn.Linear(config.patch_dim, config.width)  # the patch embedding
+        table = torch.randn(config.n_patches, config.width) * 0.02
+        self.positions = nn.Parameter(table)  # a Parameter: the optimiser trains it
         self.encoder = PostNormEncoderLayer(
             config.width, config.heads, config.mlp_width
         )
         self.head = nn.Sequential(
-            nn.Linear(config.width, config.head_width),
-            nn.ReLU(),
-            nn.Dropout(config.dropout),
-            nn.Linear(config.head_width, config.classes),
+            nn.Linear(config.width, config.head_width), nn.ReLU(),
+            nn.Dropout(config.dropout), nn.Linear(config.head_width, config.classes),
         )
 
-    def _check(self, patches: torch.Tensor) -> None:
-        want = (self.config.n_patches, self.config.patch_dim)
-        if patches.dim() != 3 or tuple(patches.shape[1:]) != want:
+    def forward(self, patches: torch.Tensor, return_attention: bool = False):
+        """patches (B, L, P·P) → logits (B, classes); with return_attention=True also
+        the attention weights (B, H, L, L)."""
+        if patches.dim() != 3 or tuple(patches.shape[1:]) != self.config.patch_shape:
             raise ValueError(
-                f"FirstViT wants patches of shape (B, {want[0]}, {want[1]}), got "
+                f"FirstViT wants patches of shape (B, {self.config.n_patches}, "
+                f"{self.config.patch_dim}), got "
                 f"{tuple(patches.shape)}; cut (B, {self.config.image_size}, "
                 f"{self.config.image_size}) images with "
                 f"vitcourse.patches.extract_patches(images, {self.config.patch_size})."
             )
-
-    def forward(self, patches: torch.Tensor, return_attention: bool = False):
-        """patches (B, L, P·P) → logits (B, classes); with ``return_attention`` also
-        (B, H, L, L)."""
-        self._check(patches)
         x = self.embed(patches) + self.positions
         x, weights = self.encoder(x, return_attention)
         logits = self.head(x.mean(dim=1))
         return (logits, weights) if return_attention else logits
 
-    @torch.no_grad()
     def attention_maps(self, patches: torch.Tensor) -> torch.Tensor:
-        """Attention weights (B, H, L, L) of the encoder layer, in eval mode; rows add
-        up to 1."""
+        """Attention weights (B, H, L, L) of the encoder layer, in eval mode and without
+        gradients; rows add up to 1."""
         was_training = self.training
         self.eval()
         try:
-            return self(patches, return_attention=True)[1]
+            with torch.no_grad():
+                return self(patches, return_attention=True)[1]
         finally:
             self.train(was_training)
 
@@ -161,23 +154,16 @@ class FashionCNN(nn.Module):
     then flatten and two linear layers.
     """
 
-    def __init__(
-        self, channels: tuple[int, int] = (32, 64), hidden: int = 64, classes: int = 10
-    ):
+    def __init__(self, channels: tuple[int, int] = (32, 64), hidden: int = 64,
+                 classes: int = 10):
         super().__init__()
         first, second = channels
-        self.features = nn.Sequential(
-            nn.Conv2d(1, first, kernel_size=3),
-            nn.ReLU(),
-            nn.MaxPool2d(2),  # (B, 32, 13, 13)
-            nn.Conv2d(first, second, kernel_size=3),
-            nn.ReLU(),
-            nn.MaxPool2d(2),  # (B, 64, 5, 5)
+        self.features = nn.Sequential(  # (B, 1, 28, 28) → (B, second, 5, 5)
+            nn.Conv2d(1, first, kernel_size=3), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(first, second, kernel_size=3), nn.ReLU(), nn.MaxPool2d(2),
         )
         self.classifier = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(second * 5 * 5, hidden),
-            nn.ReLU(),
+            nn.Flatten(), nn.Linear(second * 5 * 5, hidden), nn.ReLU(),
             nn.Linear(hidden, classes),
         )
 
@@ -218,18 +204,25 @@ def has_plateaued(accuracies, last: int = 3, tolerance: float = 0.01) -> bool:
 def parameter_table(model: nn.Module) -> pd.DataFrame:
     """One row per layer that owns parameters: its name, type, parameter shapes and count.
 
-    The ``params`` column sums to the model's trainable parameter count.
+    A parameter that a model holds itself rather than through a layer (the first ViT's
+    position table, ``positions``) gets a row of its own, of type ``Parameter``. The
+    ``params`` column sums to the model's trainable parameter count.
     """
     rows = []
-    for name, module in model.named_modules():
-        own = [p for p in module.parameters(recurse=False) if p.requires_grad]
-        if own:
-            rows.append({
-                "layer": name or "(model)",
-                "type": type(module).__name__,
+
+    def row(layer: str, kind: str, own: list[nn.Parameter]) -> dict:
+        return {"layer": layer, "type": kind,
                 "shapes": " + ".join("×".join(map(str, p.shape)) for p in own),
-                "params": sum(p.numel() for p in own),
-            })
+                "params": sum(p.numel() for p in own)}
+
+    for name, module in model.named_modules():
+        own = [(key, p) for key, p in module.named_parameters(recurse=False)
+               if p.requires_grad]
+        if own and next(module.children(), None) is None:  # a layer: one row
+            rows.append(row(name, type(module).__name__, [p for _, p in own]))
+        else:  # a container's own parameters: one row each
+            rows += [row(f"{name}.{key}" if name else key, "Parameter", [p])
+                     for key, p in own]
     return pd.DataFrame(rows).set_index("layer")
 
 

@@ -16,6 +16,7 @@ from typing import TypeVar
 import torch
 
 PROFILE_ENV = "VITCOURSE_PROFILE"
+STANDIN_PREFIX = "synthetic-"  # every offline stand-in's name starts so (vitcourse.data.loaders.REAL_OF)
 PROFILES = ("quick", "full")
 
 T = TypeVar("T")
@@ -91,12 +92,11 @@ def run_words(dataset: str, device: torch.device | str | None = None,
     >>> run_words("cifar10", "cuda", Profile("full", "test"))
     'full profile, on a CUDA GPU, on the real CIFAR-10'
     """
-    from vitcourse.data.loaders import REAL_OF
-    from vitcourse.data.sources import get_source
+    from vitcourse.data.sources import get_source  # (not data.loaders: it imports this module)
     from vitcourse.device import get_device
 
     profile = profile or get_profile()
     where = device_words(device if device is not None else get_device())
-    data = (f"on the {dataset} stand-in" if dataset in REAL_OF
+    data = (f"on the {dataset} stand-in" if dataset.startswith(STANDIN_PREFIX)
             else f"on the real {get_source(dataset).title}")
     return f"{profile.name} profile, {where}, {data}"

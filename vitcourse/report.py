@@ -101,14 +101,16 @@ def glue_markdown(name: str, text: str) -> GluedText:
     return GluedText(text)
 
 
-def table(frame, kinds: Mapping[str, str], *, caption: str | None = None):
+def table(frame, kinds: Mapping[str, str] | None = None, *, caption: str | None = None):
     """A pandas Styler showing ``frame`` with each column in ``kinds`` formatted by :func:`fmt`.
 
-    Columns not named keep pandas' own display; NaN cells are left empty. The index's names
+    Columns not named keep pandas' own display (``kinds`` may be left out); NaN cells are left
+    empty, and a formatted cell does not wrap between a number and its unit. The index's names
     are shown in the one header row, not on a row of their own: a one-level index's name in the
     corner, a several-level index as the first columns, each label written once for its run of
     rows (as pandas groups them).
     """
+    kinds = dict(kinds or {})
     missing = [column for column in kinds if column not in frame.columns]
     if missing:
         raise KeyError(f"no column {missing[0]!r} in the table; it has {', '.join(map(str, frame.columns))}.")
@@ -128,6 +130,8 @@ def table(frame, kinds: Mapping[str, str], *, caption: str | None = None):
             key = frame[names[: level + 1]].astype(str).agg("\x1f".join, axis=1)
             frame[name] = frame[name].where(key != key.shift(), "")
     styler = frame.style.format({column: formatter(kind) for column, kind in kinds.items()})
+    if kinds:  # a number and its unit on one line: "53.9 %" never wraps inside its cell
+        styler = styler.set_properties(subset=list(kinds), **{"white-space": "nowrap"})
     if as_columns:
         styler = styler.hide(axis="index")
     return styler.set_caption(caption) if caption else styler

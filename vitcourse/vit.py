@@ -138,8 +138,8 @@ def attend(
 
     * ``return_weights=True``, for pictures of where each token looks;
     * a CPU under bf16 autocast: the fused CPU kernel has no fast bf16 path for short
-      sequences (a training step of the first ViT took several times longer with it),
-      while the two step-by-step products run on the CPU's bf16 units.
+      sequences, while the two step-by-step products are plain bf16 matrix products,
+      which run on bf16 units where the CPU has them.
 
     The softmax always runs in (at least) float32. CPU autocast would leave it in bf16,
     where PyTorch's kernel for short rows is both coarser and slower than the float32

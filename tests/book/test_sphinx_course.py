@@ -235,3 +235,23 @@ def test_a_stand_in_page_names_only_its_own_real_data_set():
 def test_a_build_without_stand_ins_has_no_announcement():
     bars = _announcements({"book/05_first_vit": [REAL_FASHION], "book/intro": []})
     assert bars == {"book/05_first_vit": None, "book/intro": None}
+
+
+def test_the_reference_list_is_labelled_and_sorted_as_the_citations_read():
+    from pybtex.database import parse_string
+    from pybtex.plugin import find_plugin
+
+    sphinx_course._register_reference_style()
+    bib = parse_string(r"""
+        @misc{repo, title = {Code}, author = {{microsoft}}, year = {2021}}
+        @misc{paper, title = {P}, author = {Liu, Ze and Lin, Yutong and Cao, Yue}, year = {2021}}
+        @misc{two, title = {T}, author = {Abnar, Samira and Zuidema, Willem}, year = {2020}}
+        @misc{one, title = {O}, author = {J{\'e}gou, Herv{\'e}}, year = {2019}}
+        @misc{same, title = {Q}, author = {Liu, Ze and Lin, Yutong and Hu, Han}, year = {2021}}
+    """, "bibtex")
+    style = find_plugin("pybtex.style.formatting", "course")()
+    labels = [(entry.key, entry.label) for entry in style.format_entries(bib.entries.values())]
+    assert labels == [("two", "Abnar and Zuidema, 2020"), ("one", "Jégou, 2019"),
+                      ("paper", "Liu et al., 2021"), ("same", "Liu et al., 2021b"),
+                      ("repo", "microsoft, 2021")]
+    assert "bibtex_default_style: course" in (ROOT / "_config.yml").read_text()

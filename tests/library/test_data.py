@@ -792,9 +792,9 @@ def test_the_status_table_says_where_each_data_set_is_and_who_uses_it(fashion_fo
     monkeypatch.setenv("HOME", str(fashion_folder.parents[1]))  # the data folder is ~/data
     table = tables.data_status_table()
     assert table.index.name == "data set" and list(table.index) == ["fashion-mnist", "cifar10"]
-    assert list(table.columns) == ["found in", "official files", "chapters will use"]
+    assert list(table.columns) == ["found in", "official files", "used by"]
     assert table.loc["fashion-mnist"].tolist() == [
-        "~/data/fashion-mnist", "yes", "chapters 4, 5 and assignment 2"]
+        "~/data/fashion-mnist", "yes", "chapters 4 and 5, assignment 2"]
     assert table.loc["cifar10"].tolist() == ["not found", "–", "chapters 6, 7, 8 and 9"]
 
 
@@ -806,7 +806,7 @@ def test_the_status_table_flags_files_that_are_not_the_official_ones(fashion_fol
 
 
 @pytest.mark.parametrize("used, words", [
-    (((4, 5), (2,)), "chapters 4, 5 and assignment 2"),
+    (((4, 5), (2,)), "chapters 4 and 5, assignment 2"),
     (((6, 7, 8, 9), ()), "chapters 6, 7, 8 and 9"),
     (((3,), ()), "chapter 3"),
     (((), (1, 3)), "assignments 1 and 3"),

@@ -170,7 +170,7 @@ def test_deit_sizes_match_the_published_5_22_86_million():
         assert built == distilled_param_count(config)
         assert zoo <= param_count(config) / 1e6 < zoo + 1       # the zoo cuts 5.72 M to "5 M"
         assert round(built / 1e6) == zoo_distilled
-    assert size_table().loc["DeiT-B", "distilled params"] == 87_338_192
+    assert size_table().loc["B", "distilled params"] == 87_338_192
 
 
 def test_starts_from_the_plain_vits_weights_for_the_same_seed():
@@ -467,3 +467,23 @@ def test_distillation_runs_are_soft_in_quick_and_hard_in_full():
             assert settings["mode"] == name
             loss = distillation_loss(*tensors(), **settings)
             assert torch.isfinite(loss) and loss > 0
+
+
+def test_chapter_8_scores_on_test_images_that_chose_nothing():
+    """The quick budget was chosen on the stand-in's first test images; the students are scored
+    on the ones after them, drawn from the same generator, writable like any data set's arrays."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    from vitcourse.data.synthetic import synthetic_split
+    from vitcourse.deit import BUDGET_TRIAL_TEST, unchosen_test_images
+
+    standin = SimpleNamespace(name="synthetic-cifar", synthetic=True)
+    x, y = unchosen_test_images(standin, n=1_000)
+    first_x, first_y = synthetic_split("synthetic-cifar", "test", BUDGET_TRIAL_TEST + 1_000)
+    assert x.shape == (1_000, 32, 32, 3) and x.flags.writeable and y.flags.writeable
+    assert np.array_equal(x, first_x[BUDGET_TRIAL_TEST:]) and np.array_equal(y, first_y[BUDGET_TRIAL_TEST:])
+    assert not np.array_equal(x, first_x[:1_000])          # not the images the budget was chosen on
+    real = SimpleNamespace(name="cifar10", synthetic=False, x_test=first_x[:2_500], y_test=first_y[:2_500])
+    with pytest.raises(ValueError, match="cifar10 has 2,500 test images; 4,000 are needed"):
+        unchosen_test_images(real)

@@ -30,7 +30,8 @@ def test_first_vit_has_the_course_parameter_count(model):
     assert count_parameters(model) == 42_506
     table = parameter_table(model)
     assert table["params"].sum() == 42_506
-    assert table.loc["(model)", "shapes"] == "49×64"          # the position table
+    assert table.loc["positions", "shapes"] == "49×64"        # the position table
+    assert table.loc["positions", "type"] == "Parameter"
     assert table.loc["encoder.attention.qkv", "params"] == 12_480
 
 

@@ -212,5 +212,8 @@ def test_run_words_say_the_run_label_as_prose():
     assert run_words("fashion-mnist", "cpu", quick) == "quick profile, on the CPU, on the real Fashion-MNIST"
     assert run_words("cifar10", "cuda", Profile("full", "test")) == \
         "full profile, on a CUDA GPU, on the real CIFAR-10"
-    from vitcourse.profile import device_words
+    from vitcourse.data.loaders import REAL_OF
+    from vitcourse.profile import STANDIN_PREFIX, device_words
+    assert all(name.startswith(STANDIN_PREFIX) for name in REAL_OF)  # run_words tells them apart so
+    assert not any(name.startswith(STANDIN_PREFIX) for name in REAL_OF.values())
     assert device_words("cpu") == "on the CPU" and device_words(torch.device("cuda", 0)) == "on a CUDA GPU"

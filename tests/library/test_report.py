@@ -121,3 +121,12 @@ def test_how_many_says_counts_as_a_reader_would():
     assert how_many(1, 1, "head") == "the one head"
     with pytest.raises(ValueError, match="0 <= count <= total"):
         how_many(3, 2, "head")
+
+
+def test_formatted_cells_keep_number_and_unit_on_one_line_and_kinds_may_be_left_out():
+    frame = pd.DataFrame({"accuracy": [0.539], "note": ["a long note that may wrap"]})
+    html = table(frame, {"accuracy": "acc"}).to_html()
+    rules = html.split("</style>")[0]
+    assert "white-space: nowrap" in rules and html.count("white-space") == 1  # the formatted column only
+    assert ">53.9 %<" in html
+    assert ">a long note that may wrap<" in table(frame).to_html()

@@ -64,10 +64,10 @@ def test_a_difference_is_clear_beyond_clear_se_standard_errors():
 
 @pytest.mark.parametrize("gain, se, said", [
     (0.012, 0.004, "(b) − (a) = +1.2 ± 0.4 points (paired), more than two standard errors above zero."),
-    (-0.012, 0.004, "(b) − (a) = -1.2 ± 0.4 points (paired), more than two standard errors below zero."),
+    (-0.012, 0.004, "(b) − (a) = −1.2 ± 0.4 points (paired), more than two standard errors below zero."),
     (0.008, 0.004, "(b) − (a) = +0.8 ± 0.4 points (paired), within two standard errors of zero: "
                    "this run cannot tell whether the loss helps."),
-    (-0.003, 0.004, "(b) − (a) = -0.3 ± 0.4 points (paired), within two standard errors of zero: "
+    (-0.003, 0.004, "(b) − (a) = −0.3 ± 0.4 points (paired), within two standard errors of zero: "
                     "this run cannot tell whether the loss helps."),
 ])
 def test_paired_sentence_says_what_the_run_shows_either_way(gain, se, said):

@@ -7,7 +7,7 @@ then a string ``split`` column naming the training fold the row belongs to (``fo
 the pixels, so every row has 785 values instead of 784.
 
 :func:`data_status_table` is the setup check's table of the real data sets: where each was
-found, whether its files are the official ones, and which chapters and assignments will use it.
+found, whether its files are the official ones, and which chapters and assignments use it.
 """
 
 from __future__ import annotations
@@ -135,23 +135,24 @@ USED_BY: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
     "fashion-mnist": ((4, 5), (2,)),
     "cifar10": ((6, 7, 8, 9), ()),
 }
-STATUS_COLUMNS = ("data set", "found in", "official files", "chapters will use")
+STATUS_COLUMNS = ("data set", "found in", "official files", "used by")
 OFFICIAL = {True: "yes", False: "NO", None: "–"}
 
 
 def used_by(key: str) -> str:
-    """Which chapters and assignments will use data set ``key``, in words, e.g.
-    ``"chapters 4, 5 and assignment 2"``."""
+    """Which chapters and assignments use data set ``key``, in words, e.g.
+    ``"chapters 4 and 5, assignment 2"``: each group's numbers joined with "and", the groups
+    with a comma."""
     if key not in USED_BY:
         raise KeyError(f"no entry for data set {key!r} in vitcourse.data.tables.USED_BY "
                        f"(it has {', '.join(sorted(USED_BY))}): add the chapters that load it")
-    items = []
+    groups = []
     for word, numbers in zip(("chapter", "assignment"), USED_BY[key]):
         if numbers:
-            items += [f"{word}{'s' if len(numbers) > 1 else ''} {numbers[0]}", *map(str, numbers[1:])]
-    if not items:
-        return "none"
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+            names = list(map(str, numbers))
+            listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+            groups.append(f"{word}{'s' if len(numbers) > 1 else ''} {listed}")
+    return ", ".join(groups) or "none"
 
 
 def _home_relative(folder: Path | None) -> str:
@@ -162,7 +163,7 @@ def _home_relative(folder: Path | None) -> str:
 def data_status_table(root: str | os.PathLike | None = None) -> pd.DataFrame:
     """One row per real data set (index ``data set``): the folder it was found in, whether its
     files are the official ones (``yes``/``NO``; ``–`` when not found) and which chapters and
-    assignments will use it. Nothing is downloaded."""
+    assignments use it. Nothing is downloaded."""
     rows = []
     for source in SOURCES.values():
         status = data_status(source, root)
