@@ -718,7 +718,7 @@ def learned_token_similarity(model: DistilledViT) -> float:
 
 def locality_ratio(weights: torch.Tensor, grid: int, special_tokens: int = 1) -> float:
     """How much more attention a patch pays to its grid neighbours than to patches
-    further away.
+    farther away.
 
     weights (B, heads, T, T): one block's attention, T = special_tokens + grid², the
     patches in raster order after the special tokens. Returns the mean weight from a

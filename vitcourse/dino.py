@@ -809,7 +809,8 @@ def from_official_state_dict(state: dict, model: VisionTransformer) -> dict:
             f"this state dict does not fit a DINO ViT with dim={c.dim}, "
             f"depth={c.depth}, patch={c.patch_size}, image={c.image_size}: "
             + "; ".join(problems[:8])
-            + ". Check the file and the arch (S/16 or S/8)"
+            + (" " if problems[:8][-1].endswith("…") else ". ")
+            + "Check the file and the arch (S/16 or S/8)"
         )
     return {course: state[official] for official, course in key_map.items()}
 
@@ -817,8 +818,10 @@ def from_official_state_dict(state: dict, model: VisionTransformer) -> dict:
 def _layout_problems(state: dict, key_map: dict[str, str], ours: dict) -> list[str]:
     """What keeps ``state`` from loading through ``key_map`` into a model whose state dict is
     ``ours``: its missing keys, its unexpected keys, and every shape that differs."""
-    missing = sorted(set(key_map) - set(state))
-    extra = sorted(set(state) - set(key_map))
+    def in_order(keys):  # blocks.2 before blocks.10, as a reader counts
+        return sorted(keys, key=lambda k: [int(p) if p.isdigit() else p for p in k.split(".")])
+
+    missing, extra = in_order(set(key_map) - set(state)), in_order(set(state) - set(key_map))
     problems = []
     for what, keys in (("missing", missing), ("unexpected", extra)):
         if keys:

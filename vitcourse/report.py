@@ -22,7 +22,9 @@ nats, a hand-worked loss, a momentum like 0.996).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
+from decimal import ROUND_HALF_UP, Decimal
 
 MINUS = "\u2212"  # −, the minus sign: a hyphen is shorter and sits lower than the plus beside it
 
@@ -63,8 +65,10 @@ def fmt(value, kind: str) -> str:
         if number != round(number):
             raise ValueError(f"a count must be a whole number, got {value!r}.")
         return FORMATS[kind].format(int(round(number))).replace("-", MINUS, 1)
-    if kind in ("acc", "pct", "pct0", "points"):
-        number *= 100
+    exact = Decimal(number) * (100 if kind in ("acc", "pct", "pct0", "points") else 1)
+    places = int(re.search(r"\.(\d)f", FORMATS[kind])[1])
+    # halves round up, as a reader rounds 4/64 = 6.25 % to 6.3 %: the float's exact value decides
+    number = float(exact.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP))
     text = FORMATS[kind].format(number)
     if text.lstrip("-+").strip("0.,×% ") == "":  # rounds to zero: no sign of its own
         return text.replace("-", "+") if kind == "points" else text.lstrip("-")

@@ -476,3 +476,17 @@ def test_command_line_refuses_a_knn_size_that_is_no_count(given, capsys):
     with pytest.raises(SystemExit):
         _parse_args(["--knn-bank", given])
     assert f"--knn-bank: wants a whole number of images, at least 1; got '{given}'" in capsys.readouterr().err
+
+
+def test_a_checkpoint_missing_blocks_is_refused_with_its_keys_in_block_order():
+    from vitcourse.dino import from_official_state_dict, make_backbone, official_dino_config
+    from vitcourse.dino import random_official_state_dict
+
+    model = make_backbone(official_dino_config("S/16"))
+    state = {k: v for k, v in random_official_state_dict("S/16").items()
+             if not any(k.startswith(f"blocks.{i}.") for i in range(2, 12))}
+    with pytest.raises(ValueError) as caught:
+        from_official_state_dict(state, model)
+    message = str(caught.value)
+    assert "missing 120 key(s): blocks.2.attn." in message   # blocks.2 first, not blocks.10
+    assert "…. " not in message and message.endswith("… Check the file and the arch (S/16 or S/8)")

@@ -65,7 +65,9 @@ def test_a_glue_call_ending_a_cell_shows_nothing_there():
 
 def test_pct0_is_whole_percent_for_set_values():
     assert fmt(0.6, "pct0") == "60 %"
-    assert fmt(0.125, "pct0") == "12 %"  # Python rounds half to even, like every other kind
+    assert fmt(0.125, "pct0") == "13 %"  # an exact half rounds up, as a reader rounds it
+    assert fmt(4 / 64, "pct") == "6.3 %" and fmt(0.0345, "pct") == "3.5 %"
+    assert fmt(0.73249999, "loss") == "0.732"  # the stored value decides, not its nearest decimal
 
 
 def test_a_tables_index_name_sits_in_the_header_row_not_on_a_row_of_its_own():
